@@ -1,0 +1,60 @@
+/* The effective configuration: command line (and, later, kvmserver.toml) reduced to plain data.
+ * Every layer below reads this; nothing below writes it. */
+#ifndef KVMS_CONFIG_H
+#define KVMS_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum subcommand { SUBCMD_NONE, SUBCMD_RUN, SUBCMD_STORAGE, SUBCMD_SNAPSHOT, SUBCMD_SNAPRUN };
+
+struct str_list {          /* a growable list of owned strings */
+    char **items;
+    size_t count;
+};
+
+struct config {
+    enum subcommand subcommand;
+    const char *config_file;       /* -c/--config; NULL = ./kvmserver.toml if present */
+    bool print_config;
+    const char *cwd;               /* --cwd; NULL = current directory */
+    struct str_list env;           /* --env K=V, in order */
+    unsigned threads;              /* -t; 0 = CPU count */
+    bool ephemeral;                /* -e */
+    unsigned warmup;               /* -w */
+    bool verbose, verbose_syscalls, verbose_mmap_syscalls, verbose_thread_syscalls,
+         verbose_pagetables;
+
+    bool allow_all;
+    bool allow_read_set, allow_write_set, allow_env_set;  /* flag given at all */
+    struct str_list allow_read;    /* bare flag = {"/"} */
+    struct str_list allow_write;   /* bare flag = {"/"} */
+    struct str_list allow_env;     /* bare flag = {"*"}; entries may end in '*' (prefix) */
+    bool allow_net_set, allow_connect_set, allow_listen_set;
+    struct str_list allow_net, allow_connect, allow_listen;   /* empty = any address */
+    struct str_list volumes;       /* HOST:GUEST[:r|rw] */
+
+    double max_boot_time;          /* seconds, default 20 */
+    double max_request_time;       /* seconds, default 8 */
+    uint64_t max_main_memory;      /* MiB, default 8192 */
+    uint64_t max_address_space;    /* MiB, default 122880 */
+    uint64_t max_request_memory;   /* MiB, default 128 */
+    uint64_t limit_request_memory; /* MiB, default 128 */
+    uint64_t shared_memory;        /* MiB, default 0 */
+    uint64_t heap_address_hint;    /* MiB, default 256 */
+    uint64_t hugepage_arena_size, hugepage_requests_arena;   /* MiB, default 0 */
+    bool no_executable_heap, no_mmap_backed_files, hugepages, no_split_hugepages,
+         transparent_hugepages, no_ephemeral_keep_working_memory;
+
+    /* run subcommand */
+    uint64_t dylink_address_hint;  /* MiB, default 2 */
+    struct str_list remappings;    /* VIRT:SIZE[:PHYS][:rwx] */
+    const char *snapshot_output;   /* snapshot -o FILE */
+    bool one_to_one;               /* storage --1-to-1 */
+
+    const char *program;           /* PROGRAM (or the snapshot file for snaprun) */
+    char **program_argv;           /* PROGRAM ARGS..., NULL-terminated (argv[0] = PROGRAM) */
+    int program_argc;
+};
+
+#endif

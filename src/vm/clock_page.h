@@ -1,0 +1,22 @@
+/* The clock page: published by the host at CLOCK_PAGE_ADDR (read-only to the guest) so the
+ * vDSO answers clock_gettime/gettimeofday/time without leaving the guest.
+ *   ns(clock) = base_ns[clock] + (((rdtsc() - tsc_base) * mult) >> shift)
+ * The host only rewrites it while the vCPU is stopped, but bumps `seq` (odd while writing)
+ * so a reader on another CPU (a future shared transport) can retry. */
+#ifndef KVMS_CLOCK_PAGE_H
+#define KVMS_CLOCK_PAGE_H
+#include <stdint.h>
+
+enum { CLOCK_PAGE_REALTIME = 0, CLOCK_PAGE_MONOTONIC = 1, CLOCK_PAGE_BOOTTIME = 2,
+       CLOCK_PAGE_NCLOCKS = 3 };
+
+struct clock_page {
+    volatile uint32_t seq;
+    uint32_t shift;
+    uint64_t mult;
+    uint64_t tsc_base;                        /* guest TSC at the moment the bases were taken */
+    uint64_t base_ns[CLOCK_PAGE_NCLOCKS];
+    uint64_t resolution_ns;                   /* what clock_getres reports */
+};
+
+#endif

@@ -1,0 +1,36 @@
+/* Guest-physical (= guest-virtual) layout of the system area every VM has.
+ * Shared by C and by the guest stubs (assembler), so only #defines here. */
+#ifndef KVMS_LAYOUT_H
+#define KVMS_LAYOUT_H
+
+#define GUEST_PAGE_SIZE     0x1000
+
+/* 0x0000: never mapped, so NULL dereferences fault. */
+#define GDT_ADDR            0x1000  /* GDT, then the TSS at +0x80: supervisor RW */
+#define TSS_ADDR            0x1080
+#define IDT_ADDR            0x2000  /* 256 gates: supervisor read-only */
+#define KCODE_ADDR          0x3000  /* ring-0 code: boot iretq, exception stubs, hw syscall entry */
+#define UENTRY_ADDR         0x4000  /* user-executable read-only syscall entry (kvm_pvm) */
+#define CLOCK_PAGE_ADDR     0x5000  /* host-published clock data: user read-only */
+#define VDSO_ADDR           0x6000  /* vDSO image, up to VDSO_MAX_SIZE: user read-only, executable */
+#define VDSO_MAX_SIZE       0x2000
+#define KSTACK_ADDR         0x8000  /* ring-0 stack (TSS.RSP0): supervisor RW */
+#define KSTACK_SIZE         0x2000
+#define SYSCALL_MMIO_ADDR   0xa000  /* virtual page mapped to a guest-physical address with no
+                                     * memslot: a store there is a KVM_EXIT_MMIO (kvm_pvm syscalls) */
+#define SYSTEM_AREA_END     0x10000
+
+/* I/O ports used by ring-0 stubs. User mode runs with IOPL 0, so it cannot forge these. */
+#define PORT_SYSCALL        0x10    /* hardware flavour: syscall entry */
+#define PORT_PROBE          0x11    /* platform self-test */
+#define PORT_EXCEPTION_BASE 0x80    /* + vector (0..31) */
+
+/* Segment selectors: Linux's layout, so STAR matches the host's. */
+#define SEL_KCODE   0x10
+#define SEL_KDATA   0x18
+#define SEL_UCODE32 0x23
+#define SEL_UDATA   0x2b
+#define SEL_UCODE   0x33
+#define SEL_TSS     0x40
+
+#endif
