@@ -1,0 +1,65 @@
+/* Guest code that is ours, copied by the host into the VM's system area.
+ * Two blobs: ring-0 code (KCODE_ADDR, supervisor-only) and the user-mode syscall entry
+ * (UENTRY_ADDR, user read+execute). Both are position independent: only relative jumps
+ * within a blob, and absolute addresses that are layout constants. */
+#include "vm/layout.h"
+
+    .section .rodata.kvms_guest, "a"
+    .code64
+
+/* ---- ring-0 page ------------------------------------------------------------------- */
+    .balign 16
+    .globl kvms_kcode_start, kvms_kcode_end, kvms_kcode_iret, kvms_kcode_hw_syscall
+    .globl kvms_kcode_vectors
+kvms_kcode_start:
+kvms_kcode_iret:
+    /* The host starts the vCPU here in ring 0 with RSP at an iret frame: enter user mode. */
+    iretq
+
+    .balign 16
+kvms_kcode_hw_syscall:
+    /* Hardware KVM: `syscall` lands here in ring 0 on the user's stack. Report to the host
+     * (RAX = number, arguments in registers); the host puts the result in RAX and has
+     * checked that RCX is canonical, so sysretq cannot fault in ring 0. */
+    outb %al, $PORT_SYSCALL
+    sysretq
+
+/* Exception stubs, 16 bytes apart, vector n at kvms_kcode_vectors + 16*n. Each reports the
+ * vector through its own port; the host reads the frame from the ring-0 stack. If the host
+ * resolves the fault it resumes here and the stub drops the error code and returns. */
+    .balign 16
+kvms_kcode_vectors:
+    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .balign 16
+    outb %al, $(PORT_EXCEPTION_BASE + \vec)
+    .if (\vec == 8) || (\vec >= 10 && \vec <= 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
+    add $8, %rsp
+    .endif
+    iretq
+    .endr
+kvms_kcode_end:
+
+/* ---- user-mode entry page (kvm_pvm) ------------------------------------------------- */
+    .balign 16
+    .globl kvms_uentry_start, kvms_uentry_end, kvms_uentry_probe
+kvms_uentry_start:
+    /* kvm_pvm: `syscall` jumps here and stays in ring 3. The store below targets a page
+     * with no memory behind it, so it exits to the host (KVM_EXIT_MMIO) with RIP already
+     * past it; the host leaves the result in RAX. Then return as sysret would: restore
+     * RFLAGS from R11 (below the red zone, which must survive) and jump to RCX. */
+    movl %eax, SYSCALL_MMIO_ADDR
+    lea -128(%rsp), %rsp
+    push %r11
+    popfq
+    lea 128(%rsp), %rsp
+    jmp *%rcx
+
+    .balign 16
+kvms_uentry_probe:
+    /* Platform self-test: entered in ring 3 with LSTAR pointing at kvms_uentry_start.
+     * Whether the store above then runs in ring 0 or ring 3 tells which flavour this is. */
+    syscall
+    ud2
+kvms_uentry_end:
+
+    .section .note.GNU-stack, "", @progbits

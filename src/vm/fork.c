@@ -1,0 +1,176 @@
+/* Freeze, fork and reset (see fork.h). */
+#include "vm/fork.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm/clock.h"
+#include "vm/cpu_state.h"
+#include "vm/kvm.h"
+#include "vm/layout.h"
+#include "vm/platform.h"
+#include "vm/vm.h"
+
+#define PAGE 4096ull
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "kvmserver: %s: %s\n", what, strerror(errno));
+    return -1;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE };
+
+int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
+{
+    memset(snap, 0, sizeof *snap);
+    snap->master = master;
+    snap->regs = master->run->s.regs.regs;
+    snap->pt = master->pt;
+    if (ioctl(master->vcpu_fd, KVM_GET_SREGS, &snap->sregs) < 0)
+        return fail("freeze: KVM_GET_SREGS");
+    if (ioctl(master->vcpu_fd, KVM_GET_XCRS, &snap->xcrs) < 0)
+        return fail("freeze: KVM_GET_XCRS");
+    /* The XSAVE area can outgrow struct kvm_xsave (AMX); KVM_CAP_XSAVE2 gives its size. */
+    int size = ioctl(kvm_device(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+    snap->xsave_ioctl = size > (int)sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+    if (size < (int)sizeof(struct kvm_xsave))
+        size = sizeof(struct kvm_xsave);
+    snap->xsave = calloc(1, (size_t)size);
+    if (!snap->xsave || ioctl(master->vcpu_fd, snap->xsave_ioctl, snap->xsave) < 0)
+        return fail("freeze: KVM_GET_XSAVE");
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[3];
+    } m = { .hdr.nmsrs = 3 };
+    for (unsigned i = 0; i < 3; i++)
+        m.e[i].index = saved_msrs[i];
+    if (ioctl(master->vcpu_fd, KVM_GET_MSRS, &m) != 3)
+        return fail("freeze: KVM_GET_MSRS");
+    snap->fs_base = m.e[0].data;
+    snap->gs_base = m.e[1].data;
+    snap->kernel_gs_base = m.e[2].data;
+    return 0;
+}
+
+void vm_snapshot_free(struct vm_snapshot *snap)
+{
+    free(snap->xsave);
+    snap->xsave = NULL;
+}
+
+/* Registers, FPU and thread pointers as they were at the freeze. */
+static int restore_cpu(struct vm *child, const struct vm_snapshot *snap, bool sregs)
+{
+    if (sregs && ioctl(child->vcpu_fd, KVM_SET_SREGS, &snap->sregs) < 0)
+        return fail("KVM_SET_SREGS");
+    if (ioctl(child->vcpu_fd, KVM_SET_XSAVE, snap->xsave) < 0)
+        return fail("KVM_SET_XSAVE");
+    uint64_t values[] = { snap->fs_base, snap->gs_base, snap->kernel_gs_base };
+    if (vm_set_msrs(child, saved_msrs, values, 3))
+        return fail("KVM_SET_MSRS");
+    child->run->s.regs.regs = snap->regs;
+    child->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    return 0;
+}
+
+int vm_fork(struct vm *child, const struct vm_snapshot *snap)
+{
+    const struct vm *m = snap->master;
+    *child = (struct vm){ .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1, .verbose = m->verbose,
+                          .plat = m->plat, .mem_size = m->mem_size, .user_end = m->user_end,
+                          .origin = snap };
+    if (ws_init(&child->ws, m->mem_size))
+        return fail("fork: working set");
+    child->vm_fd = ioctl(kvm_device(), KVM_CREATE_VM, 0);
+    if (child->vm_fd < 0) {
+        fail("fork: KVM_CREATE_VM");
+        goto err;
+    }
+    void *mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                     m->mem_fd, 0);
+    if (mem == MAP_FAILED) {
+        fail("fork: cannot map the frozen memory");
+        goto err;
+    }
+    child->mem = mem;
+    struct kvm_userspace_memory_region slot = {
+        .slot = 0, .memory_size = m->mem_size, .userspace_addr = (uintptr_t)mem };
+    if (ioctl(child->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+        fail("fork: KVM_SET_USER_MEMORY_REGION");
+        goto err;
+    }
+    child->pt = snap->pt;
+    child->pt.mem = child->mem;
+    /* No vCPU has walked these tables yet, so clearing D bits is seen: from now on a D bit
+     * means "written by this fork". */
+    pt_scan_dirty(&child->pt, true, NULL, NULL);
+    child->pt.track = &child->ws;
+    if (vm_create_vcpu(child))
+        goto err;
+    uint32_t idx[] = { MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK };
+    uint64_t val[] = { ((uint64_t)(SEL_UCODE32 - 3) << 48) | ((uint64_t)SEL_KCODE << 32),
+                       child->plat->syscall_entry, 0, SYSCALL_FLAG_MASK };
+    if (vm_set_msrs(child, idx, val, 4)) {
+        fail("fork: KVM_SET_MSRS");
+        goto err;
+    }
+    if (ioctl(child->vcpu_fd, KVM_SET_XCRS, &snap->xcrs) < 0) {
+        fail("fork: KVM_SET_XCRS");
+        goto err;
+    }
+    if (restore_cpu(child, snap, true))
+        goto err;
+    /* The host rewrites the clock page at every exit: always part of the working set. */
+    ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+    clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
+    return 0;
+err:
+    vm_destroy(child);
+    return -1;
+}
+
+static void add_dirty(void *ctx, uint64_t frame)
+{
+    struct vm *child = ctx;
+    child->ws_new += ws_add_range(&child->ws, frame, PAGE);
+}
+
+int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
+{
+    const struct vm_snapshot *snap = child->origin;
+    uint64_t start = now_ns();
+    child->ws_new = 0;
+    pt_scan_dirty(&child->pt, false, add_dirty, child);
+    const uint8_t *frozen = snap->master->mem;
+    for (size_t i = 0; i < child->ws.count; i++) {
+        uint64_t page = child->ws.pages[i];
+        memcpy(child->mem + page, frozen + page, PAGE);
+    }
+    child->pt = snap->pt;
+    child->pt.mem = child->mem;
+    child->pt.track = &child->ws;
+    if (restore_cpu(child, snap, cpu_anywhere))
+        return -1;
+    clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
+    child->deadline_ns = 0;
+    if (stats) {
+        stats->pages_restored = child->ws.count;
+        stats->pages_new = child->ws_new;
+        stats->ns = now_ns() - start;
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* Freezing a VM and forking request VMs from it; resetting a fork to the frozen state.
+ * The frozen master's memory lives in a memfd that nobody writes again; a fork maps it
+ * MAP_PRIVATE, so the host kernel does the copy-on-write. A fork's D bits are cleared before
+ * it first runs, so from then on a set D bit marks a page it wrote: its working set, which
+ * every reset copies back from the master (see facts: "reset by keeping the working set"). */
+#ifndef KVMS_FORK_H
+#define KVMS_FORK_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include "vm/paging.h"
+
+struct vm;
+
+struct vm_snapshot {
+    struct vm *master;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_xcrs xcrs;
+    struct kvm_xsave *xsave;
+    unsigned xsave_ioctl;         /* KVM_GET_XSAVE or KVM_GET_XSAVE2 */
+    uint64_t fs_base, gs_base, kernel_gs_base;
+    struct paging pt;             /* page-table pool state at the freeze */
+};
+
+struct vm_reset_stats {
+    size_t pages_restored;        /* working-set pages copied back */
+    size_t pages_new;             /* of which first written in this request */
+    uint64_t ns;                  /* time the reset took */
+};
+
+/* Captures the stopped master's CPU state. The master must not run again. */
+int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master);
+void vm_snapshot_free(struct vm_snapshot *snap);
+
+/* Creates a request VM that starts exactly where the master stopped. */
+int vm_fork(struct vm *child, const struct vm_snapshot *snap);
+
+/* Brings a fork back to the frozen state. `cpu_anywhere`: the fork stopped somewhere other
+ * than a system call (a crash, a timeout), so its segment state is restored too. */
+int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats);
+
+#endif

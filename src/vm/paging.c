@@ -1,0 +1,179 @@
+/* Host-built 4-level page tables (see paging.h). */
+#include "vm/paging.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "vm/working_set.h"
+
+#define PAGE 4096ull
+#define LEVELS 4
+
+static unsigned index_at(uint64_t va, int level)   /* level 3 = PML4 ... 0 = PT */
+{
+    return (unsigned)((va >> (12 + 9 * level)) & 511);
+}
+
+static bool canonical_user(uint64_t va)
+{
+    return va < (1ull << 47);
+}
+
+/* A table at guest-physical `pa`, or NULL if it does not lie inside memory. */
+static uint64_t *table_at(const struct paging *pt, uint64_t pa)
+{
+    if (pa % PAGE || pa >= pt->mem_size || pt->mem_size - pa < PAGE)
+        return NULL;
+    return (uint64_t *)(pt->mem + pa);
+}
+
+/* Records that the host changed the table entry at `entry` (a fork must undo it on reset). */
+static void note_edit(struct paging *pt, const uint64_t *entry)
+{
+    if (pt->track)
+        ws_add_range(pt->track, (uint64_t)((const uint8_t *)entry - pt->mem), sizeof *entry);
+}
+
+static uint64_t alloc_table(struct paging *pt)
+{
+    if (pt->pool_next >= pt->pool_end)
+        return 0;
+    uint64_t pa = pt->pool_next;
+    pt->pool_next += PAGE;
+    memset(pt->mem + pa, 0, PAGE);
+    note_edit(pt, (uint64_t *)(pt->mem + pa));
+    return pa;
+}
+
+int pt_init(struct paging *pt, uint8_t *mem, uint64_t mem_size,
+            uint64_t pool_start, uint64_t pool_end)
+{
+    if (pool_start % PAGE || pool_end % PAGE || pool_start >= pool_end || pool_end > mem_size)
+        return -EINVAL;
+    *pt = (struct paging){ .mem = mem, .mem_size = mem_size,
+                           .pool_next = pool_start, .pool_end = pool_end };
+    pt->root = alloc_table(pt);
+    return pt->root ? 0 : -ENOMEM;
+}
+
+/* The leaf slot for va, creating intermediate tables when `create`. Intermediate entries
+ * grant everything (P|W|U, A set so forks only ever change D bits); leaves decide. */
+static uint64_t *leaf_slot(struct paging *pt, uint64_t va, bool create)
+{
+    uint64_t *table = table_at(pt, pt->root);
+    for (int level = LEVELS - 1; level > 0 && table; level--) {
+        uint64_t *e = &table[index_at(va, level)];
+        if (!(*e & PTE_P)) {
+            if (!create)
+                return NULL;
+            uint64_t pa = alloc_table(pt);
+            if (!pa)
+                return NULL;
+            *e = pa | PTE_P | PTE_W | PTE_U | PTE_A;
+            note_edit(pt, e);
+        }
+        if (*e & PTE_PS)
+            return NULL;        /* we never build large pages */
+        table = table_at(pt, *e & PTE_ADDR_MASK);
+    }
+    return table ? &table[index_at(va, 0)] : NULL;
+}
+
+static int check_range(uint64_t va, uint64_t len)
+{
+    if (va % PAGE || len % PAGE || va + len < va || !canonical_user(va + len - (len ? 1 : 0)))
+        return -EINVAL;
+    return 0;
+}
+
+int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t flags)
+{
+    int err = check_range(va, len);
+    if (err)
+        return err;
+    if (pa % PAGE || pa + len < pa || pa + len > pt->mem_size)
+        return -EINVAL;
+    flags &= PTE_W | PTE_U | PTE_NX;
+    for (uint64_t off = 0; off < len; off += PAGE) {
+        uint64_t *slot = leaf_slot(pt, va + off, true);
+        if (!slot)
+            return -ENOMEM;
+        /* Keep a D bit already set: it marks a page written since the image was taken. */
+        *slot = ((pa + off) | flags | PTE_P | PTE_A) | (*slot & PTE_D);
+        note_edit(pt, slot);
+    }
+    return 0;
+}
+
+int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags)
+{
+    if (check_range(va, PAGE) || pa % PAGE || pa < pt->mem_size)
+        return -EINVAL;
+    uint64_t *slot = leaf_slot(pt, va, true);
+    if (!slot)
+        return -ENOMEM;
+    *slot = pa | (flags & (PTE_W | PTE_U | PTE_NX)) | PTE_P | PTE_A;
+    note_edit(pt, slot);
+    return 0;
+}
+
+int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
+{
+    int err = check_range(va, len);
+    if (err)
+        return err;
+    flags &= PTE_W | PTE_U | PTE_NX;
+    for (uint64_t off = 0; off < len; off += PAGE) {
+        uint64_t *slot = leaf_slot(pt, va + off, false);
+        if (slot && (*slot & PTE_P)) {
+            *slot = (*slot & ~(PTE_W | PTE_U | PTE_NX)) | flags;
+            note_edit(pt, slot);
+        }
+    }
+    return 0;
+}
+
+uint64_t pt_lookup(const struct paging *pt, uint64_t va)
+{
+    if (!canonical_user(va))
+        return 0;
+    uint64_t *slot = leaf_slot((struct paging *)pt, va, false);
+    if (!slot || !(*slot & PTE_P))
+        return 0;
+    if ((*slot & PTE_ADDR_MASK) >= pt->mem_size)
+        return 0;
+    return *slot;
+}
+
+static size_t scan_level(struct paging *pt, uint64_t table_pa, int level, bool clear,
+                         void (*fn)(void *ctx, uint64_t frame), void *ctx)
+{
+    uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return 0;
+    size_t visited = 0;
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t e = table[i];
+        if (!(e & PTE_P))
+            continue;
+        if (level > 0) {
+            if (!(e & PTE_PS))
+                visited += scan_level(pt, e & PTE_ADDR_MASK, level - 1, clear, fn, ctx);
+            continue;
+        }
+        visited++;
+        if (!(e & PTE_D))
+            continue;
+        if (clear)
+            table[i] = e & ~PTE_D;
+        else if ((e & PTE_ADDR_MASK) < pt->mem_size)
+            fn(ctx, e & PTE_ADDR_MASK);
+    }
+    return visited;
+}
+
+size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
+                     void *ctx)
+{
+    return scan_level(pt, pt->root, LEVELS - 1, clear, fn, ctx);
+}

@@ -1,0 +1,53 @@
+/* 4-level x86-64 page tables built by the host inside guest memory, in a pool the guest
+ * never maps (the CPU walks them by physical address), so no guest code can edit them.
+ * Entries only ever go from not-present to present or gain rights while a vCPU runs:
+ * under shadow paging the host's other edits are not seen until the mappings are flushed. */
+#ifndef KVMS_PAGING_H
+#define KVMS_PAGING_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PTE_P   (1ull << 0)
+#define PTE_W   (1ull << 1)
+#define PTE_U   (1ull << 2)
+#define PTE_A   (1ull << 5)
+#define PTE_D   (1ull << 6)
+#define PTE_PS  (1ull << 7)
+#define PTE_NX  (1ull << 63)
+#define PTE_ADDR_MASK 0x000ffffffffff000ull
+
+struct working_set;
+
+struct paging {
+    uint8_t *mem;            /* host view of guest-physical memory */
+    uint64_t mem_size;
+    uint64_t root;           /* guest-physical address of the PML4 (CR3) */
+    uint64_t pool_next, pool_end;   /* bump allocator for table pages */
+    struct working_set *track;      /* a fork's: table pages the host edits join it */
+};
+
+/* The pool [pool_start, pool_end) must lie inside memory and be page aligned. */
+int pt_init(struct paging *pt, uint8_t *mem, uint64_t mem_size,
+            uint64_t pool_start, uint64_t pool_end);
+/* Maps [va, va+len) to [pa, pa+len) in 4 KiB pages with flags (PTE_W|PTE_U|PTE_NX);
+ * PTE_P and PTE_A are added. Returns 0, -EINVAL (unaligned, non-canonical) or -ENOMEM
+ * (pool exhausted). */
+int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t flags);
+/* Maps one page at va to a guest-physical address outside memory (no memslot behind it):
+ * accesses there exit to the host as MMIO. */
+int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags);
+/* Changes the flags of present pages in range; absent pages stay absent. */
+int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
+/* The leaf entry for va (4 KiB granularity), or 0 if not present. Every table address read
+ * on the way is bounds-checked. */
+uint64_t pt_lookup(const struct paging *pt, uint64_t va);
+
+/* Calls fn(ctx, frame) for every present leaf whose D bit is set; with `clear`, clears the
+ * D bits instead of reporting (only valid before a vCPU has run on these tables: under
+ * shadow paging a cleared D bit on a live mapping is never set again). Returns the number
+ * of leaves visited. */
+size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
+                     void *ctx);
+
+#endif

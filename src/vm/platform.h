@@ -1,0 +1,32 @@
+/* What differs between KVM flavours, behind one small interface. The engine picks a flavour
+ * once per VM by a self-test (platform_detect) and never asks which one runs.
+ *  - kvm_pvm (our machines): a user `syscall` jumps to LSTAR but stays in ring 3, so the
+ *    entry is a user-executable stub that exits with an MMIO store.
+ *  - hardware VMX/SVM: `syscall` enters ring 0; the entry is a ring-0 stub that exits with
+ *    `out` and returns with `sysretq`. */
+#ifndef KVMS_PLATFORM_H
+#define KVMS_PLATFORM_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+struct vm;
+
+struct platform {
+    const char *name;
+    uint64_t syscall_entry;           /* LSTAR */
+    /* Is this exit a system call? */
+    bool (*is_syscall_exit)(const struct vm *vm, const struct kvm_run *run);
+    /* Before resuming after a system call: false if the return cannot be done safely
+     * (then the guest is treated as crashed). */
+    bool (*can_return)(const struct kvm_regs *regs);
+};
+
+extern const struct platform platform_pvm;
+extern const struct platform platform_hw;
+
+/* Runs the self-test in `vm` (whose system area is set up, LSTAR at the user entry) and
+ * returns the matching flavour, or NULL after printing why. */
+const struct platform *platform_detect(struct vm *vm);
+
+#endif

@@ -1,0 +1,211 @@
+/* The vCPU loop: run until the syscall handler stops us, the guest faults, or time is up.
+ * A periodic per-thread timer signal kicks KVM_RUN so that nothing the guest does (a spin,
+ * a `vmcall` that wedges kvm_pvm) can hold the host thread past its deadline. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vm/clock.h"
+#include "vm/cpu_state.h"
+#include "vm/guest_mem.h"
+#include "vm/layout.h"
+#include "vm/platform.h"
+#include "vm/vm.h"
+
+#define KICK_SIGNAL SIGUSR1
+#define KICK_INTERVAL_NS (50 * 1000 * 1000)
+
+static __thread struct kvm_run *kick_target;
+
+static void on_kick(int sig)
+{
+    (void)sig;
+    /* A kick that lands between two KVM_RUNs must not be lost: make the next one return. */
+    if (kick_target)
+        kick_target->immediate_exit = 1;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int arm_kick_timer(struct vm *vm)
+{
+    struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(KICK_SIGNAL, &sa, NULL) < 0)
+        return -1;
+    struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = KICK_SIGNAL };
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &vm->kick_timer) < 0)
+        return -1;
+    struct itimerspec its = {
+        .it_interval = { 0, KICK_INTERVAL_NS }, .it_value = { 0, KICK_INTERVAL_NS } };
+    if (timer_settime(vm->kick_timer, 0, &its, NULL) < 0)
+        return -1;
+    vm->kick_armed = true;
+    kick_target = vm->run;
+    return 0;
+}
+
+void vm_disarm(struct vm *vm)
+{
+    if (vm->kick_armed) {
+        timer_delete(vm->kick_timer);
+        vm->kick_armed = false;
+    }
+    kick_target = NULL;
+}
+
+struct vector_info { const char *name; int signal; bool has_error; };
+static const struct vector_info vectors[32] = {
+    [0] = { "divide error", SIGFPE, false },       [1] = { "debug trap", SIGTRAP, false },
+    [2] = { "NMI", SIGSEGV, false },                [3] = { "breakpoint", SIGTRAP, false },
+    [4] = { "overflow", SIGSEGV, false },           [5] = { "bound range", SIGSEGV, false },
+    [6] = { "invalid opcode", SIGILL, false },      [7] = { "device not available", SIGFPE, false },
+    [8] = { "double fault", SIGSEGV, true },        [10] = { "invalid TSS", SIGSEGV, true },
+    [11] = { "segment not present", SIGBUS, true }, [12] = { "stack fault", SIGBUS, true },
+    [13] = { "general protection fault", SIGSEGV, true },
+    [14] = { "page fault", SIGSEGV, true },         [16] = { "x87 FP error", SIGFPE, false },
+    [17] = { "alignment check", SIGBUS, true },     [18] = { "machine check", SIGBUS, false },
+    [19] = { "SIMD FP exception", SIGFPE, false },  [21] = { "control protection", SIGSEGV, true },
+};
+
+static enum vm_run_result crash(struct vm *vm, int sig, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum vm_run_result crash(struct vm *vm, int sig, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(vm->crash_report, sizeof vm->crash_report, fmt, ap);
+    va_end(ap);
+    vm->crash_signal = sig;
+    return VM_CRASHED;
+}
+
+static enum vm_run_result exception(struct vm *vm, unsigned vec)
+{
+    const struct vector_info *v = &vectors[vec];
+    const char *name = v->name ? v->name : "reserved exception";
+    int sig = v->signal ? v->signal : SIGSEGV;
+    /* The frame the CPU pushed on the ring-0 stack, which the guest cannot reach. */
+    uint64_t sp = vm->run->s.regs.regs.rsp;
+    uint64_t frame[3] = { 0 };
+    if (sp >= KSTACK_ADDR && sp <= KSTACK_ADDR + KSTACK_SIZE - sizeof frame)
+        memcpy(frame, vm->mem + sp, sizeof frame);
+    uint64_t error = v->has_error ? frame[0] : 0;
+    uint64_t rip = v->has_error ? frame[1] : frame[0];
+    if (vec == 14) {
+        struct kvm_sregs s;
+        uint64_t cr2 = ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) == 0 ? s.cr2 : 0;
+        return crash(vm, sig, "page fault (%s %s) at rip %#llx, address %#llx",
+                     error & 16 ? "instruction fetch," : error & 2 ? "write," : "read,",
+                     error & 1 ? "protection violation" : "page not mapped",
+                     (unsigned long long)rip, (unsigned long long)cr2);
+    }
+    if (v->has_error && error)
+        return crash(vm, sig, "%s (error code %#llx) at rip %#llx", name,
+                     (unsigned long long)error, (unsigned long long)rip);
+    return crash(vm, sig, "%s at rip %#llx", name, (unsigned long long)rip);
+}
+
+/* Is the guest sitting on vmcall/vmmcall? kvm_pvm never returns from those by itself. */
+static bool on_hypercall(struct vm *vm, uint64_t rip)
+{
+    uint8_t insn[3];
+    if (gm_read(vm, insn, rip, sizeof insn))
+        return false;
+    return insn[0] == 0x0f && insn[1] == 0x01 && (insn[2] == 0xc1 || insn[2] == 0xd9);
+}
+
+static enum vm_run_result syscall_exit(struct vm *vm, bool *stop)
+{
+    struct kvm_regs *r = &vm->run->s.regs.regs;
+    struct vm_syscall call = { .nr = r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
+    vm->syscall_exits++;
+    clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, stop);
+    r->rax = (uint64_t)ret;
+    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    if (!*stop && !vm->plat->can_return(r))
+        return crash(vm, SIGSEGV, "system call returns to a non-canonical address %#llx",
+                     (unsigned long long)r->rcx);
+    return VM_STOPPED;
+}
+
+enum vm_run_result vm_run(struct vm *vm)
+{
+    if (!vm->kick_armed && arm_kick_timer(vm) < 0) {
+        snprintf(vm->crash_report, sizeof vm->crash_report, "cannot arm the vCPU timer: %s",
+                 strerror(errno));
+        return VM_HOST_ERROR;
+    }
+    kick_target = vm->run;
+    uint64_t last_kick_rip = 0;
+    for (;;) {
+        int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+        vm->exits++;
+        struct kvm_run *run = vm->run;
+        if (rc < 0) {
+            if (errno != EINTR && errno != EAGAIN) {
+                snprintf(vm->crash_report, sizeof vm->crash_report, "KVM_RUN failed: %s",
+                         strerror(errno));
+                return VM_HOST_ERROR;
+            }
+            run->immediate_exit = 0;
+            uint64_t rip = run->s.regs.regs.rip;
+            if (rip == last_kick_rip && on_hypercall(vm, rip))
+                return crash(vm, SIGILL, "hypercall instruction (vmcall) at rip %#llx",
+                             (unsigned long long)rip);
+            last_kick_rip = rip;
+            if (vm->deadline_ns && now_ns() >= vm->deadline_ns)
+                return VM_TIMED_OUT;
+            continue;
+        }
+        if (vm->plat->is_syscall_exit(vm, run)) {
+            bool stop = false;
+            enum vm_run_result res = syscall_exit(vm, &stop);
+            if (res != VM_STOPPED || stop)
+                return res;
+            continue;
+        }
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO:
+            if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port >= PORT_EXCEPTION_BASE &&
+                run->io.port < PORT_EXCEPTION_BASE + 32)
+                return exception(vm, run->io.port - PORT_EXCEPTION_BASE);
+            return crash(vm, SIGSEGV, "unexpected I/O port %#x access at rip %#llx",
+                         run->io.port, (unsigned long long)run->s.regs.regs.rip);
+        case KVM_EXIT_MMIO:
+            return crash(vm, SIGSEGV, "access to unbacked address %#llx at rip %#llx",
+                         (unsigned long long)run->mmio.phys_addr,
+                         (unsigned long long)run->s.regs.regs.rip);
+        case KVM_EXIT_SHUTDOWN:
+            return crash(vm, SIGSEGV, "triple fault (the guest's fault could not be delivered) "
+                         "at rip %#llx", (unsigned long long)run->s.regs.regs.rip);
+        case KVM_EXIT_HLT:
+            return crash(vm, SIGSEGV, "hlt at rip %#llx", (unsigned long long)run->s.regs.regs.rip);
+        case KVM_EXIT_FAIL_ENTRY:
+            snprintf(vm->crash_report, sizeof vm->crash_report,
+                     "KVM could not enter the guest (reason %#llx)",
+                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+            return VM_HOST_ERROR;
+        case KVM_EXIT_INTERNAL_ERROR:
+            return crash(vm, SIGSEGV, "KVM internal error %u at rip %#llx (an instruction KVM "
+                         "could not emulate)", run->internal.suberror,
+                         (unsigned long long)run->s.regs.regs.rip);
+        default:
+            return crash(vm, SIGSEGV, "unexpected VM exit %u at rip %#llx", run->exit_reason,
+                         (unsigned long long)run->s.regs.regs.rip);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+/* Creating a VM: guest memory, the vCPU, its long-mode state and the system area
+ * (GDT, TSS, IDT, guest stubs, page tables) — see layout.h for where each lives. */
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "guest/stubs.h"
+#include "guest/vdso.h"
+#include "vm/clock.h"
+#include "vm/cpu_state.h"
+#include "vm/kvm.h"
+#include "vm/layout.h"
+#include "vm/platform.h"
+
+#define PAGE 4096ull
+#define MIB (1ull << 20)
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "kvmserver: %s: %s\n", what, strerror(errno));
+    return -1;
+}
+
+int vm_set_msrs(struct vm *vm, const uint32_t *index, const uint64_t *value, unsigned n)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[8];
+    } m = { .hdr.nmsrs = n };
+    for (unsigned i = 0; i < n; i++)
+        m.e[i] = (struct kvm_msr_entry){ .index = index[i], .data = value[i] };
+    return ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m) == (int)n ? 0 : -1;
+}
+
+/* Guest TSC minus host TSC: a new VM's TSC need not start at the host's. */
+static int64_t measure_tsc_offset(struct vm *vm)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e;
+    } m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+    uint64_t before = __builtin_ia32_rdtsc();
+    if (ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) != 1)
+        return 0;
+    uint64_t after = __builtin_ia32_rdtsc();
+    return (int64_t)(m.e.data - (before + (after - before) / 2));
+}
+
+static uint64_t gdt_entry(uint32_t flags_access)   /* base 0, limit 0xfffff */
+{
+    return 0xffffull | ((uint64_t)flags_access << 40) | (0xfull << 48);
+}
+
+static void build_gdt_tss(struct vm *vm)
+{
+    uint64_t *gdt = (uint64_t *)(vm->mem + GDT_ADDR);
+    /* access byte | flags nibble << 12: accessed bits preset so the CPU never writes. */
+    gdt[SEL_KCODE / 8] = gdt_entry(0x9b | (0xa << 12));       /* L, G */
+    gdt[SEL_KDATA / 8] = gdt_entry(0x93 | (0xc << 12));       /* D, G */
+    gdt[SEL_UCODE32 / 8] = gdt_entry(0xfb | (0xc << 12));
+    gdt[SEL_UDATA / 8] = gdt_entry(0xf3 | (0xc << 12));
+    gdt[SEL_UCODE / 8] = gdt_entry(0xfb | (0xa << 12));
+    uint64_t base = TSS_ADDR, limit = 0x67;
+    gdt[SEL_TSS / 8] = limit | ((base & 0xffffff) << 16) | (0x8bull << 40) |
+                       (((base >> 24) & 0xff) << 56);
+    gdt[SEL_TSS / 8 + 1] = base >> 32;
+
+    uint8_t *tss = vm->mem + TSS_ADDR;
+    uint64_t rsp0 = KSTACK_ADDR + KSTACK_SIZE;
+    memcpy(tss + 4, &rsp0, 8);
+    uint16_t iomap = 0x68;            /* beyond the limit: no port is open to user mode */
+    memcpy(tss + 102, &iomap, 2);
+}
+
+static void build_idt(struct vm *vm)
+{
+    uint8_t *idt = vm->mem + IDT_ADDR;
+    for (unsigned vec = 0; vec < 32; vec++) {
+        uint64_t handler = STUB_GVA(KCODE_ADDR, kvms_kcode_start, kvms_kcode_vectors) + 16 * vec;
+        /* int3 must be usable from ring 3 (gate DPL 3) to raise #BP as on Linux. */
+        uint8_t type = vec == 3 ? 0xee : 0x8e;
+        uint8_t *g = idt + 16 * vec;
+        memset(g, 0, 16);
+        g[0] = handler & 0xff;
+        g[1] = (handler >> 8) & 0xff;
+        g[2] = SEL_KCODE;
+        g[5] = type;
+        g[6] = (handler >> 16) & 0xff;
+        g[7] = (handler >> 24) & 0xff;
+        uint32_t high = (uint32_t)(handler >> 32);
+        memcpy(g + 8, &high, 4);
+    }
+}
+
+static int map_system_area(struct vm *vm)
+{
+    struct { uint64_t addr, len, flags; } area[] = {
+        { GDT_ADDR, PAGE, PTE_W | PTE_NX },
+        { IDT_ADDR, PAGE, PTE_NX },
+        { KCODE_ADDR, PAGE, 0 },
+        { UENTRY_ADDR, PAGE, PTE_U },
+        { CLOCK_PAGE_ADDR, PAGE, PTE_U | PTE_NX },
+        { VDSO_ADDR, VDSO_MAX_SIZE, PTE_U },
+        { KSTACK_ADDR, KSTACK_SIZE, PTE_W | PTE_NX },
+    };
+    for (size_t i = 0; i < sizeof area / sizeof area[0]; i++)
+        if (pt_map(&vm->pt, area[i].addr, area[i].addr, area[i].len, area[i].flags))
+            return -1;
+    return pt_map_mmio(&vm->pt, SYSCALL_MMIO_ADDR, vm->mem_size, PTE_U | PTE_W | PTE_NX);
+}
+
+static void copy_blob(struct vm *vm, uint64_t gva, const unsigned char *start,
+                      const unsigned char *end, uint64_t cap)
+{
+    size_t len = (size_t)(end - start);
+    if (len > cap)
+        abort();      /* a build error, not a runtime condition */
+    memcpy(vm->mem + gva, start, len);
+}
+
+static struct kvm_segment segment(uint16_t sel, uint8_t type, bool code64)
+{
+    return (struct kvm_segment){
+        .base = 0, .limit = 0xffffffff, .selector = sel, .type = type, .present = 1,
+        .dpl = sel & 3, .db = code64 ? 0 : 1, .s = 1, .l = code64, .g = 1,
+    };
+}
+
+int vm_create_vcpu(struct vm *vm)
+{
+    vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+    if (vm->vcpu_fd < 0)
+        return fail("KVM_CREATE_VCPU");
+    vm->run_size = (size_t)kvm_vcpu_mmap_size();
+    vm->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+    if (vm->run == MAP_FAILED) {
+        vm->run = NULL;
+        return fail("cannot map the vCPU state");
+    }
+    if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, kvm_supported_cpuid()) < 0)
+        return fail("KVM_SET_CPUID2");
+    vm->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    vm->tsc_offset = measure_tsc_offset(vm);
+    return 0;
+}
+
+static int setup_cpu(struct vm *vm)
+{
+    const struct kvm_cpuid2 *cpuid = kvm_supported_cpuid();
+
+    bool has_xsave = false;
+    uint64_t xcr0_supported = 0;
+    for (unsigned i = 0; i < cpuid->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        if (e->function == 1)
+            has_xsave = e->ecx & (1u << 26);
+        if (e->function == 0xd && e->index == 0)
+            xcr0_supported = e->eax | ((uint64_t)e->edx << 32);
+    }
+
+    struct kvm_sregs s;
+    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) < 0)
+        return fail("KVM_GET_SREGS");
+    s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
+    s.cr3 = vm->pt.root;
+    s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_FSGSBASE | (has_xsave ? CR4_OSXSAVE : 0);
+    s.efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+    s.cs = segment(SEL_KCODE, 11, true);
+    s.ss = segment(SEL_KDATA, 3, false);
+    s.ds = s.es = s.fs = s.gs = segment(SEL_UDATA, 3, false);
+    s.tr = (struct kvm_segment){ .base = TSS_ADDR, .limit = 0x67, .selector = SEL_TSS,
+                                 .type = 11, .present = 1 };
+    s.ldt = (struct kvm_segment){ .type = 2, .unusable = 1 };
+    s.gdt = (struct kvm_dtable){ .base = GDT_ADDR, .limit = 0x4f };
+    s.idt = (struct kvm_dtable){ .base = IDT_ADDR, .limit = 32 * 16 - 1 };
+    if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0)
+        return fail("KVM_SET_SREGS");
+
+    if (has_xsave) {
+        /* x87, SSE, AVX and the AVX-512 states when offered: what glibc's ifuncs probe. */
+        struct kvm_xcrs x = { .nr_xcrs = 1 };
+        x.xcrs[0].xcr = 0;
+        x.xcrs[0].value = xcr0_supported & 0xe7;
+        if (ioctl(vm->vcpu_fd, KVM_SET_XCRS, &x) < 0)
+            return fail("KVM_SET_XCRS");
+    }
+    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+        return fail("KVM_SET_FPU");
+
+    uint32_t idx[] = { MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK, MSR_FS_BASE,
+                       MSR_GS_BASE, MSR_KERNEL_GS_BASE };
+    uint64_t val[] = { ((uint64_t)(SEL_UCODE32 - 3) << 48) | ((uint64_t)SEL_KCODE << 32),
+                       UENTRY_ADDR, 0, SYSCALL_FLAG_MASK, 0, 0, 0 };
+    if (vm_set_msrs(vm, idx, val, sizeof idx / sizeof idx[0]))
+        return fail("KVM_SET_MSRS (syscall MSRs)");
+
+    return 0;
+}
+
+static int create_memory(struct vm *vm, uint64_t size)
+{
+    vm->mem_fd = memfd_create("kvmserver-guest", MFD_CLOEXEC);
+    if (vm->mem_fd < 0)
+        return fail("memfd_create (guest memory)");
+    if (ftruncate(vm->mem_fd, (off_t)size) < 0)
+        return fail("cannot size guest memory");
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   vm->mem_fd, 0);
+    if (p == MAP_FAILED)
+        return fail("cannot map guest memory");
+    vm->mem = p;
+    vm->mem_size = size;
+    struct kvm_userspace_memory_region slot = {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = size, .userspace_addr = (uintptr_t)p,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+        return fail("KVM_SET_USER_MEMORY_REGION");
+    return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_params *params)
+{
+    *vm = (struct vm){ .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1, .verbose = params->verbose };
+    int kvm = kvm_device();
+    if (kvm < 0)
+        return -1;
+    clock_calibrate();     /* without a usable TSC the vDSO falls back to system calls */
+    uint64_t size = params->mem_size & ~(2 * MIB - 1);
+    if (size < 64 * MIB) {
+        fprintf(stderr, "kvmserver: guest address space of %llu MiB is too small (64 MiB "
+                "minimum)\n", (unsigned long long)(params->mem_size / MIB));
+        return -1;
+    }
+    vm->vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return fail("KVM_CREATE_VM");
+    if (create_memory(vm, size))
+        goto err;
+
+    /* Page tables take the top of memory: enough to map everything below in 4 KiB pages. */
+    uint64_t pool = ((size / 512) + 2 * MIB) & ~(PAGE - 1);
+    vm->user_end = size - pool;
+    if (pt_init(&vm->pt, vm->mem, size, vm->user_end, size) || map_system_area(vm)) {
+        fprintf(stderr, "kvmserver: cannot build the guest page tables\n");
+        goto err;
+    }
+    build_gdt_tss(vm);
+    build_idt(vm);
+    copy_blob(vm, KCODE_ADDR, kvms_kcode_start, kvms_kcode_end, PAGE);
+    copy_blob(vm, UENTRY_ADDR, kvms_uentry_start, kvms_uentry_end, PAGE);
+    if (STUB_GVA(KCODE_ADDR, kvms_kcode_start, kvms_kcode_hw_syscall) !=
+        platform_hw.syscall_entry)
+        abort();
+    copy_blob(vm, VDSO_ADDR, kvms_vdso_image, kvms_vdso_image_end, VDSO_MAX_SIZE);
+
+    if (vm_create_vcpu(vm) || setup_cpu(vm))
+        goto err;
+    clock_page_refresh((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    vm->plat = platform_detect(vm);
+    if (!vm->plat)
+        goto err;
+    if (vm->plat->syscall_entry != UENTRY_ADDR) {
+        uint32_t idx = MSR_LSTAR;
+        uint64_t val = vm->plat->syscall_entry;
+        if (vm_set_msrs(vm, &idx, &val, 1)) {
+            fail("KVM_SET_MSRS (LSTAR)");
+            goto err;
+        }
+    }
+    if (vm->verbose)
+        fprintf(stderr, "kvmserver: platform: %s, guest memory %llu MiB\n", vm->plat->name,
+                (unsigned long long)(size / MIB));
+    return 0;
+err:
+    vm_destroy(vm);
+    return -1;
+}
+
+void vm_destroy(struct vm *vm)
+{
+    vm_disarm(vm);
+    if (vm->run)
+        munmap(vm->run, vm->run_size);
+    if (vm->mem)
+        munmap(vm->mem, vm->mem_size);
+    if (vm->vcpu_fd >= 0)
+        close(vm->vcpu_fd);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->mem_fd >= 0)
+        close(vm->mem_fd);
+    if (vm->origin)
+        ws_free(&vm->ws);
+    vm->run = NULL;
+    vm->mem = NULL;
+    vm->vcpu_fd = vm->vm_fd = vm->mem_fd = -1;
+}
+
+void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp)
+{
+    /* Start in ring 0 at the iret stub with an iret frame into user mode: the one way
+     * into ring 3 that works on every flavour. */
+    uint64_t frame_at = KSTACK_ADDR + KSTACK_SIZE - 5 * 8;
+    uint64_t frame[5] = { rip, SEL_UCODE, RFLAGS_FIXED | RFLAGS_IF, rsp, SEL_UDATA };
+    memcpy(vm->mem + frame_at, frame, sizeof frame);
+    struct kvm_regs *r = &vm->run->s.regs.regs;
+    memset(r, 0, sizeof *r);
+    r->rip = STUB_GVA(KCODE_ADDR, kvms_kcode_start, kvms_kcode_iret);
+    r->rsp = frame_at;
+    r->rflags = RFLAGS_FIXED;
+    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+int vm_set_fsbase(struct vm *vm, uint64_t base)
+{
+    uint32_t idx = MSR_FS_BASE;
+    return vm_set_msrs(vm, &idx, &base, 1) ? -1 : 0;
+}
+
+uint64_t vm_get_fsbase(struct vm *vm)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e;
+    } m = { .hdr.nmsrs = 1, .e.index = MSR_FS_BASE };
+    return ioctl(vm->vcpu_fd, KVM_GET_MSRS, &m) == 1 ? m.e.data : 0;
+}
+
+static uint64_t prot_to_pte(int prot)
+{
+    return PTE_U | ((prot & PROT_WRITE) ? PTE_W : 0) | ((prot & PROT_EXEC) ? 0 : PTE_NX);
+}
+
+static bool user_range_ok(const struct vm *vm, uint64_t gva, uint64_t len)
+{
+    return gva >= SYSTEM_AREA_END && gva % PAGE == 0 && len % PAGE == 0 &&
+           gva <= vm->user_end && len <= vm->user_end - gva;
+}
+
+int vm_map(struct vm *vm, uint64_t gva, uint64_t len, int prot)
+{
+    if (!user_range_ok(vm, gva, len))
+        return -EINVAL;
+    if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+        return pt_protect(&vm->pt, gva, len, 0) ? -EINVAL : 0;   /* PROT_NONE: absent */
+    return pt_map(&vm->pt, gva, gva, len, prot_to_pte(prot));
+}
+
+int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot)
+{
+    if (!user_range_ok(vm, gva, len))
+        return -EINVAL;
+    if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+        return pt_protect(&vm->pt, gva, len, 0);
+    /* Absent pages (PROT_NONE reservations) become present with the new rights. */
+    return pt_map(&vm->pt, gva, gva, len, prot_to_pte(prot));
+}
+
+uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len)
+{
+    if (gva > vm->user_end || len > vm->user_end - gva)
+        return NULL;
+    if (vm->origin)
+        ws_add_range(&vm->ws, gva, len);
+    return vm->mem + gva;
+}
+
+int vm_discard(struct vm *vm, uint64_t gva, uint64_t len)
+{
+    if (!user_range_ok(vm, gva, len))
+        return -EINVAL;
+    if (vm->origin) {
+        /* A fork shares the memfd with the frozen master: never punch it. */
+        memset(vm_host_span(vm, gva, len), 0, len);
+        return 0;
+    }
+    /* Punching the memfd frees the host memory; the guest then reads zeros. */
+    if (fallocate(vm->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)gva,
+                  (off_t)len) < 0)
+        memset(vm->mem + gva, 0, len);
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* The VM engine's interface: one guest address space and one vCPU that runs an unmodified
+ * x86-64 Linux program. The engine knows KVM, memory and faults, not Linux: every guest
+ * system call is handed to the handler registered in vm_ops. */
+#ifndef KVMS_VM_H
+#define KVMS_VM_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <linux/kvm.h>
+
+#include "vm/paging.h"
+#include "vm/working_set.h"
+
+struct platform;
+struct vm_snapshot;
+
+struct vm_syscall {
+    uint64_t nr;
+    uint64_t arg[6];
+};
+
+struct vm;
+struct vm_ops {
+    /* Runs one guest system call and returns RAX. Setting *stop ends vm_run(). */
+    long (*syscall)(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop);
+};
+
+enum vm_run_result {
+    VM_STOPPED,       /* the syscall handler asked to stop (e.g. exit_group) */
+    VM_CRASHED,       /* guest fault: crash_signal and crash_report say what happened */
+    VM_TIMED_OUT,     /* the deadline passed */
+    VM_HOST_ERROR,    /* KVM failed: crash_report says why */
+};
+
+struct vm_params {
+    uint64_t mem_size;        /* bytes of guest address space (identity-mapped) */
+    bool verbose;
+};
+
+struct vm {
+    int vm_fd, vcpu_fd, mem_fd;
+    struct kvm_run *run;
+    size_t run_size;
+    uint8_t *mem;             /* host mapping of guest-physical [0, mem_size) */
+    uint64_t mem_size;
+    uint64_t user_end;        /* guest addresses below this are for the program */
+    struct paging pt;
+    const struct platform *plat;
+    const struct vm_ops *ops;
+    void *ops_ctx;
+    bool verbose;
+
+    uint64_t deadline_ns;     /* CLOCK_MONOTONIC; 0 = none */
+    int crash_signal;         /* VM_CRASHED: SIGSEGV, SIGILL, SIGFPE, SIGBUS, SIGTRAP */
+    char crash_report[256];
+
+    uint64_t exits, syscall_exits;   /* counters */
+    const struct vm_snapshot *origin;   /* a fork's frozen image; NULL for a master */
+    struct working_set ws;    /* a fork's pages to restore on reset */
+    size_t ws_new;            /* pages that joined ws since the last reset */
+    int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
+    timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */
+    bool kick_armed;
+};
+
+/* Engine-internal: the vCPU of a VM whose vm_fd exists; MSR writes. */
+int vm_create_vcpu(struct vm *vm);
+int vm_set_msrs(struct vm *vm, const uint32_t *index, const uint64_t *value, unsigned n);
+
+/* Opens /dev/kvm and creates the VM with its system area; prints an actionable message and
+ * returns -1 on failure. */
+int vm_create(struct vm *vm, const struct vm_params *params);
+void vm_destroy(struct vm *vm);
+
+/* Maps [gva, gva+len) (page aligned) to the same guest-physical pages with PROT_* rights,
+ * for the program's own memory. */
+int vm_map(struct vm *vm, uint64_t gva, uint64_t len, int prot);
+int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot);
+/* Discards the content of [gva, gva+len): the next read sees zeros. */
+int vm_discard(struct vm *vm, uint64_t gva, uint64_t len);
+/* A host pointer to [gva, gva+len) for the host's own writes into program memory (file
+ * contents, moved mappings), whatever the page rights; NULL outside the program's range.
+ * In a fork the pages join the working set. */
+uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
+
+/* Registers for the start of the program (ring-3 entry at rip with stack rsp). */
+void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);
+int vm_set_fsbase(struct vm *vm, uint64_t base);
+uint64_t vm_get_fsbase(struct vm *vm);
+
+/* Runs the vCPU until the handler stops it, the guest crashes or the deadline passes. */
+enum vm_run_result vm_run(struct vm *vm);
+/* Stops the kick timer of the calling thread's VM (before the thread moves on). */
+void vm_disarm(struct vm *vm);
+
+#endif
