@@ -1,0 +1,432 @@
+/* read/write and the other calls on open fds. Data moves directly between the host fd and the
+ * guest buffer (checked with gm_span), so there is no bounce copy. Argument types follow the
+ * kernel's prototypes: an `unsigned int fd` is the low 32 bits of its register, an `int dirfd`
+ * is those bits taken as signed. */
+#include <asm/termbits.h>       /* the kernel's struct termios, which TCGETS fills */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "linux/process.h"
+#include "linux/syscalls.h"
+#include "vm/guest_mem.h"
+
+/* Linux never moves more than this in one call (INT_MAX rounded down to a page). */
+#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
+#define GUEST_IOV_MAX 1024
+
+_Static_assert(sizeof(struct stat) == 144, "struct stat must be the x86-64 kernel layout");
+
+static long fd_arg(uint64_t reg) { return (long)(uint32_t)reg; }
+static int dirfd_arg(uint64_t reg) { return (int)(uint32_t)reg; }
+
+static size_t cap_rw(uint64_t len) { return len > MAX_RW_COUNT ? MAX_RW_COUNT : (size_t)len; }
+
+/* A host pointer for a guest buffer. A zero-length buffer touches no memory, so on Linux
+ * any pointer (NULL too) is fine for it: hand the host a harmless one. */
+static void *guest_buf(struct vm *vm, uint64_t gva, size_t len, int access)
+{
+    static char nothing;
+    if (len == 0)
+        return &nothing;
+    return gm_span(vm, gva, len, access);
+}
+
+/* The engine's periodic kick is a signal with SA_RESTART; retrying on EINTR as well keeps a
+ * stray interruption from reaching the guest (a partial transfer returns a count, never EINTR). */
+static long retry_rw(ssize_t (*op)(int, void *, size_t), int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = op(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (long)n;
+}
+
+static ssize_t host_read(int fd, void *buf, size_t len) { return read(fd, buf, len); }
+static ssize_t host_write(int fd, void *buf, size_t len) { return write(fd, buf, len); }
+
+static long transfer(struct lx_proc *p, const uint64_t a[6], int access,
+                     ssize_t (*op)(int, void *, size_t))
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    size_t len = cap_rw(a[2]);
+    void *buf = guest_buf(p->vm, a[1], len, access);
+    if (!buf)
+        return -EFAULT;
+    return retry_rw(op, f->host_fd, buf, len);
+}
+
+long sys_read(struct lx_proc *p, const uint64_t a[6])
+{
+    return transfer(p, a, GM_WRITE, host_read);
+}
+
+long sys_write(struct lx_proc *p, const uint64_t a[6])
+{
+    return transfer(p, a, GM_READ, host_write);
+}
+
+/* Positioned variants: the offset is a signed 64-bit value (the host rejects < 0). */
+long sys_pread64(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    size_t len = cap_rw(a[2]);
+    void *buf = guest_buf(p->vm, a[1], len, GM_WRITE);
+    if (!buf)
+        return -EFAULT;
+    ssize_t n;
+    do
+        n = pread(f->host_fd, buf, len, (off_t)a[3]);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (long)n;
+}
+
+long sys_pwrite64(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    size_t len = cap_rw(a[2]);
+    const void *buf = guest_buf(p->vm, a[1], len, GM_READ);
+    if (!buf)
+        return -EFAULT;
+    ssize_t n;
+    do
+        n = pwrite(f->host_fd, buf, len, (off_t)a[3]);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (long)n;
+}
+
+struct guest_iovec {
+    uint64_t base, len;
+};
+
+/* Translates the guest's iovec array into host iovecs. Like Linux: more than 1024 entries or a
+ * length that is negative as ssize_t is -EINVAL, and the total is silently capped at
+ * MAX_RW_COUNT (later entries shrink, possibly to zero). */
+static long map_iovec(struct vm *vm, uint64_t gva, uint64_t count, int access,
+                      struct iovec *out)
+{
+    if (count > GUEST_IOV_MAX)
+        return -EINVAL;
+    struct guest_iovec g[GUEST_IOV_MAX];
+    if (count && gm_read(vm, g, gva, (size_t)count * sizeof g[0]))
+        return -EFAULT;
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (g[i].len > (uint64_t)SSIZE_MAX)
+            return -EINVAL;
+        size_t len = g[i].len > MAX_RW_COUNT - total ? MAX_RW_COUNT - total : (size_t)g[i].len;
+        void *buf = guest_buf(vm, g[i].base, len, access);
+        if (!buf)
+            return -EFAULT;
+        out[i] = (struct iovec){ .iov_base = buf, .iov_len = len };
+        total += len;
+    }
+    return 0;
+}
+
+static long vector_transfer(struct lx_proc *p, const uint64_t a[6], bool to_guest)
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    struct iovec iov[GUEST_IOV_MAX];
+    long err = map_iovec(p->vm, a[1], a[2], to_guest ? GM_WRITE : GM_READ, iov);
+    if (err)
+        return err;
+    int count = (int)a[2];      /* <= GUEST_IOV_MAX after map_iovec */
+    ssize_t n;
+    do
+        n = to_guest ? readv(f->host_fd, iov, count) : writev(f->host_fd, iov, count);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : (long)n;
+}
+
+long sys_readv(struct lx_proc *p, const uint64_t a[6])
+{
+    return vector_transfer(p, a, true);
+}
+
+long sys_writev(struct lx_proc *p, const uint64_t a[6])
+{
+    return vector_transfer(p, a, false);
+}
+
+long sys_close(struct lx_proc *p, const uint64_t a[6])
+{
+    return fdt_close(&p->fds, fd_arg(a[0]));
+}
+
+long sys_lseek(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    unsigned int whence = (uint32_t)a[2];
+    if (whence > SEEK_HOLE)
+        return -EINVAL;
+    off_t r = lseek(f->host_fd, (off_t)a[1], (int)whence);
+    return r < 0 ? -errno : (long)r;
+}
+
+/* Terminal queries reach the host only for host terminals: the request numbers mean
+ * something else to other drivers. */
+static bool is_host_tty(int host_fd)
+{
+    struct termios t;
+    return ioctl(host_fd, TCGETS, &t) == 0;
+}
+
+long sys_ioctl(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    unsigned int request = (uint32_t)a[1];
+    switch (request) {
+    case FIOCLEX:
+        f->cloexec = true;
+        return 0;
+    case FIONCLEX:
+        f->cloexec = false;
+        return 0;
+    case FIONBIO: {
+        int on;
+        if (gm_read(p->vm, &on, a[2], sizeof on))
+            return -EFAULT;
+        return ioctl(f->host_fd, FIONBIO, &on) < 0 ? -errno : 0;
+    }
+    case FIONREAD: {
+        int avail;
+        if (ioctl(f->host_fd, FIONREAD, &avail) < 0)
+            return -errno;
+        return gm_write(p->vm, a[2], &avail, sizeof avail);
+    }
+    case TCGETS: {
+        struct termios t;
+        if (ioctl(f->host_fd, TCGETS, &t) < 0)
+            return -ENOTTY;
+        return gm_write(p->vm, a[2], &t, sizeof t);
+    }
+    case TIOCGWINSZ: {
+        struct winsize w;
+        if (!is_host_tty(f->host_fd))
+            return -ENOTTY;
+        if (ioctl(f->host_fd, TIOCGWINSZ, &w) < 0)
+            return -errno;
+        return gm_write(p->vm, a[2], &w, sizeof w);
+    }
+    default:
+        return -ENOTTY;
+    }
+}
+
+long sys_fstat(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    struct stat st;
+    if (fstat(f->host_fd, &st) < 0)
+        return -errno;
+    return gm_write(p->vm, a[1], &st, sizeof st);
+}
+
+long sys_newfstatat(struct lx_proc *p, const uint64_t a[6])
+{
+    int dirfd = dirfd_arg(a[0]);
+    int flags = (int)(uint32_t)a[3];
+    if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH))
+        return -EINVAL;
+    char path[PATH_MAX];
+    if (a[1] == 0 && (flags & AT_EMPTY_PATH)) {
+        path[0] = 0;            /* Linux 6.11+ accepts NULL for an empty path */
+    } else {
+        long n = gm_read_str(p->vm, path, a[1], sizeof path);
+        if (n < 0)
+            return n;
+    }
+
+    struct stat st;
+    if (path[0] == 0) {
+        if (!(flags & AT_EMPTY_PATH))
+            return -ENOENT;
+        /* AT_FDCWD would stat the working directory: that waits for file system access. */
+        if (dirfd == AT_FDCWD)
+            return -ENOENT;
+        struct lx_fd *f = fdt_get(&p->fds, dirfd);
+        if (!f)
+            return -EBADF;
+        if (fstat(f->host_fd, &st) < 0)
+            return -errno;
+    } else if (strcmp(path, "/dev/null") == 0) {
+        if (stat("/dev/null", &st) < 0)
+            return -errno;
+    } else {
+        /* File system access (with its permission policy) comes in a later issue; until then
+         * every other path looks absent, which programs handle better than EACCES. */
+        return -ENOENT;
+    }
+    return gm_write(p->vm, a[2], &st, sizeof st);
+}
+
+static bool names_own_exe(const char *path)
+{
+    /* The guest believes it is pid 1, so /proc/1 is itself too. */
+    return strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/1/exe") == 0;
+}
+
+static long readlink_at(struct lx_proc *p, int dirfd, uint64_t path_gva, uint64_t buf_gva,
+                        uint64_t bufsiz_reg)
+{
+    int bufsiz = (int)(uint32_t)bufsiz_reg;
+    if (bufsiz <= 0)
+        return -EINVAL;
+    char path[PATH_MAX];
+    long n = gm_read_str(p->vm, path, path_gva, sizeof path);
+    if (n < 0)
+        return n;
+    if (path[0] != '/' && dirfd != AT_FDCWD && !fdt_get(&p->fds, dirfd))
+        return -EBADF;
+    /* Only the program's own path so far; other links come with file system access. */
+    if (!names_own_exe(path) || p->exe_path[0] == 0)
+        return -ENOENT;
+    size_t len = strnlen(p->exe_path, sizeof p->exe_path);
+    if (len > (size_t)bufsiz)
+        len = (size_t)bufsiz;   /* truncated without a NUL, as Linux does */
+    if (gm_write(p->vm, buf_gva, p->exe_path, len))
+        return -EFAULT;
+    return (long)len;
+}
+
+long sys_readlink(struct lx_proc *p, const uint64_t a[6])
+{
+    return readlink_at(p, AT_FDCWD, a[0], a[1], a[2]);
+}
+
+long sys_readlinkat(struct lx_proc *p, const uint64_t a[6])
+{
+    return readlink_at(p, dirfd_arg(a[0]), a[1], a[2], a[3]);
+}
+
+/* What a duplicate is, for forks and resets. An epoll record has a single owner, so a
+ * duplicated epoll fd is (for now) a plain fd sharing the host instance. */
+static enum lx_fd_type dup_type(const struct lx_fd *f)
+{
+    return f->type == LX_FT_EPOLL ? LX_FT_OTHER : f->type;
+}
+
+/* A new guest fd for the same open file, at the lowest free number >= min. Host fds stay
+ * close-on-exec and away from the host's stdio numbers. */
+static long dup_lowest(struct lx_proc *p, const struct lx_fd *f, int min, bool cloexec)
+{
+    int host = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
+    if (host < 0)
+        return -errno;
+    enum lx_fd_type type = dup_type(f);
+    int fd = fdt_install(&p->fds, host, min, cloexec);
+    if (fd < 0)
+        close(host);
+    else
+        p->fds.fd[fd].type = type;
+    return fd;
+}
+
+/* dup2/dup3 once old != new: newfd is closed silently if open, as on Linux. */
+static long dup_onto(struct lx_proc *p, long oldfd, long newfd, bool cloexec)
+{
+    if (newfd < 0 || newfd >= LX_MAX_FDS)
+        return -EBADF;
+    struct lx_fd *f = fdt_get(&p->fds, oldfd);
+    if (!f)
+        return -EBADF;
+    int host = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
+    if (host < 0)
+        return -errno;
+    enum lx_fd_type type = dup_type(f);
+    fdt_close(&p->fds, newfd);
+    int fd = fdt_install(&p->fds, host, (int)newfd, cloexec);   /* newfd is free: the result */
+    if (fd < 0)
+        close(host);
+    else
+        p->fds.fd[fd].type = type;
+    return fd;
+}
+
+/* Only these status flags reach the host; the rest are ignored, as Linux ignores flags it
+ * cannot change. */
+#define SETFL_PASSED (O_NONBLOCK | O_APPEND)
+
+long sys_fcntl(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    unsigned int cmd = (uint32_t)a[1];
+    uint64_t arg = a[2];
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        if (arg >= LX_MAX_FDS)
+            return -EINVAL;
+        return dup_lowest(p, f, (int)arg, cmd == F_DUPFD_CLOEXEC);
+    case F_GETFD:
+        return f->cloexec ? FD_CLOEXEC : 0;
+    case F_SETFD:
+        f->cloexec = (arg & FD_CLOEXEC) != 0;
+        return 0;
+    case F_GETFL: {
+        int fl = fcntl(f->host_fd, F_GETFL);
+        return fl < 0 ? -errno : fl;
+    }
+    case F_SETFL: {
+        int fl = fcntl(f->host_fd, F_GETFL);
+        if (fl < 0)
+            return -errno;
+        int want = (fl & ~SETFL_PASSED) | ((int)arg & SETFL_PASSED);
+        if (want != fl && fcntl(f->host_fd, F_SETFL, want) < 0)
+            return -errno;
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+long sys_dup(struct lx_proc *p, const uint64_t a[6])
+{
+    struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
+    if (!f)
+        return -EBADF;
+    return dup_lowest(p, f, 0, false);
+}
+
+long sys_dup2(struct lx_proc *p, const uint64_t a[6])
+{
+    long oldfd = fd_arg(a[0]), newfd = fd_arg(a[1]);
+    if (oldfd == newfd)
+        return fdt_get(&p->fds, oldfd) ? newfd : -EBADF;
+    return dup_onto(p, oldfd, newfd, false);
+}
+
+long sys_dup3(struct lx_proc *p, const uint64_t a[6])
+{
+    long oldfd = fd_arg(a[0]), newfd = fd_arg(a[1]);
+    int flags = (int)(uint32_t)a[2];
+    if (flags & ~O_CLOEXEC)
+        return -EINVAL;
+    if (oldfd == newfd)
+        return -EINVAL;
+    return dup_onto(p, oldfd, newfd, (flags & O_CLOEXEC) != 0);
+}

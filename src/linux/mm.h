@@ -1,0 +1,29 @@
+/* The guest's address space bookkeeping: brk and the mmap area. Addresses are handed out
+ * deterministically (the same sequence of calls gives the same addresses), which a reset to
+ * a frozen image relies on. */
+#ifndef KVMS_MM_H
+#define KVMS_MM_H
+#include <stdint.h>
+#include <stddef.h>
+
+#define LX_MM_MAX_RANGES 4096
+
+struct lx_range { uint64_t start, end; };   /* [start, end) */
+
+struct lx_mm {
+    uint64_t brk_start, brk_cur, brk_mapped, brk_limit;
+    uint64_t mmap_base, mmap_limit;     /* the mmap area [mmap_base, mmap_limit) */
+    uint64_t mmap_top;                  /* never-used space starts here */
+    uint64_t request_bytes;             /* mapped since the request VM started from the image */
+    size_t nfree;                       /* freed ranges below mmap_top, sorted, coalesced */
+    struct lx_range free[LX_MM_MAX_RANGES];
+};
+
+struct lx_proc;
+/* Allocates len bytes (page multiple) in the mmap area: lowest fit first, deterministic.
+ * Returns the address or 0 when the area is full. */
+uint64_t mm_alloc(struct lx_mm *mm, uint64_t len);
+/* Returns [addr, addr+len) to the free list. */
+void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len);
+
+#endif

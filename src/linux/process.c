@@ -1,0 +1,88 @@
+/* Setting up a guest process and handing each of its system calls to the table. */
+#include "linux/process.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linux/syscalls.h"
+#include "vm/loader.h"
+#include "vm/vm.h"
+
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+
+static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+
+static void mm_init(struct lx_mm *mm, const struct load_info *li)
+{
+    /* brk right after the image, then the mmap area up to just below the stack. */
+    uint64_t room = li->stack_low - li->image_end;
+    uint64_t brk_span = room / 4 < GIB ? room / 4 : GIB;
+    memset(mm, 0, sizeof *mm);
+    mm->brk_start = mm->brk_cur = mm->brk_mapped = li->image_end;
+    mm->mmap_base = mm->mmap_top = align_up(li->image_end + brk_span, 2 * MIB);
+    mm->brk_limit = mm->mmap_base;
+    mm->mmap_limit = (li->stack_low - MIB) & ~(2 * MIB - 1);
+}
+
+int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
+                 const struct load_info *li, const char *exe_path)
+{
+    memset(p, 0, sizeof *p);
+    p->vm = vm;
+    p->cfg = cfg;
+    if (!realpath(exe_path, p->exe_path))
+        snprintf(p->exe_path, sizeof p->exe_path, "%s", exe_path);
+    mm_init(&p->mm, li);
+    p->server.accepts_left = -1;
+    p->server.conn_fd = -1;
+    if (fdt_init_stdio(&p->fds) < 0) {
+        fprintf(stderr, "kvmserver: cannot set up the guest's standard streams\n");
+        return -1;
+    }
+    return 0;
+}
+
+void lx_proc_destroy(struct lx_proc *p)
+{
+    fdt_close_all(&p->fds);
+}
+
+int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
+{
+    /* Everything but the fds is plain data: brk, mmap area, signal state, ids. */
+    memcpy(dst, src, offsetof(struct lx_proc, fds));
+    memcpy(&dst->mm, &src->mm, sizeof *dst - offsetof(struct lx_proc, mm));
+    dst->vm = vm;
+    dst->server.frozen = false;
+    dst->server.request_done = false;
+    dst->server.freeze_on_wait = false;
+    dst->server.memory_exceeded = false;
+    dst->server.deadline_hit = false;
+    dst->mm.request_bytes = 0;
+    int err = fdt_clone(&dst->fds, &src->fds);
+    if (err < 0)
+        fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
+                strerror(-err));
+    return err;
+}
+
+static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop)
+{
+    struct lx_proc *p = ctx;
+    (void)vm;
+    long ret = lx_dispatch(p, call->nr, call->arg);
+    if (p->server.frozen) {
+        /* The program waits for its first connection: each fork redoes this call. */
+        p->server.pending_nr = call->nr;
+        memcpy(p->server.pending_args, call->arg, sizeof call->arg);
+    }
+    if (p->exited || p->server.frozen || p->server.request_done || p->server.memory_exceeded ||
+        p->server.deadline_hit)
+        *stop = true;
+    return ret;
+}
+
+const struct vm_ops lx_vm_ops = { .syscall = on_syscall };

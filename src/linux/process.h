@@ -1,0 +1,74 @@
+/* The Linux personality's state for one guest process. Each area owns one member and one
+ * function that brings it back to a given state (what an ephemeral reset will call). */
+#ifndef KVMS_PROCESS_H
+#define KVMS_PROCESS_H
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli/config.h"
+#include "linux/fdtable.h"
+#include "linux/mm.h"
+
+struct vm;
+
+#define LX_PID 1            /* the guest sees itself as pid 1 (and tid 1) */
+#define LX_PPID 0
+#define LX_NSIG 64
+
+struct lx_sigaction {       /* kernel layout of struct sigaction (rt_sigaction) */
+    uint64_t handler;
+    uint64_t flags;
+    uint64_t restorer;
+    uint64_t mask;
+};
+
+struct lx_signals {
+    struct lx_sigaction action[LX_NSIG];   /* index = signal number - 1 */
+    uint64_t blocked;
+    uint64_t altstack_sp, altstack_size;
+    int altstack_flags;
+};
+
+/* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
+ * report through the others and stop the VM with *stop when one becomes true). */
+struct lx_server_state {
+    bool freeze_on_wait;    /* boot: stop when the program first waits for a connection */
+    bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
+    uint64_t pending_nr, pending_args[6];
+    int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
+    int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
+    bool request_done;      /* ephemeral: the connection was closed -> reset */
+    uint64_t request_memory_limit;  /* bytes a request may map beyond the frozen image; 0 = any */
+    bool memory_exceeded;   /* -> it tried to map more: abort the request */
+    bool deadline_hit;      /* a blocking host call reached the VM's deadline */
+};
+
+struct lx_proc {
+    struct vm *vm;
+    const struct config *cfg;
+    struct lx_fdtable fds;
+    struct lx_mm mm;
+    struct lx_signals sig;
+    uint64_t clear_child_tid;      /* set_tid_address */
+    uint64_t robust_list, robust_list_len;
+    char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
+    bool exited;
+    int exit_status;               /* valid when exited: 0..255, or 128+signal */
+    uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
+    struct lx_server_state server;
+};
+
+struct load_info;
+/* Prepares the process state for a freshly loaded program. */
+int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
+                 const struct load_info *li, const char *exe_path);
+void lx_proc_destroy(struct lx_proc *p);
+/* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM). */
+int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
+
+/* The engine's syscall handler for a process: vm->ops = &lx_vm_ops, vm->ops_ctx = p. */
+extern const struct vm_ops lx_vm_ops;
+
+#endif

@@ -1,0 +1,59 @@
+/* The syscall table is data: number -> name and handler. Tracing, counting and -ENOSYS for
+ * everything else come from here, not from code repeated in every handler. */
+#include "linux/syscalls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+
+#include "linux/process.h"
+
+#define E(name) [__NR_##name] = { #name, sys_##name }
+
+const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
+    E(read), E(write), E(readv), E(writev), E(pread64), E(pwrite64), E(close), E(lseek),
+    E(ioctl), E(fstat), E(newfstatat), E(readlink), E(readlinkat), E(fcntl), E(dup), E(dup2),
+    E(dup3),
+    E(clock_gettime), E(clock_getres), E(gettimeofday), E(time), E(nanosleep),
+    E(clock_nanosleep),
+    E(uname), E(getpid), E(gettid), E(getppid), E(getuid), E(geteuid), E(getgid), E(getegid),
+    E(getrandom), E(prlimit64), E(getrlimit), E(sched_getaffinity), E(sched_yield), E(sysinfo),
+    E(getcwd),
+    E(rt_sigaction), E(rt_sigprocmask), E(sigaltstack), E(kill), E(tgkill), E(tkill),
+    E(brk), E(mmap), E(munmap), E(mremap), E(mprotect), E(madvise),
+    E(exit), E(exit_group), E(arch_prctl), E(set_tid_address), E(set_robust_list), E(rseq),
+};
+
+static void report_unknown(struct lx_proc *p, uint64_t nr)
+{
+    p->unknown_syscalls++;
+    /* Once per number, so a guest probing in a loop cannot flood the log. */
+    static unsigned char seen[LX_NR_SYSCALLS / 8];
+    if (nr < LX_NR_SYSCALLS) {
+        if (seen[nr / 8] & (1u << (nr % 8)))
+            return;
+        seen[nr / 8] |= (unsigned char)(1u << (nr % 8));
+    } else if (p->unknown_syscalls > 1 && !p->cfg->verbose_syscalls) {
+        return;
+    }
+    fprintf(stderr, "kvmserver: unsupported system call %llu: answered ENOSYS\n",
+            (unsigned long long)nr);
+}
+
+long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
+{
+    const struct lx_syscall_desc *d = nr < LX_NR_SYSCALLS ? &lx_syscall_table[nr] : NULL;
+    long ret;
+    if (!d || !d->fn) {
+        report_unknown(p, nr);
+        ret = -ENOSYS;
+    } else {
+        ret = d->fn(p, a);
+    }
+    if (p->cfg->verbose_syscalls)
+        fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",
+                d && d->name ? d->name : "?", (unsigned long long)a[0],
+                (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],
+                ret);
+    return ret;
+}

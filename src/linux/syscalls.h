@@ -1,0 +1,48 @@
+/* The syscall table and every handler. A handler gets the six raw argument registers and
+ * returns the value for RAX: a result >= 0 or a negative errno. Guest pointers in the
+ * arguments are only ever used through vm/guest_mem.h. */
+#ifndef KVMS_SYSCALLS_H
+#define KVMS_SYSCALLS_H
+#include <stdint.h>
+
+struct lx_proc;
+typedef long (*lx_handler)(struct lx_proc *p, const uint64_t a[6]);
+
+struct lx_syscall_desc {
+    const char *name;
+    lx_handler fn;
+};
+
+#define LX_NR_SYSCALLS 512
+extern const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS];
+
+/* Looks up and runs one call; unknown numbers give -ENOSYS (counted, and logged with
+ * --verbose-syscalls). */
+long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
+
+#define LX_DECLARE(name) long sys_##name(struct lx_proc *p, const uint64_t a[6])
+/* io.c */
+LX_DECLARE(read); LX_DECLARE(write); LX_DECLARE(readv); LX_DECLARE(writev);
+LX_DECLARE(pread64); LX_DECLARE(pwrite64); LX_DECLARE(close); LX_DECLARE(lseek);
+LX_DECLARE(ioctl); LX_DECLARE(fstat); LX_DECLARE(newfstatat); LX_DECLARE(readlink);
+LX_DECLARE(readlinkat); LX_DECLARE(fcntl); LX_DECLARE(dup); LX_DECLARE(dup2); LX_DECLARE(dup3);
+/* time.c */
+LX_DECLARE(clock_gettime); LX_DECLARE(clock_getres); LX_DECLARE(gettimeofday); LX_DECLARE(time);
+LX_DECLARE(nanosleep); LX_DECLARE(clock_nanosleep);
+/* info.c */
+LX_DECLARE(uname); LX_DECLARE(getpid); LX_DECLARE(gettid); LX_DECLARE(getppid);
+LX_DECLARE(getuid); LX_DECLARE(geteuid); LX_DECLARE(getgid); LX_DECLARE(getegid);
+LX_DECLARE(getrandom); LX_DECLARE(prlimit64); LX_DECLARE(getrlimit); LX_DECLARE(sched_getaffinity);
+LX_DECLARE(sched_yield); LX_DECLARE(sysinfo); LX_DECLARE(getcwd);
+/* signal.c */
+LX_DECLARE(rt_sigaction); LX_DECLARE(rt_sigprocmask); LX_DECLARE(sigaltstack);
+LX_DECLARE(kill); LX_DECLARE(tgkill); LX_DECLARE(tkill);
+/* mm.c */
+LX_DECLARE(brk); LX_DECLARE(mmap); LX_DECLARE(munmap); LX_DECLARE(mremap);
+LX_DECLARE(mprotect); LX_DECLARE(madvise);
+/* proc.c */
+LX_DECLARE(exit); LX_DECLARE(exit_group); LX_DECLARE(arch_prctl); LX_DECLARE(set_tid_address);
+LX_DECLARE(set_robust_list); LX_DECLARE(rseq);
+#undef LX_DECLARE
+
+#endif
