@@ -1,0 +1,39 @@
+/* kvmserver: parse the configuration, then dispatch the subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/env.h"
+#include "cli/options.h"
+#include "server/serve.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int status = cli_parse(argc, argv, &cfg);
+    if (status >= 0)
+        goto out;
+    if (cfg.print_config) {
+        config_print(&cfg, stdout);
+        status = 0;
+        goto out;
+    }
+    const char *missing = config_unimplemented(&cfg);
+    if (missing) {
+        fprintf(stderr, "kvmserver: %s\n", missing);
+        status = CLI_USAGE_ERROR;
+        goto out;
+    }
+    char **env = guest_environ(&cfg, environ);
+    if (!env) {
+        fprintf(stderr, "kvmserver: out of memory building the guest environment\n");
+        status = 1;
+        goto out;
+    }
+    status = serve(&cfg, env);
+    guest_environ_free(env);
+out:
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,21 @@
+/* Booting the program in its master VM: until it first waits for a connection (then it is
+ * frozen, ready to be forked) or until it ends (a plain program run to completion). */
+#ifndef KVMS_BOOT_H
+#define KVMS_BOOT_H
+#include "cli/config.h"
+#include "linux/process.h"
+#include "server/metrics.h"
+#include "vm/vm.h"
+
+struct booted_program {
+    struct vm vm;
+    struct lx_proc *proc;
+    struct metrics metrics;
+};
+
+/* Returns -1 when the program is frozen at readiness, or the exit status kvmserver should
+ * exit with: the program's own, 128+signal after a crash (reported on stderr), 124 after
+ * --max-boot-time, 1 when the VM could not be set up. */
+int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env);
+
+#endif

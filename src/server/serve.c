@@ -1,0 +1,193 @@
+/* Server mode (see serve.h): boot, freeze at readiness, fork, serve, reset. */
+#include "server/serve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "linux/process.h"
+#include "linux/syscalls.h"
+#include "server/boot.h"
+#include "vm/fork.h"
+#include "vm/vm.h"
+
+struct request_vm {
+    unsigned index;
+    struct server *srv;
+    struct vm vm;
+    struct lx_proc proc;
+    pthread_t thread;
+};
+
+struct server {
+    const struct config *cfg;
+    struct booted_program boot;
+    struct vm_snapshot snap;
+    unsigned nvms;
+    struct request_vm *vms;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Continues the wait the master was frozen in (blocks until a connection is there). */
+static void resume_frozen_wait(struct request_vm *rv)
+{
+    const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
+    long ret = lx_dispatch(&rv->proc, frozen->pending_nr, frozen->pending_args);
+    rv->vm.run->s.regs.regs.rax = (uint64_t)ret;
+    rv->vm.run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
+/* After a request: what happened, logged in one line when it was not a normal end. */
+static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
+{
+    const struct config *cfg = rv->srv->cfg;
+    switch (res) {
+    case VM_STOPPED:
+        if (rv->proc.exited) {
+            fprintf(stderr, "kvmserver: request VM %u: the program exited (status %d) while "
+                    "serving; resetting\n", rv->index, rv->proc.exit_status);
+            return false;
+        }
+        if (rv->proc.server.memory_exceeded) {
+            fprintf(stderr, "kvmserver: request VM %u: request exceeded --max-request-memory "
+                    "(%llu MiB); connection closed, VM reset\n", rv->index,
+                    (unsigned long long)cfg->max_request_memory);
+            return false;
+        }
+        return false;
+    case VM_CRASHED:
+        fprintf(stderr, "kvmserver: request VM %u: crashed: %s (signal %d); connection closed, "
+                "VM reset\n", rv->index, rv->vm.crash_report, rv->vm.crash_signal);
+        return true;
+    case VM_TIMED_OUT:
+        fprintf(stderr, "kvmserver: request VM %u: request took longer than "
+                "--max-request-time (%g s); connection closed, VM reset\n", rv->index,
+                cfg->max_request_time);
+        return true;
+    case VM_HOST_ERROR:
+        fprintf(stderr, "kvmserver: request VM %u: %s; VM reset\n", rv->index,
+                rv->vm.crash_report);
+        return true;
+    }
+    return true;
+}
+
+static int start_request_state(struct request_vm *rv)
+{
+    struct server *srv = rv->srv;
+    if (lx_proc_fork(&rv->proc, srv->boot.proc, &rv->vm) < 0)
+        return -1;
+    if (srv->cfg->ephemeral) {
+        rv->proc.server.accepts_left = 1;
+        rv->proc.server.conn_fd = -1;
+    }
+    rv->proc.server.request_memory_limit = srv->cfg->max_request_memory << 20;
+    return 0;
+}
+
+static void *request_loop(void *arg)
+{
+    struct request_vm *rv = arg;
+    struct server *srv = rv->srv;
+    const struct config *cfg = srv->cfg;
+    if (vm_fork(&rv->vm, &srv->snap) < 0 || start_request_state(rv) < 0) {
+        fprintf(stderr, "kvmserver: request VM %u could not be created\n", rv->index);
+        return NULL;
+    }
+    rv->vm.ops = &lx_vm_ops;
+    rv->vm.ops_ctx = &rv->proc;
+    for (;;) {
+        uint64_t exits_before = rv->vm.exits;
+        resume_frozen_wait(rv);
+        if (cfg->ephemeral && cfg->max_request_time > 0)
+            rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
+        enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
+        if (res == VM_STOPPED && rv->proc.server.deadline_hit)
+            res = VM_TIMED_OUT;
+        bool anywhere = request_ended_badly(rv, res);
+        /* Closing the fork's fds closes the connection: the client sees the end. */
+        lx_proc_destroy(&rv->proc);
+        struct vm_reset_stats st;
+        if (vm_reset(&rv->vm, anywhere, &st) < 0 || start_request_state(rv) < 0) {
+            fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
+                    rv->index);
+            return NULL;
+        }
+        metrics_count_request(&srv->boot.metrics, &st, rv->vm.exits - exits_before);
+        if (cfg->verbose)
+            fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new) in %.1f us\n",
+                    rv->index, st.pages_restored, st.pages_new, st.ns / 1e3);
+    }
+    return NULL;
+}
+
+static unsigned vm_count(const struct config *cfg)
+{
+    if (cfg->threads)
+        return cfg->threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (unsigned)cpus : 1;
+}
+
+static double rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+int serve(const struct config *cfg, char **guest_env)
+{
+    /* The main thread only waits for the stop signals: block them everywhere else. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct server srv = { .cfg = cfg };
+    uint64_t t0 = now_ns();
+    int status = boot_until_ready(&srv.boot, cfg, guest_env);
+    if (status >= 0)
+        return status;
+    double boot_ms = (now_ns() - t0) / 1e6;
+    if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0)
+        return 1;
+
+    srv.nvms = vm_count(cfg);
+    srv.vms = calloc(srv.nvms, sizeof *srv.vms);
+    if (!srv.vms)
+        return 1;
+    printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s\n", cfg->program,
+           boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no");
+    fflush(stdout);
+    for (unsigned i = 0; i < srv.nvms; i++) {
+        srv.vms[i] = (struct request_vm){ .index = i, .srv = &srv };
+        if (pthread_create(&srv.vms[i].thread, NULL, request_loop, &srv.vms[i]) != 0) {
+            fprintf(stderr, "kvmserver: cannot start request VM thread %u: %s\n", i,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
+    metrics_print(&srv.boot.metrics, stderr);
+    fflush(NULL);
+    /* Request VMs may be blocked in the guest's accept(): end the process rather than
+     * unwinding every thread; the kernel releases VMs, memory and sockets. */
+    _exit(0);
+}

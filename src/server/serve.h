@@ -1,0 +1,11 @@
+/* Server mode: boot the program until it waits for its first connection, freeze it there,
+ * and serve connections from request VMs forked from the frozen image. */
+#ifndef KVMS_SERVE_H
+#define KVMS_SERVE_H
+#include "cli/config.h"
+
+/* Runs until SIGINT/SIGTERM (exit status 0) or until the program cannot be served (it
+ * exits or crashes before listening: its status, 128+signal, or 1). */
+int serve(const struct config *cfg, char **guest_env);
+
+#endif
