@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test suite against a build directory and ends with one line
+# "N passed, N failed" (what CI reads). Exit status 0 only when nothing failed.
+set -uo pipefail
+build=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+passed=0 failed=0
+failures=()
+
+count() {   # count SUITE PASSED FAILED
+  passed=$((passed + $2)); failed=$((failed + $3))
+  [ "$3" -gt 0 ] && failures+=("$1")
+  echo "== $1: $2 passed, $3 failed"
+}
+
+# 1. Unit tests (cmocka), counted per test case.
+echo "== unit tests"
+meson test -C "$build" --suite unit --print-errorlogs >"$build/unit.log" 2>&1
+unit_rc=$?
+p=$(grep -ho '\[  PASSED  \] [0-9]* test' "$build/meson-logs/testlog.txt" | awk '{s+=$4} END {print s+0}')
+f=$(grep -ho '\[  FAILED  \] [0-9]* test' "$build/meson-logs/testlog.txt" | awk '{s+=$4} END {print s+0}')
+if [ "$unit_rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; cat "$build/unit.log"; fi
+count unit "$p" "$f"
+
+# 2. End-to-end and differential tests (pytest, Debian's python3).
+echo "== end-to-end tests"
+KVMS_BUILD="$top/$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e \
+  2>&1 | tee "$build/e2e.log"
+line=$(grep -E '[0-9]+ (passed|failed)' "$build/e2e.log" | tail -1)
+p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+f=$(echo "$line" | grep -oE '[0-9]+ (failed|error)' | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+[ -z "$line" ] && f=1
+count e2e "${p:-0}" "${f:-0}"
+
+# 3. Fuzzing the ELF parser for a bounded time.
+echo "== fuzz"
+if tests/fuzz/run.sh "${KVMS_FUZZ_SECONDS:-20}" >"$build/fuzz.log" 2>&1; then
+  count fuzz 1 0
+else
+  tail -20 "$build/fuzz.log"; count fuzz 0 1
+fi
+
+# 4. The hardware-KVM flavour, inside a QEMU-emulated machine with nested kvm_amd.
+echo "== hardware KVM flavour (QEMU TCG)"
+tests/hwkvm/run.sh "$build" tests/hwkvm/tests.list 2>&1 | tee "$build/hwkvm-summary.log"
+p=$(grep -c '^PASS hwkvm/' "$build/hwkvm-summary.log")
+f=$(grep -c '^FAIL hwkvm/' "$build/hwkvm-summary.log")
+[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && f=1
+count hwkvm "$p" "$f"
+
+[ ${#failures[@]} -gt 0 ] && echo "failing suites: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
