@@ -45,13 +45,9 @@ kvms_kcode_end:
 kvms_uentry_start:
     /* kvm_pvm: `syscall` jumps here and stays in ring 3. The store below targets a page
      * with no memory behind it, so it exits to the host (KVM_EXIT_MMIO) with RIP already
-     * past it; the host leaves the result in RAX. Then return as sysret would: restore
-     * RFLAGS from R11 (below the red zone, which must survive) and jump to RCX. */
+     * past it. The host completes the return as sysret would (RAX = result, RFLAGS from R11,
+     * RIP = RCX), so nothing here touches the user's stack, whatever RSP holds. */
     movl %eax, SYSCALL_MMIO_ADDR
-    lea -128(%rsp), %rsp
-    push %r11
-    popfq
-    lea 128(%rsp), %rsp
     jmp *%rcx
 
     .balign 16

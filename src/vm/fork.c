@@ -14,6 +14,7 @@
 #include "vm/cpu_state.h"
 #include "vm/kvm.h"
 #include "vm/layout.h"
+#include "vm/memslots.h"
 #include "vm/platform.h"
 #include "vm/vm.h"
 
@@ -107,9 +108,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         goto err;
     }
     child->mem = mem;
-    struct kvm_userspace_memory_region slot = {
-        .slot = 0, .memory_size = m->mem_size, .userspace_addr = (uintptr_t)mem };
-    if (ioctl(child->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+    if (vm_alloc_slots(child) || memslots_copy(child, m)) {
         fail("fork: KVM_SET_USER_MEMORY_REGION");
         goto err;
     }

@@ -27,6 +27,16 @@ static uint64_t *table_at(const struct paging *pt, uint64_t pa)
     return (uint64_t *)(pt->mem + pa);
 }
 
+/* Did going from entry `old` to `new` take a right away (presence, write, user, execute)? */
+static bool takes_rights(uint64_t old, uint64_t new)
+{
+    if (!(old & PTE_P))
+        return false;
+    return !(new & PTE_P) || ((old & PTE_W) && !(new & PTE_W)) ||
+           ((old & PTE_U) && !(new & PTE_U)) || (!(old & PTE_NX) && (new & PTE_NX)) ||
+           (old & PTE_ADDR_MASK) != (new & PTE_ADDR_MASK);
+}
+
 /* Records that the host changed the table entry at `entry` (a fork must undo it on reset). */
 static void note_edit(struct paging *pt, const uint64_t *entry)
 {
@@ -99,7 +109,9 @@ int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t f
         if (!slot)
             return -ENOMEM;
         /* Keep a D bit already set: it marks a page written since the image was taken. */
-        *slot = ((pa + off) | flags | PTE_P | PTE_A) | (*slot & PTE_D);
+        uint64_t e = ((pa + off) | flags | PTE_P | PTE_A) | (*slot & PTE_D);
+        pt->revoked += takes_rights(*slot, e);
+        *slot = e;
         note_edit(pt, slot);
     }
     return 0;
@@ -126,7 +138,9 @@ int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
     for (uint64_t off = 0; off < len; off += PAGE) {
         uint64_t *slot = leaf_slot(pt, va + off, false);
         if (slot && (*slot & PTE_P)) {
-            *slot = (*slot & ~(PTE_W | PTE_U | PTE_NX)) | flags;
+            uint64_t e = (*slot & ~(PTE_W | PTE_U | PTE_NX)) | flags;
+            pt->revoked += takes_rights(*slot, e);
+            *slot = e;
             note_edit(pt, slot);
         }
     }

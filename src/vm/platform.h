@@ -17,9 +17,9 @@ struct platform {
     uint64_t syscall_entry;           /* LSTAR */
     /* Is this exit a system call? */
     bool (*is_syscall_exit)(const struct vm *vm, const struct kvm_run *run);
-    /* Before resuming after a system call: false if the return cannot be done safely
-     * (then the guest is treated as crashed). */
-    bool (*can_return)(const struct kvm_regs *regs);
+    /* Prepares the return from a system call whose result is already in RAX: false if the
+     * return cannot be done safely (then the guest is treated as crashed). */
+    bool (*complete_return)(struct kvm_regs *regs);
 };
 
 extern const struct platform platform_pvm;

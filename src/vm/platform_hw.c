@@ -11,7 +11,7 @@ static bool hw_is_syscall_exit(const struct vm *vm, const struct kvm_run *run)
            run->io.direction == KVM_EXIT_IO_OUT;
 }
 
-static bool hw_can_return(const struct kvm_regs *regs)
+static bool hw_complete_return(struct kvm_regs *regs)
 {
     /* sysretq to a non-canonical RCX faults in ring 0 on the user's stack (on Intel). */
     return regs->rcx < (1ull << 47);
@@ -21,5 +21,5 @@ const struct platform platform_hw = {
     .name = "hardware",
     .syscall_entry = KCODE_ADDR + 16,   /* kvms_kcode_hw_syscall, checked in vm.c */
     .is_syscall_exit = hw_is_syscall_exit,
-    .can_return = hw_can_return,
+    .complete_return = hw_complete_return,
 };

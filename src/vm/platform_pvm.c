@@ -1,4 +1,5 @@
 /* kvm_pvm flavour: syscalls arrive as an MMIO store from the user-mode entry stub. */
+#include "vm/cpu_state.h"
 #include "vm/layout.h"
 #include "vm/platform.h"
 #include "vm/vm.h"
@@ -9,9 +10,12 @@ static bool pvm_is_syscall_exit(const struct vm *vm, const struct kvm_run *run)
            run->mmio.phys_addr == vm->mem_size;   /* SYSCALL_MMIO_ADDR's frame */
 }
 
-static bool pvm_can_return(const struct kvm_regs *regs)
+static bool pvm_complete_return(struct kvm_regs *regs)
 {
-    (void)regs;          /* the stub returns with a user-mode jump: nothing to guard */
+    /* What sysret would do; the stub's `jmp *%rcx` is then never reached, and the
+     * user's stack is never used. */
+    regs->rflags = (regs->r11 & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+    regs->rip = regs->rcx;
     return true;
 }
 
@@ -19,5 +23,5 @@ const struct platform platform_pvm = {
     .name = "kvm_pvm",
     .syscall_entry = UENTRY_ADDR,
     .is_syscall_exit = pvm_is_syscall_exit,
-    .can_return = pvm_can_return,
+    .complete_return = pvm_complete_return,
 };

@@ -3,7 +3,6 @@
  * a `vmcall` that wedges kvm_pvm) can hold the host thread past its deadline. */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -80,21 +79,36 @@ static const struct vector_info vectors[32] = {
     [19] = { "SIMD FP exception", SIGFPE, false },  [21] = { "control protection", SIGSEGV, true },
 };
 
-static enum vm_run_result crash(struct vm *vm, int sig, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum vm_run_result crash(struct vm *vm, int sig, const char *fmt, ...)
+/* Records a guest crash as one line: what happened, the instruction and the fault address. */
+static enum vm_run_result crash(struct vm *vm, int sig, uint64_t rip, uint64_t addr,
+                                const char *what)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(vm->crash_report, sizeof vm->crash_report, fmt, ap);
-    va_end(ap);
+    snprintf(vm->crash_report, sizeof vm->crash_report, "%s at rip 0x%llx, address 0x%llx",
+             what, (unsigned long long)rip, (unsigned long long)addr);
     vm->crash_signal = sig;
     return VM_CRASHED;
+}
+
+/* kvm_pvm raises #UD for a user-mode `int N` where the CPU raises #GP (a DPL-0 gate): report
+ * what Linux would. The faulting RIP is in the frame on the ring-0 stack. */
+static bool software_interrupt_at(struct vm *vm)
+{
+    uint64_t sp = vm->run->s.regs.regs.rsp, rip;
+    uint8_t opcode;
+    if (sp < KSTACK_ADDR || sp > KSTACK_ADDR + KSTACK_SIZE - 8)
+        return false;
+    memcpy(&rip, vm->mem + sp, 8);
+    return gm_read(vm, &opcode, rip, 1) == 0 && opcode == 0xcd;
 }
 
 static enum vm_run_result exception(struct vm *vm, unsigned vec)
 {
     const struct vector_info *v = &vectors[vec];
+    bool has_error = v->has_error;     /* the frame's layout is the raised vector's */
+    if (vec == 6 && software_interrupt_at(vm)) {
+        vec = 13;
+        v = &vectors[13];
+    }
     const char *name = v->name ? v->name : "reserved exception";
     int sig = v->signal ? v->signal : SIGSEGV;
     /* The frame the CPU pushed on the ring-0 stack, which the guest cannot reach. */
@@ -102,20 +116,24 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec)
     uint64_t frame[3] = { 0 };
     if (sp >= KSTACK_ADDR && sp <= KSTACK_ADDR + KSTACK_SIZE - sizeof frame)
         memcpy(frame, vm->mem + sp, sizeof frame);
-    uint64_t error = v->has_error ? frame[0] : 0;
-    uint64_t rip = v->has_error ? frame[1] : frame[0];
+    uint64_t error = has_error ? frame[0] : 0;
+    uint64_t rip = has_error ? frame[1] : frame[0];
+    char what[96];
     if (vec == 14) {
-        struct kvm_sregs s;
-        uint64_t cr2 = ioctl(vm->vcpu_fd, KVM_GET_SREGS, &s) == 0 ? s.cr2 : 0;
-        return crash(vm, sig, "page fault (%s %s) at rip %#llx, address %#llx",
-                     error & 16 ? "instruction fetch," : error & 2 ? "write," : "read,",
-                     error & 1 ? "protection violation" : "page not mapped",
-                     (unsigned long long)rip, (unsigned long long)cr2);
+        struct kvm_sregs sr;
+        uint64_t cr2 = ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) == 0 ? sr.cr2 : 0;
+        snprintf(what, sizeof what, "page fault (%s, %s)",
+                 error & 16 ? "instruction fetch" : error & 2 ? "write" : "read",
+                 error & 1 ? "protection violation" : "page not mapped");
+        return crash(vm, sig, rip, cr2, what);
     }
-    if (v->has_error && error)
-        return crash(vm, sig, "%s (error code %#llx) at rip %#llx", name,
-                     (unsigned long long)error, (unsigned long long)rip);
-    return crash(vm, sig, "%s at rip %#llx", name, (unsigned long long)rip);
+    if (has_error && error)
+        snprintf(what, sizeof what, "%s (error code 0x%llx)", name, (unsigned long long)error);
+    else
+        snprintf(what, sizeof what, "%s", name);
+    /* The fault address as Linux reports it in si_addr: the instruction for traps and
+     * undefined or arithmetic faults, 0 for protection faults. */
+    return crash(vm, sig, rip, sig == SIGSEGV || sig == SIGBUS ? 0 : rip, what);
 }
 
 /* Is the guest sitting on vmcall/vmmcall? kvm_pvm never returns from those by itself. */
@@ -136,9 +154,8 @@ static enum vm_run_result syscall_exit(struct vm *vm, bool *stop)
     long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, stop);
     r->rax = (uint64_t)ret;
     vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-    if (!*stop && !vm->plat->can_return(r))
-        return crash(vm, SIGSEGV, "system call returns to a non-canonical address %#llx",
-                     (unsigned long long)r->rcx);
+    if (!*stop && !vm->plat->complete_return(r))
+        return crash(vm, SIGSEGV, r->rip, r->rcx, "system call returns to a non-canonical address");
     return VM_STOPPED;
 }
 
@@ -164,8 +181,7 @@ enum vm_run_result vm_run(struct vm *vm)
             run->immediate_exit = 0;
             uint64_t rip = run->s.regs.regs.rip;
             if (rip == last_kick_rip && on_hypercall(vm, rip))
-                return crash(vm, SIGILL, "hypercall instruction (vmcall) at rip %#llx",
-                             (unsigned long long)rip);
+                return crash(vm, SIGILL, rip, rip, "hypercall instruction (vmcall)");
             last_kick_rip = rip;
             if (vm->deadline_ns && now_ns() >= vm->deadline_ns)
                 return VM_TIMED_OUT;
@@ -178,34 +194,28 @@ enum vm_run_result vm_run(struct vm *vm)
                 return res;
             continue;
         }
+        uint64_t rip = run->s.regs.regs.rip;
         switch (run->exit_reason) {
         case KVM_EXIT_IO:
             if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port >= PORT_EXCEPTION_BASE &&
                 run->io.port < PORT_EXCEPTION_BASE + 32)
                 return exception(vm, run->io.port - PORT_EXCEPTION_BASE);
-            return crash(vm, SIGSEGV, "unexpected I/O port %#x access at rip %#llx",
-                         run->io.port, (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, run->io.port, "unexpected I/O port access");
         case KVM_EXIT_MMIO:
-            return crash(vm, SIGSEGV, "access to unbacked address %#llx at rip %#llx",
-                         (unsigned long long)run->mmio.phys_addr,
-                         (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, run->mmio.phys_addr, "access to unbacked memory");
         case KVM_EXIT_SHUTDOWN:
-            return crash(vm, SIGSEGV, "triple fault (the guest's fault could not be delivered) "
-                         "at rip %#llx", (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, 0, "triple fault (a fault could not be delivered)");
         case KVM_EXIT_HLT:
-            return crash(vm, SIGSEGV, "hlt at rip %#llx", (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, 0, "hlt");
         case KVM_EXIT_FAIL_ENTRY:
             snprintf(vm->crash_report, sizeof vm->crash_report,
-                     "KVM could not enter the guest (reason %#llx)",
+                     "KVM could not enter the guest (reason 0x%llx)",
                      (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
             return VM_HOST_ERROR;
         case KVM_EXIT_INTERNAL_ERROR:
-            return crash(vm, SIGSEGV, "KVM internal error %u at rip %#llx (an instruction KVM "
-                         "could not emulate)", run->internal.suberror,
-                         (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, 0, "an instruction KVM could not emulate");
         default:
-            return crash(vm, SIGSEGV, "unexpected VM exit %u at rip %#llx", run->exit_reason,
-                         (unsigned long long)run->s.regs.regs.rip);
+            return crash(vm, SIGSEGV, rip, run->exit_reason, "unexpected VM exit");
         }
     }
 }

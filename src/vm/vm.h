@@ -44,6 +44,8 @@ struct vm {
     uint8_t *mem;             /* host mapping of guest-physical [0, mem_size) */
     uint64_t mem_size;
     uint64_t user_end;        /* guest addresses below this are for the program */
+    bool *slot_registered;    /* per memory slot (memslots.h) */
+    uint32_t nslots;
     struct paging pt;
     const struct platform *plat;
     const struct vm_ops *ops;
@@ -55,6 +57,7 @@ struct vm {
     char crash_report[256];
 
     uint64_t exits, syscall_exits;   /* counters */
+    uint64_t flushes;         /* translation flushes after rights were taken away */
     const struct vm_snapshot *origin;   /* a fork's frozen image; NULL for a master */
     struct working_set ws;    /* a fork's pages to restore on reset */
     size_t ws_new;            /* pages that joined ws since the last reset */
@@ -65,6 +68,7 @@ struct vm {
 
 /* Engine-internal: the vCPU of a VM whose vm_fd exists; MSR writes. */
 int vm_create_vcpu(struct vm *vm);
+int vm_alloc_slots(struct vm *vm);
 int vm_set_msrs(struct vm *vm, const uint32_t *index, const uint64_t *value, unsigned n);
 
 /* Opens /dev/kvm and creates the VM with its system area; prints an actionable message and
@@ -76,6 +80,10 @@ void vm_destroy(struct vm *vm);
  * for the program's own memory. */
 int vm_map(struct vm *vm, uint64_t gva, uint64_t len, int prot);
 int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot);
+/* Unmaps [gva, gva+len) and discards its content. Unlike a PROT_NONE vm_protect it does
+ * not flush cached translations (too dear for every munmap): a program that touches memory
+ * it unmapped may still reach it (its own, zeroed memory) instead of faulting. */
+int vm_unmap(struct vm *vm, uint64_t gva, uint64_t len);
 /* Discards the content of [gva, gva+len): the next read sees zeros. */
 int vm_discard(struct vm *vm, uint64_t gva, uint64_t len);
 /* A host pointer to [gva, gva+len) for the host's own writes into program memory (file
