@@ -25,6 +25,7 @@ int main(int argc, char **argv)
         status = CLI_USAGE_ERROR;
         goto out;
     }
+    config_warn_partial(&cfg, stderr);
     char **env = guest_environ(&cfg, environ);
     if (!env) {
         fprintf(stderr, "kvmserver: out of memory building the guest environment\n");

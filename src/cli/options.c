@@ -1151,5 +1151,19 @@ const char *config_unimplemented(const struct config *cfg)
     if (cfg->remappings.count > 0) return "--remapping is not implemented yet";
     if (cfg->volumes.count > 0) return "--volume is not implemented yet";
     if (cfg->one_to_one) return "--1-to-1 is not implemented yet";
+    if (cfg->warmup > 0) return "--warmup is not implemented yet";
     return NULL;
+}
+
+void config_warn_partial(const struct config *cfg, FILE *out)
+{
+    /* Accepted, but the guest cannot open files yet: say so rather than pretend. */
+    if (cfg->allow_read_set || cfg->allow_write_set || cfg->allow_all)
+        fprintf(out, "kvmserver: note: file system access is not implemented yet; "
+                "--allow-read/--allow-write grant nothing so far\n");
+    if (cfg->cwd)
+        fprintf(out, "kvmserver: note: --cwd only changes what getcwd() reports so far\n");
+    if (cfg->no_executable_heap || cfg->no_mmap_backed_files || cfg->no_split_hugepages ||
+        cfg->no_ephemeral_keep_working_memory)
+        fprintf(out, "kvmserver: note: the memory tuning flags have no effect yet\n");
 }

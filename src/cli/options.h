@@ -44,4 +44,7 @@ void config_print(const struct config *cfg, FILE *out);
  * e.g. "--hugepages is not implemented yet". */
 const char *config_unimplemented(const struct config *cfg);
 
+/* Prints a note for each option that is accepted but only partly in effect so far. */
+void config_warn_partial(const struct config *cfg, FILE *out);
+
 #endif

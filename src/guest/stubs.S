@@ -4,6 +4,24 @@
  * within a blob, and absolute addresses that are layout constants. */
 #include "vm/layout.h"
 
+/* The guest is pid 1 with a single thread (tid 1) and parent 0 (see linux/process.h):
+ * getpid, gettid and getppid need no trip to the host. Jumps to `done` with RAX set, or
+ * falls through for every other call. Clobbers only RAX and the arithmetic flags, which
+ * every compiler treats as clobbered by a system call. */
+.macro ANSWER_KNOWN_CALLS done
+    cmpl $39, %eax          /* getpid */
+    je 8f
+    cmpl $186, %eax         /* gettid */
+    je 8f
+    cmpl $110, %eax         /* getppid */
+    jne 9f
+    xorl %eax, %eax
+    jmp \done
+8:  movl $1, %eax
+    jmp \done
+9:
+.endm
+
     .section .rodata.kvms_guest, "a"
     .code64
 
@@ -18,11 +36,13 @@ kvms_kcode_iret:
 
     .balign 16
 kvms_kcode_hw_syscall:
-    /* Hardware KVM: `syscall` lands here in ring 0 on the user's stack. Report to the host
-     * (RAX = number, arguments in registers); the host puts the result in RAX and has
-     * checked that RCX is canonical, so sysretq cannot fault in ring 0. */
+    /* Hardware KVM: `syscall` lands here in ring 0 on the user's stack. Calls whose answer
+     * never changes are answered here; the rest are reported to the host (RAX = number,
+     * arguments in registers), which puts the result in RAX and has checked that RCX is
+     * canonical, so sysretq cannot fault in ring 0. */
+    ANSWER_KNOWN_CALLS 1f
     outb %al, $PORT_SYSCALL
-    sysretq
+1:  sysretq
 
 /* Exception stubs, 16 bytes apart, vector n at kvms_kcode_vectors + 16*n. Each reports the
  * vector through its own port; the host reads the frame from the ring-0 stack. If the host
@@ -43,12 +63,13 @@ kvms_kcode_end:
     .balign 16
     .globl kvms_uentry_start, kvms_uentry_end, kvms_uentry_probe
 kvms_uentry_start:
+    ANSWER_KNOWN_CALLS 1f
     /* kvm_pvm: `syscall` jumps here and stays in ring 3. The store below targets a page
      * with no memory behind it, so it exits to the host (KVM_EXIT_MMIO) with RIP already
      * past it. The host completes the return as sysret would (RAX = result, RFLAGS from R11,
      * RIP = RCX), so nothing here touches the user's stack, whatever RSP holds. */
     movl %eax, SYSCALL_MMIO_ADDR
-    jmp *%rcx
+1:  jmp *%rcx
 
     .balign 16
 kvms_uentry_probe:

@@ -102,15 +102,17 @@ void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len)
     }
 }
 
-/* Counts memory a request maps beyond its frozen image; past the limit the request ends. */
+/* Counts memory the program maps. Past the limit the call fails with ENOMEM, as a boot
+ * under --max-main-memory expects; a request VM's request is aborted instead. */
 static bool charge(struct lx_proc *p, uint64_t bytes)
 {
-    uint64_t limit = p->server.request_memory_limit;
-    if (limit && (bytes > limit || p->mm.request_bytes > limit - bytes)) {
-        p->server.memory_exceeded = true;
+    uint64_t limit = p->server.memory_limit;
+    if (limit && (bytes > limit || p->mm.charged_bytes > limit - bytes)) {
+        if (p->server.limit_aborts)
+            p->server.memory_exceeded = true;
         return false;
     }
-    p->mm.request_bytes += bytes;
+    p->mm.charged_bytes += bytes;
     return true;
 }
 
@@ -207,7 +209,7 @@ long sys_mmap(struct lx_proc *p, const uint64_t a[6])
     } else {
         addr = mm_alloc(mm, len);
         if (!addr) {
-            mm->request_bytes -= len;
+            mm->charged_bytes -= len;
             return -ENOMEM;
         }
     }
@@ -233,8 +235,7 @@ long sys_munmap(struct lx_proc *p, const uint64_t a[6])
     uint64_t addr = a[0], len = page_up(a[1]);
     if (!a[1] || !range_ok(p, addr, len))
         return -EINVAL;
-    vm_discard(p->vm, addr, len);
-    vm_protect(p->vm, addr, len, PROT_NONE);
+    vm_unmap(p->vm, addr, len);
     mm_free(&p->mm, addr, len);
     return 0;
 }

@@ -14,7 +14,8 @@ struct lx_mm {
     uint64_t brk_start, brk_cur, brk_mapped, brk_limit;
     uint64_t mmap_base, mmap_limit;     /* the mmap area [mmap_base, mmap_limit) */
     uint64_t mmap_top;                  /* never-used space starts here */
-    uint64_t request_bytes;             /* mapped since the request VM started from the image */
+    uint64_t charged_bytes;             /* mapped since boot, or since a request VM started
+                                         * from the frozen image */
     size_t nfree;                       /* freed ranges below mmap_top, sorted, coalesced */
     struct lx_range free[LX_MM_MAX_RANGES];
 };

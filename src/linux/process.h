@@ -40,8 +40,10 @@ struct lx_server_state {
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
     int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
     bool request_done;      /* ephemeral: the connection was closed -> reset */
-    uint64_t request_memory_limit;  /* bytes a request may map beyond the frozen image; 0 = any */
-    bool memory_exceeded;   /* -> it tried to map more: abort the request */
+    uint64_t memory_limit;  /* bytes the program may map (at boot: --max-main-memory; in a
+                             * request VM: beyond the frozen image); 0 = any */
+    bool limit_aborts;      /* request VMs: going past the limit aborts the request */
+    bool memory_exceeded;   /* -> it tried to: the VM stops */
     bool deadline_hit;      /* a blocking host call reached the VM's deadline */
 };
 

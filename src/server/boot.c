@@ -71,6 +71,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         return 1;
     }
     b->proc->server.freeze_on_wait = true;
+    b->proc->server.memory_limit = cfg->max_main_memory * MIB;
     b->vm.ops = &lx_vm_ops;
     b->vm.ops_ctx = b->proc;
     vm_set_entry(&b->vm, li.entry, li.sp);

@@ -93,7 +93,8 @@ static int start_request_state(struct request_vm *rv)
         rv->proc.server.accepts_left = 1;
         rv->proc.server.conn_fd = -1;
     }
-    rv->proc.server.request_memory_limit = srv->cfg->max_request_memory << 20;
+    rv->proc.server.memory_limit = srv->cfg->max_request_memory << 20;
+    rv->proc.server.limit_aborts = true;
     return 0;
 }
 

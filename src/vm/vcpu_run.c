@@ -148,7 +148,8 @@ static bool on_hypercall(struct vm *vm, uint64_t rip)
 static enum vm_run_result syscall_exit(struct vm *vm, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
-    struct vm_syscall call = { .nr = r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
+    /* Linux looks at the low 32 bits of the number only. */
+    struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
     clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
     long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, stop);
