@@ -1,6 +1,6 @@
 # Thin wrapper around Meson. `make run` and `make test` are the README's two set-up commands.
 BUILD ?= build
-HOST ?= 127.0.0.1
+HOST = 127.0.0.1   # the example listens on loopback only
 PORT ?= 8000
 
 .PHONY: all deps build run test clean bench
@@ -17,7 +17,9 @@ build: $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
 
 run: deps build
-	$(BUILD)/kvmserver run $(BUILD)/examples/hello
+	@echo "Serving the example on http://$(HOST):$(PORT)/ (ephemeral: every request starts"
+	@echo "from the frozen image). Try: curl http://$(HOST):$(PORT)/   Stop with Ctrl-C."
+	$(BUILD)/kvmserver --allow-listen=$(HOST):$(PORT) -e run $(BUILD)/examples/httpd $(PORT)
 
 test: deps build
 	@tests/run-all.sh $(BUILD)

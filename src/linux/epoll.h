@@ -25,4 +25,13 @@ void lx_epoll_free(struct lx_epoll *ep);
  * deep copy of the record in *copy. */
 int lx_epoll_clone(const struct lx_epoll *ep, struct lx_fdtable *fds, struct lx_epoll **copy);
 
+struct lx_proc;
+/* The guest is closing (or dup2-replacing) guest_fd: drop its registrations from every epoll
+ * record of p, and from the host instances. Call it BEFORE the host fd is closed (the host
+ * registration can only be removed through it; another VM may keep the open file alive). */
+void lx_epoll_forget_fd(struct lx_proc *p, int guest_fd);
+/* p has used up its accept budget: take its listeners out of its host epoll instances (the
+ * records keep them, so epoll_ctl still answers as if they were there). */
+void lx_epoll_hide_listeners(struct lx_proc *p);
+
 #endif

@@ -6,19 +6,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "linux/epoll.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "linux/wait.h"
 #include "vm/guest_mem.h"
+#include "vm/vm.h"
 
 /* Linux never moves more than this in one call (INT_MAX rounded down to a page). */
 #define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
 #define GUEST_IOV_MAX 1024
+#define GUEST_PAGE 4096
 
 _Static_assert(sizeof(struct stat) == 144, "struct stat must be the x86-64 kernel layout");
 
@@ -27,51 +33,97 @@ static int dirfd_arg(uint64_t reg) { return (int)(uint32_t)reg; }
 
 static size_t cap_rw(uint64_t len) { return len > MAX_RW_COUNT ? MAX_RW_COUNT : (size_t)len; }
 
-/* A host pointer for a guest buffer. A zero-length buffer touches no memory, so on Linux
- * any pointer (NULL too) is fine for it: hand the host a harmless one. */
-static void *guest_buf(struct vm *vm, uint64_t gva, size_t len, int access)
+/* Linux's first check (access_ok): the whole range, before any capping, lies in the
+ * program's address space. */
+static bool in_address_space(const struct vm *vm, uint64_t gva, uint64_t len)
+{
+    return gva <= vm->user_end && len <= vm->user_end - gva;
+}
+
+/* A host pointer for the guest buffer [gva, gva + *len). Linux copies until the first fault
+ * and reports what it moved, so a buffer whose tail is inaccessible shrinks to its accessible
+ * head (*len is updated); NULL (-EFAULT) when not even its first byte is. A zero-length buffer
+ * touches no memory, so any pointer (NULL too) is fine: the host gets a harmless one. */
+static void *guest_buf(struct vm *vm, uint64_t gva, size_t *len, int access)
 {
     static char nothing;
-    if (len == 0)
+    if (*len == 0)
         return &nothing;
-    return gm_span(vm, gva, len, access);
+    if (!in_address_space(vm, gva, *len))
+        return NULL;
+    void *whole = gm_span(vm, gva, *len, access);
+    if (whole)
+        return whole;
+    size_t head = 0;            /* bounded by *len <= MAX_RW_COUNT: at most 512Ki pages */
+    while (head < *len) {
+        uint64_t at = gva + head;
+        if (at < gva)
+            break;
+        size_t chunk = GUEST_PAGE - (size_t)(at % GUEST_PAGE);
+        if (chunk > *len - head)
+            chunk = *len - head;
+        if (!gm_span(vm, at, chunk, access))
+            break;
+        head += chunk;
+    }
+    if (head == 0)
+        return NULL;
+    *len = head;
+    return gm_span(vm, gva, head, access);
+}
+
+/* A blocking connection or pipe could outlive the VM's deadline in the host call: wait for
+ * it in lx_wait_fd (which stops at the deadline) first. Files and stdio never wait long. */
+static long wait_ready(struct lx_proc *p, const struct lx_fd *f, short events)
+{
+    if (f->type != LX_FT_CONNECTION && f->type != LX_FT_PIPE)
+        return 0;
+    if (!lx_host_fd_blocks(f->host_fd))
+        return 0;
+    return lx_wait_fd(p, f->host_fd, events);
+}
+
+/* A write to a pipe or socket with no reader raises SIGPIPE in the writer (the host's own
+ * SIGPIPE is not the guest's business: the host ignores it or dies of it, either way the
+ * guest's disposition decides here). */
+static long finish_write(struct lx_proc *p, long r)
+{
+    if (r == -EPIPE)
+        sys_tkill(p, (const uint64_t[6]){ LX_PID, SIGPIPE });
+    return r;
 }
 
 /* The engine's periodic kick is a signal with SA_RESTART; retrying on EINTR as well keeps a
  * stray interruption from reaching the guest (a partial transfer returns a count, never EINTR). */
-static long retry_rw(ssize_t (*op)(int, void *, size_t), int fd, void *buf, size_t len)
-{
-    ssize_t n;
-    do
-        n = op(fd, buf, len);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : (long)n;
-}
-
-static ssize_t host_read(int fd, void *buf, size_t len) { return read(fd, buf, len); }
-static ssize_t host_write(int fd, void *buf, size_t len) { return write(fd, buf, len); }
-
-static long transfer(struct lx_proc *p, const uint64_t a[6], int access,
-                     ssize_t (*op)(int, void *, size_t))
+static long transfer(struct lx_proc *p, const uint64_t a[6], bool to_guest)
 {
     struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
     if (!f)
         return -EBADF;
+    if (a[2] && !in_address_space(p->vm, a[1], a[2]))
+        return -EFAULT;
     size_t len = cap_rw(a[2]);
-    void *buf = guest_buf(p->vm, a[1], len, access);
+    void *buf = guest_buf(p->vm, a[1], &len, to_guest ? GM_WRITE : GM_READ);
     if (!buf)
         return -EFAULT;
-    return retry_rw(op, f->host_fd, buf, len);
+    long err = wait_ready(p, f, to_guest ? POLLIN : POLLOUT);
+    if (err)
+        return err;
+    ssize_t n;
+    do
+        n = to_guest ? read(f->host_fd, buf, len) : write(f->host_fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? (to_guest ? -errno : finish_write(p, -errno)) : (long)n;
 }
 
 long sys_read(struct lx_proc *p, const uint64_t a[6])
 {
-    return transfer(p, a, GM_WRITE, host_read);
+    return transfer(p, a, true);
 }
 
 long sys_write(struct lx_proc *p, const uint64_t a[6])
 {
-    return transfer(p, a, GM_READ, host_write);
+    return transfer(p, a, false);
 }
 
 /* Positioned variants: the offset is a signed 64-bit value (the host rejects < 0). */
@@ -80,8 +132,10 @@ long sys_pread64(struct lx_proc *p, const uint64_t a[6])
     struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
     if (!f)
         return -EBADF;
+    if (a[2] && !in_address_space(p->vm, a[1], a[2]))
+        return -EFAULT;
     size_t len = cap_rw(a[2]);
-    void *buf = guest_buf(p->vm, a[1], len, GM_WRITE);
+    void *buf = guest_buf(p->vm, a[1], &len, GM_WRITE);
     if (!buf)
         return -EFAULT;
     ssize_t n;
@@ -96,24 +150,27 @@ long sys_pwrite64(struct lx_proc *p, const uint64_t a[6])
     struct lx_fd *f = fdt_get(&p->fds, fd_arg(a[0]));
     if (!f)
         return -EBADF;
+    if (a[2] && !in_address_space(p->vm, a[1], a[2]))
+        return -EFAULT;
     size_t len = cap_rw(a[2]);
-    const void *buf = guest_buf(p->vm, a[1], len, GM_READ);
+    const void *buf = guest_buf(p->vm, a[1], &len, GM_READ);
     if (!buf)
         return -EFAULT;
     ssize_t n;
     do
         n = pwrite(f->host_fd, buf, len, (off_t)a[3]);
     while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : (long)n;
+    return n < 0 ? finish_write(p, -errno) : (long)n;
 }
 
 struct guest_iovec {
     uint64_t base, len;
 };
 
-/* Translates the guest's iovec array into host iovecs. Like Linux: more than 1024 entries or a
- * length that is negative as ssize_t is -EINVAL, and the total is silently capped at
- * MAX_RW_COUNT (later entries shrink, possibly to zero). */
+/* Translates the guest's iovec array into host iovecs; returns how many to use. Like Linux:
+ * more than 1024 entries or a length that is negative as ssize_t is -EINVAL, the total is
+ * silently capped at MAX_RW_COUNT (later entries shrink, possibly to zero), and the transfer
+ * stops at the first inaccessible byte (-EFAULT if that is the first byte of all). */
 static long map_iovec(struct vm *vm, uint64_t gva, uint64_t count, int access,
                       struct iovec *out)
 {
@@ -122,18 +179,25 @@ static long map_iovec(struct vm *vm, uint64_t gva, uint64_t count, int access,
     struct guest_iovec g[GUEST_IOV_MAX];
     if (count && gm_read(vm, g, gva, (size_t)count * sizeof g[0]))
         return -EFAULT;
-    size_t total = 0;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count; i++)
         if (g[i].len > (uint64_t)SSIZE_MAX)
             return -EINVAL;
-        size_t len = g[i].len > MAX_RW_COUNT - total ? MAX_RW_COUNT - total : (size_t)g[i].len;
-        void *buf = guest_buf(vm, g[i].base, len, access);
-        if (!buf)
+    for (size_t i = 0; i < count; i++)
+        if (g[i].len && !in_address_space(vm, g[i].base, g[i].len))
             return -EFAULT;
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t want = g[i].len > MAX_RW_COUNT - total ? MAX_RW_COUNT - total : (size_t)g[i].len;
+        size_t len = want;
+        void *buf = guest_buf(vm, g[i].base, &len, access);
+        if (!buf)
+            return total ? (long)i : -EFAULT;
         out[i] = (struct iovec){ .iov_base = buf, .iov_len = len };
         total += len;
+        if (len < want)
+            return (long)i + 1;
     }
-    return 0;
+    return (long)count;
 }
 
 static long vector_transfer(struct lx_proc *p, const uint64_t a[6], bool to_guest)
@@ -142,15 +206,17 @@ static long vector_transfer(struct lx_proc *p, const uint64_t a[6], bool to_gues
     if (!f)
         return -EBADF;
     struct iovec iov[GUEST_IOV_MAX];
-    long err = map_iovec(p->vm, a[1], a[2], to_guest ? GM_WRITE : GM_READ, iov);
+    long count = map_iovec(p->vm, a[1], a[2], to_guest ? GM_WRITE : GM_READ, iov);
+    if (count < 0)
+        return count;
+    long err = wait_ready(p, f, to_guest ? POLLIN : POLLOUT);
     if (err)
         return err;
-    int count = (int)a[2];      /* <= GUEST_IOV_MAX after map_iovec */
     ssize_t n;
     do
-        n = to_guest ? readv(f->host_fd, iov, count) : writev(f->host_fd, iov, count);
+        n = to_guest ? readv(f->host_fd, iov, (int)count) : writev(f->host_fd, iov, (int)count);
     while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : (long)n;
+    return n < 0 ? (to_guest ? -errno : finish_write(p, -errno)) : (long)n;
 }
 
 long sys_readv(struct lx_proc *p, const uint64_t a[6])
@@ -165,7 +231,17 @@ long sys_writev(struct lx_proc *p, const uint64_t a[6])
 
 long sys_close(struct lx_proc *p, const uint64_t a[6])
 {
-    return fdt_close(&p->fds, fd_arg(a[0]));
+    int fd = (int)fd_arg(a[0]);
+    int err = fdt_close(&p->fds, fd);
+    if (err)
+        return err;
+    lx_epoll_forget_fd(p, fd);
+    /* Ephemeral mode: the request's connection is closed, the request is over. */
+    if (fd == p->server.conn_fd) {
+        p->server.conn_fd = -1;
+        p->server.request_done = true;
+    }
+    return 0;
 }
 
 long sys_lseek(struct lx_proc *p, const uint64_t a[6])
@@ -355,7 +431,8 @@ static long dup_onto(struct lx_proc *p, long oldfd, long newfd, bool cloexec)
     if (host < 0)
         return -errno;
     enum lx_fd_type type = dup_type(f);
-    fdt_close(&p->fds, newfd);
+    if (fdt_close(&p->fds, newfd) == 0)
+        lx_epoll_forget_fd(p, (int)newfd);
     int fd = fdt_install(&p->fds, host, (int)newfd, cloexec);   /* newfd is free: the result */
     if (fd < 0)
         close(host);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 
 #include "linux/syscalls.h"
 #include "vm/loader.h"
@@ -69,11 +71,37 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     return err;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The calls an event loop waits in: between two of them a server is busy serving. */
+static bool is_event_wait(uint64_t nr)
+{
+    switch (nr) {
+    case __NR_accept: case __NR_accept4: case __NR_epoll_wait: case __NR_epoll_pwait:
+    case __NR_epoll_pwait2: case __NR_poll: case __NR_ppoll: case __NR_select:
+    case __NR_pselect6:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop)
 {
     struct lx_proc *p = ctx;
-    (void)vm;
+    /* A long-lived request VM is only timed while it works: waiting for the next event is
+     * not a request taking long. */
+    bool timed_wait = p->server.busy_limit_ns && is_event_wait(call->nr);
+    if (timed_wait)
+        vm->deadline_ns = 0;
     long ret = lx_dispatch(p, call->nr, call->arg);
+    if (timed_wait)
+        vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
     if (p->server.frozen) {
         /* The program waits for its first connection: each fork redoes this call. */
         p->server.pending_nr = call->nr;

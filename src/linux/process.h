@@ -45,6 +45,8 @@ struct lx_server_state {
     bool limit_aborts;      /* request VMs: going past the limit aborts the request */
     bool memory_exceeded;   /* -> it tried to: the VM stops */
     bool deadline_hit;      /* a blocking host call reached the VM's deadline */
+    uint64_t busy_limit_ns; /* non-ephemeral request VMs: how long the program may work
+                             * between two waits for events (--max-request-time); 0 = any */
 };
 
 struct lx_proc {

@@ -22,6 +22,18 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
     E(rt_sigaction), E(rt_sigprocmask), E(sigaltstack), E(kill), E(tgkill), E(tkill),
     E(brk), E(mmap), E(munmap), E(mremap), E(mprotect), E(madvise),
     E(exit), E(exit_group), E(arch_prctl), E(set_tid_address), E(set_robust_list), E(rseq),
+    E(open), E(openat),
+    /* net.c */
+    E(socket), E(bind), E(listen), E(accept), E(accept4), E(connect), E(recvfrom), E(sendto),
+    E(recvmsg), E(sendmsg), E(recvmmsg), E(sendmmsg), E(shutdown), E(setsockopt),
+    E(getsockopt), E(getsockname), E(getpeername), E(socketpair),
+    /* pipe.c */
+    E(pipe), E(pipe2), E(eventfd), E(eventfd2),
+    /* epoll.c */
+    E(epoll_create), E(epoll_create1), E(epoll_ctl), E(epoll_wait), E(epoll_pwait),
+    E(epoll_pwait2),
+    /* poll.c */
+    E(poll), E(ppoll), E(select), E(pselect6),
 };
 
 static void report_unknown(struct lx_proc *p, uint64_t nr)

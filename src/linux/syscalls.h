@@ -43,6 +43,34 @@ LX_DECLARE(mprotect); LX_DECLARE(madvise);
 /* proc.c */
 LX_DECLARE(exit); LX_DECLARE(exit_group); LX_DECLARE(arch_prctl); LX_DECLARE(set_tid_address);
 LX_DECLARE(set_robust_list); LX_DECLARE(rseq);
+/* net.c */
+LX_DECLARE(socket); LX_DECLARE(bind); LX_DECLARE(listen); LX_DECLARE(accept); LX_DECLARE(accept4);
+LX_DECLARE(connect); LX_DECLARE(recvfrom); LX_DECLARE(sendto); LX_DECLARE(recvmsg);
+LX_DECLARE(sendmsg); LX_DECLARE(recvmmsg); LX_DECLARE(sendmmsg); LX_DECLARE(shutdown);
+LX_DECLARE(setsockopt); LX_DECLARE(getsockopt); LX_DECLARE(getsockname);
+LX_DECLARE(getpeername); LX_DECLARE(socketpair);
+/* pipe.c */
+LX_DECLARE(pipe); LX_DECLARE(pipe2); LX_DECLARE(eventfd); LX_DECLARE(eventfd2);
+/* epoll.c */
+LX_DECLARE(epoll_create); LX_DECLARE(epoll_create1); LX_DECLARE(epoll_ctl);
+LX_DECLARE(epoll_wait); LX_DECLARE(epoll_pwait); LX_DECLARE(epoll_pwait2);
+/* poll.c */
+LX_DECLARE(poll); LX_DECLARE(ppoll); LX_DECLARE(select); LX_DECLARE(pselect6);
+/* fs.c */
+LX_DECLARE(open); LX_DECLARE(openat);
 #undef LX_DECLARE
+
+/* pipe.c: installing new host fds for the calls that create them (pipe, net, epoll). */
+#include <stdbool.h>
+#include "linux/fdtable.h"
+/* host_fd at the lowest free guest number, with its type; closes host_fd on failure. */
+int lx_install_fd(struct lx_proc *p, int host_fd, bool cloexec, enum lx_fd_type type);
+/* Whether `needed` guest numbers are free (check before creating objects in pairs or before
+ * an accept, so a full table does not lose the connection). */
+bool lx_fds_available(struct lx_proc *p, int needed);
+/* Installs both host fds and writes the two guest numbers to out_gva (int[2]); on any error
+ * both host fds are closed. 0 or -errno. */
+long lx_install_pair(struct lx_proc *p, const int host[2], bool cloexec, enum lx_fd_type type,
+                     uint64_t out_gva);
 
 #endif

@@ -167,9 +167,9 @@ static clockid_t sleep_clock(int id)
     case CLOCK_REALTIME: case CLOCK_MONOTONIC: case CLOCK_BOOTTIME: case CLOCK_TAI:
         return id;
     case CLOCK_REALTIME_ALARM: case CLOCK_BOOTTIME_ALARM:
-        /* They exist only with an RTC; the wake-up-from-suspend part means nothing here. */
+        /* Sleeping on them needs an RTC (the wake-up-from-suspend part means nothing here). */
         if (clock_gettime(id, &probe) < 0)
-            return -EINVAL;
+            return -EOPNOTSUPP;
         return id == CLOCK_REALTIME_ALARM ? CLOCK_REALTIME : CLOCK_BOOTTIME;
     case CLOCK_MONOTONIC_RAW: case CLOCK_REALTIME_COARSE: case CLOCK_MONOTONIC_COARSE:
     case CLOCK_THREAD_CPUTIME_ID:

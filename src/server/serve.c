@@ -95,6 +95,8 @@ static int start_request_state(struct request_vm *rv)
     }
     rv->proc.server.memory_limit = srv->cfg->max_request_memory << 20;
     rv->proc.server.limit_aborts = true;
+    if (!srv->cfg->ephemeral && srv->cfg->max_request_time > 0)
+        rv->proc.server.busy_limit_ns = (uint64_t)(srv->cfg->max_request_time * 1e9);
     return 0;
 }
 
@@ -112,7 +114,9 @@ static void *request_loop(void *arg)
     for (;;) {
         uint64_t exits_before = rv->vm.exits;
         resume_frozen_wait(rv);
-        if (cfg->ephemeral && cfg->max_request_time > 0)
+        /* Ephemeral: the whole connection is the request. Otherwise the process layer
+         * times the work between two event waits. */
+        if (cfg->max_request_time > 0)
             rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
         enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
         if (res == VM_STOPPED && rv->proc.server.deadline_hit)

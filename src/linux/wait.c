@@ -1,0 +1,101 @@
+/* Host waits bounded by the VM deadline (see wait.h). */
+#include "linux/wait.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <time.h>
+
+#include "linux/process.h"
+#include "vm/vm.h"
+
+uint64_t lx_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx)
+{
+    uint64_t vm_end = p->vm ? p->vm->deadline_ns : 0;
+    uint64_t guest_end = timeout_ns < 0 ? 0 : add_sat(lx_now_ns(), (uint64_t)timeout_ns);
+    for (;;) {
+        uint64_t now = lx_now_ns();
+        int64_t left = -1;
+        if (timeout_ns >= 0)
+            left = guest_end > now ? (int64_t)(guest_end - now) : 0;
+        /* The deadline shortens the wait only when it comes strictly first: a guest's
+         * zero-timeout poll still runs (and reports) after the deadline. */
+        if (vm_end) {
+            int64_t vm_left = vm_end > now ? (int64_t)(vm_end - now) : 0;
+            if (left < 0 || vm_left < left)
+                left = vm_left;
+        }
+        long r = attempt(ctx, left);
+        if (r > 0 || (r < 0 && r != -EINTR))
+            return r;
+        /* Timed out or interrupted (the kick signal): who ended it, if anyone? */
+        now = lx_now_ns();
+        if (timeout_ns >= 0 && now >= guest_end)
+            return 0;
+        if (vm_end && now >= vm_end) {
+            p->server.deadline_hit = true;
+            return -EINTR;
+        }
+    }
+}
+
+struct one_fd {
+    int fd;
+    short events;
+};
+
+static long poll_one(void *ctx, int64_t timeout_ns)
+{
+    const struct one_fd *w = ctx;
+    struct pollfd pfd = { .fd = w->fd, .events = w->events };
+    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    int n = ppoll(&pfd, 1, timeout_ns < 0 ? NULL : &ts, NULL);
+    if (n < 0)
+        return -errno;
+    /* POLLNVAL would mean our own table is wrong: report it rather than spin. */
+    if (n > 0 && (pfd.revents & POLLNVAL))
+        return -EBADF;
+    return n;
+}
+
+int lx_wait_fd_timeout(struct lx_proc *p, int host_fd, short events, int64_t timeout_ns)
+{
+    struct one_fd w = { .fd = host_fd, .events = events };
+    long r = lx_wait_until(p, timeout_ns, poll_one, &w);
+    return r > 0 ? 1 : (int)r;
+}
+
+int lx_wait_fd(struct lx_proc *p, int host_fd, short events)
+{
+    int r = lx_wait_fd_timeout(p, host_fd, events, -1);
+    return r > 0 ? 0 : r;
+}
+
+bool lx_host_fd_blocks(int host_fd)
+{
+    int fl = fcntl(host_fd, F_GETFL);
+    return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f)
+{
+    return f->type == LX_FT_LISTENER && p->server.accepts_left == 0;
+}
+
+long lx_freeze_for_readiness(struct lx_proc *p)
+{
+    p->server.frozen = true;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* Blocking on the host for the guest, and the server-mode hooks that sit at those waits.
+ *
+ * The vCPU thread gets a periodic kick signal with SA_RESTART, so a blocking host call made
+ * for the guest might never return once a request is out of time. Every wait therefore goes
+ * through here: it is cut at the VM's deadline (vm->deadline_ns), which sets
+ * p->server.deadline_hit; the VM then stops and the guest never sees the -EINTR returned. */
+#ifndef KVMS_WAIT_H
+#define KVMS_WAIT_H
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lx_proc;
+struct lx_fd;
+
+uint64_t lx_now_ns(void);
+
+/* One attempt at a host wait lasting at most timeout_ns (< 0 = no limit). Returns > 0 when
+ * something is ready, 0 when the time ran out, or -errno (-EINTR means "try again"). */
+typedef long (*lx_wait_attempt)(void *ctx, int64_t timeout_ns);
+
+/* Repeats `attempt` until it reports readiness or an error, the guest's own timeout_ns
+ * passes (< 0 = never; returns 0) or the VM deadline passes (deadline_hit, -EINTR). */
+long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx);
+
+/* Waits until host_fd reports one of `events` (or an error/hang-up): 0, or -EINTR at the
+ * deadline, or -errno. Call it before a blocking host accept/recv/send/read/write. */
+int lx_wait_fd(struct lx_proc *p, int host_fd, short events);
+/* The same with the guest's own limit (SO_RCVTIMEO...): 1 ready, 0 timed out, -errno. */
+int lx_wait_fd_timeout(struct lx_proc *p, int host_fd, short events, int64_t timeout_ns);
+
+/* True when host_fd is in blocking mode (no O_NONBLOCK on its open file). */
+bool lx_host_fd_blocks(int host_fd);
+
+/* Server hooks. A listener whose process has used up its ephemeral accept budget must never
+ * look ready to that guest. */
+bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f);
+/* The guest is about to wait for a connection while booting: freeze it there. Returns the
+ * value for RAX (0; the dispatcher records the call and each request VM redoes it). */
+long lx_freeze_for_readiness(struct lx_proc *p);
+
+#endif
