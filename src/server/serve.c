@@ -190,6 +190,10 @@ int serve(const struct config *cfg, char **guest_env)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
+    uint64_t exits = 0;
+    for (unsigned i = 0; i < srv.nvms; i++)
+        exits += srv.vms[i].vm.exits;      /* a racy read is fine for a report */
+    fprintf(stderr, "kvmserver: %llu VM exits in request VMs\n", (unsigned long long)exits);
     metrics_print(&srv.boot.metrics, stderr);
     fflush(NULL);
     /* Request VMs may be blocked in the guest's accept(): end the process rather than
