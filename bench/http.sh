@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the static blocking-accept test server, server and wrk pinned to one CPU
 # (cross-CPU wake-ups cost ~100 us on these machines): requests/s, p50/p99 latency, VM exits
-# per request and reset cost, for native, native fork-per-connection, kvmserver -t 1 and -e,
-# with keep-alive and with Connection: close.
+# per request, reset cost and host CPU time per request, for native, native
+# fork-per-connection, kvmserver -t 1 and -e with each syscall transport, with keep-alive and
+# with Connection: close. The shared transport's poller needs a CPU of its own: those runs
+# give kvmserver CPUs 0-1 (wrk stays on CPU 0).
 # Usage: bench/http.sh [BUILD_DIR] [SECONDS] [EXTRA KVMSERVER OPTIONS...]
 set -euo pipefail
 build=${1:-build}
@@ -14,8 +16,9 @@ url="http://127.0.0.1:$port/"
 log=$(mktemp)
 trap 'rm -f "$log"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
 
-start() {   # start LABEL CMD...: runs CMD pinned to CPU 0, waits for the port
-  taskset -c 0 "$@" >"$log" 2>&1 &
+start() {   # start CPUS CMD...: runs CMD pinned to CPUS, waits for the port
+  local cpus=$1; shift
+  taskset -c "$cpus" "$@" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
@@ -36,27 +39,39 @@ run_wrk() {  # run_wrk MODE -> "rps p50 p99 requests"
     END { print rps, p50, p99, n }'
 }
 
-printf '%-26s %-10s %10s %9s %9s %12s %12s %10s\n' setup mode "req/s" p50 p99 "exits/req" "reset us" "pages/rst"
-row() {  # row LABEL MODE "rps p50 p99 n" [exits resets reset_us pages]
+printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s\n' setup mode "req/s" p50 p99 "exits/rq" \
+  "reset us" "pages/rs" "cpu us/rq"
+row() {  # row LABEL MODE "rps p50 p99 n" [exits reset_us pages cpu_seconds]
   local rps p50 p99 n; read -r rps p50 p99 n <<<"$3"
-  local epr="-" rus="${5:--}" pgs="${6:--}"
+  local epr="-" rus="${5:--}" pgs="${6:--}" cpu="-"
   [ -n "${4:-}" ] && [ "${n:-0}" -gt 0 ] && epr=$(awk -v e="$4" -v n="$n" 'BEGIN { printf "%.1f", e / n }')
-  printf '%-26s %-10s %10s %9s %9s %12s %12s %10s\n' "$1" "$2" "$rps" "$p50" "$p99" "$epr" "$rus" "$pgs"
+  [ -n "${7:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(awk -v c="$7" -v n="$n" 'BEGIN { printf "%.0f", c * 1e6 / n }')
+  printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s\n' "$1" "$2" "$rps" "$p50" "$p99" "$epr" "$rus" "$pgs" "$cpu"
+}
+cpu_seconds() {  # user+sys CPU seconds used so far by process $1
+  awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
 }
 
 for mode in keepalive close; do
-  start native "$build/tests/servers/srv_accept" "$port"
+  start 0 "$build/tests/servers/srv_accept" "$port"
   row native "$mode" "$(run_wrk "$mode")"; stop
-  start fork "$build/tests/servers/srv_fork" "$port"
+  start 0 "$build/tests/servers/srv_fork" "$port"
   row "native fork/connection" "$mode" "$(run_wrk "$mode")"; stop
-  for kmode in "-t 1" "-e -t 1"; do
-    # shellcheck disable=SC2086
-    start kvm "$build/kvmserver" --allow-listen $kmode "${extra[@]}" run \
-      "$build/tests/servers/srv_accept" "$port"
-    result=$(run_wrk "$mode"); stop
-    exits=$(sed -n 's/.*: \([0-9]*\) VM exits in request VMs.*/\1/p' "$log")
-    rus=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\1/p' "$log")
-    pgs=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\2/p' "$log")
-    row "kvmserver $kmode ${extra[*]}" "$mode" "$result" "$exits" "$rus" "$pgs"
+  for transport in exit shared; do
+    cpus=0; [ "$transport" = shared ] && cpus=0,1
+    for kmode in "-t 1" "-e -t 1"; do
+      # shellcheck disable=SC2086
+      start "$cpus" "$build/kvmserver" --allow-listen --syscall-transport=$transport $kmode \
+        "${extra[@]}" run "$build/tests/servers/srv_accept" "$port"
+      cpu0=$(cpu_seconds "$pid")
+      result=$(run_wrk "$mode")
+      cpu1=$(cpu_seconds "$pid")
+      stop
+      exits=$(sed -n 's/.*: \([0-9]*\) VM exits in request VMs.*/\1/p' "$log")
+      rus=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\1/p' "$log")
+      pgs=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\2/p' "$log")
+      row "kvmserver $kmode $transport ${extra[*]}" "$mode" "$result" "$exits" "$rus" "$pgs" \
+        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')"
+    done
   done
 done

@@ -23,15 +23,18 @@ f=$(grep -ho '\[  FAILED  \] [0-9]* test' "$build/meson-logs/testlog.txt" | awk 
 if [ "$unit_rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; cat "$build/unit.log"; fi
 count unit "$p" "$f"
 
-# 2. End-to-end and differential tests (pytest, Debian's python3).
-echo "== end-to-end tests"
-KVMS_BUILD="$top/$build" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e \
-  2>&1 | tee "$build/e2e.log"
-line=$(grep -E '[0-9]+ (passed|failed)' "$build/e2e.log" | tail -1)
-p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
-f=$(echo "$line" | grep -oE '[0-9]+ (failed|error)' | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
-[ -z "$line" ] && f=1
-count e2e "${p:-0}" "${f:-0}"
+# 2. End-to-end and differential tests (pytest, Debian's python3), once per syscall
+#    transport: VM exits, and shared memory served by a poller thread.
+for transport in exit shared; do
+  echo "== end-to-end tests, --syscall-transport=$transport"
+  KVMS_TRANSPORT=$transport KVMS_BUILD="$top/$build" /usr/bin/python3 -m pytest -q \
+    -p no:cacheprovider tests/e2e 2>&1 | tee "$build/e2e-$transport.log"
+  line=$(grep -E '[0-9]+ (passed|failed)' "$build/e2e-$transport.log" | tail -1)
+  p=$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+  f=$(echo "$line" | grep -oE '[0-9]+ (failed|error)' | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  [ -z "$line" ] && f=1
+  count "e2e-$transport" "${p:-0}" "${f:-0}"
+done
 
 # 3. Fuzzing the ELF parser for a bounded time.
 echo "== fuzz"

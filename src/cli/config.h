@@ -34,6 +34,8 @@ struct config {
     struct str_list allow_net, allow_connect, allow_listen;   /* empty = any address */
     struct str_list volumes;       /* HOST:GUEST[:r|rw] */
 
+    const char *syscall_transport; /* "exit", "shared", "auto"; NULL = auto */
+    unsigned syscall_spin_us;      /* shared transport: wait before falling back, default 100 */
     double max_boot_time;          /* seconds, default 20 */
     double max_request_time;       /* seconds, default 8 */
     uint64_t max_main_memory;      /* MiB, default 8192 */

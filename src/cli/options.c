@@ -49,6 +49,13 @@ struct opt_desc {
     bool cli_only;             /* not a configuration file key */
 };
 
+static const char *check_transport(const char *item)
+{
+    if (!strcmp(item, "exit") || !strcmp(item, "shared") || !strcmp(item, "auto"))
+        return NULL;
+    return "must be exit, shared or auto";
+}
+
 static const char *check_nonempty(const char *item)
 {
     return *item ? NULL : "must not be empty";
@@ -133,6 +140,14 @@ static const struct opt_desc options[] = {
            "HOST:PORT,...", "incoming connections (bare: any address)", false),
     { .name = "volume", .kind = OPT_LIST, .field = AT(volumes), .check = check_volume,
       .arg = "HOST:GUEST[:r|rw]", .help = "map a host path to a guest path" },
+    { .name = "syscall-transport", .kind = OPT_STRING, .field = AT(syscall_transport),
+      .check = check_transport, .arg = "exit|shared|auto",
+      .help = "how request VMs reach the host: VM exits, or shared memory served by a "
+              "host poller thread (auto: shared when there is a CPU to spare)",
+      .default_text = "auto" },
+    { .name = "syscall-spin-us", .kind = OPT_UINT, .field = AT(syscall_spin_us),
+      .arg = "MICROSECONDS", .help = "how long a shared-memory call waits for the poller "
+              "before it falls back to a VM exit" },
     { .name = "max-boot-time", .kind = OPT_SECONDS, .field = AT(max_boot_time),
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),
@@ -252,6 +267,7 @@ void config_defaults(struct config *cfg)
     cfg->threads = 1;
     cfg->max_boot_time = 20;
     cfg->max_request_time = 8;
+    cfg->syscall_spin_us = 100;
     cfg->max_main_memory = 8192;
     cfg->max_address_space = 122880;
     cfg->max_request_memory = 128;
@@ -1149,7 +1165,6 @@ const char *config_unimplemented(const struct config *cfg)
         return "--hugepage-requests-arena is not implemented yet";
     if (cfg->transparent_hugepages) return "--transparent-hugepages is not implemented yet";
     if (cfg->remappings.count > 0) return "--remapping is not implemented yet";
-    if (cfg->volumes.count > 0) return "--volume is not implemented yet";
     if (cfg->one_to_one) return "--1-to-1 is not implemented yet";
     if (cfg->warmup > 0) return "--warmup is not implemented yet";
     return NULL;
@@ -1157,12 +1172,6 @@ const char *config_unimplemented(const struct config *cfg)
 
 void config_warn_partial(const struct config *cfg, FILE *out)
 {
-    /* Accepted, but the guest cannot open files yet: say so rather than pretend. */
-    if (cfg->allow_read_set || cfg->allow_write_set || cfg->allow_all)
-        fprintf(out, "kvmserver: note: file system access is not implemented yet; "
-                "--allow-read/--allow-write grant nothing so far\n");
-    if (cfg->cwd)
-        fprintf(out, "kvmserver: note: --cwd only changes what getcwd() reports so far\n");
     if (cfg->no_executable_heap || cfg->no_mmap_backed_files || cfg->no_split_hugepages ||
         cfg->no_ephemeral_keep_working_memory)
         fprintf(out, "kvmserver: note: the memory tuning flags have no effect yet\n");

@@ -64,12 +64,46 @@ kvms_kcode_end:
     .globl kvms_uentry_start, kvms_uentry_end, kvms_uentry_probe
 kvms_uentry_start:
     ANSWER_KNOWN_CALLS 1f
-    /* kvm_pvm: `syscall` jumps here and stays in ring 3. The store below targets a page
-     * with no memory behind it, so it exits to the host (KVM_EXIT_MMIO) with RIP already
-     * past it. The host completes the return as sysret would (RAX = result, RFLAGS from R11,
-     * RIP = RCX), so nothing here touches the user's stack, whatever RSP holds. */
-    movl %eax, SYSCALL_MMIO_ADDR
+    /* kvm_pvm: `syscall` jumps here and stays in ring 3. */
+    cmpq $0, SH_AWAKE
+    jne 2f
+    /* The exit transport: the store below targets a page with no memory behind it, so it
+     * exits to the host (KVM_EXIT_MMIO) with RIP already past it. The host completes the
+     * return as sysret would (RAX = result, RFLAGS from R11, RIP = RCX), so nothing here
+     * touches the user's stack, whatever RSP holds. */
+    movl %eax, SYSCALL_MMIO_ADDR + MMIO_SYSCALL
 1:  jmp *%rcx
+
+2:  /* The shared transport (a host poller thread is spinning): publish the call on the
+     * shared page and wait for the answer; past the spin limit, or when the poller says
+     * so, make the same call by an exit that tells the host it was published. Only RAX,
+     * RCX and R11 may change, so R11 (the caller's RFLAGS) is parked on the page. */
+    movq %r11, SH_SAVED_R11
+    movq %rax, SH_NR
+    movq %rdi, SH_ARGS
+    movq %rsi, SH_ARGS + 8
+    movq %rdx, SH_ARGS + 16
+    movq %r10, SH_ARGS + 24
+    movq %r8, SH_ARGS + 32
+    movq %r9, SH_ARGS + 40
+    movq SH_REQ_SEQ, %r11
+    incq %r11
+    movq %r11, SH_REQ_SEQ          /* x86 keeps stores in order: the request is complete */
+    movl SH_SPIN, %eax
+3:  pause
+    cmpq %r11, SH_RESP_SEQ
+    je 4f
+    decl %eax
+    jnz 3b
+5:  movq SH_SAVED_R11, %r11
+    movq SH_NR, %rax
+    movl %eax, SYSCALL_MMIO_ADDR + MMIO_SHARED_FALLBACK
+    jmp *%rcx
+4:  cmpq $0, SH_EXIT_INSTEAD
+    jne 5b
+    movq SH_RESULT, %rax
+    movq SH_SAVED_R11, %r11
+    jmp *%rcx
 
     .balign 16
 kvms_uentry_probe:

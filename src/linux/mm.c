@@ -152,8 +152,10 @@ static long fill_from_file(struct lx_proc *p, uint64_t addr, uint64_t len, int g
     uint64_t done = 0;
     while (done < len) {
         ssize_t n = pread(f->host_fd, dst + done, len - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;      /* retry: returning early would leave the mapping half filled */
         if (n < 0)
-            return errno == EINTR ? 0 : -errno;
+            return -errno;
         if (n == 0)
             break;         /* past the end of the file: the rest stays zero */
         done += (uint64_t)n;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -216,6 +217,15 @@ static long transfer(struct lx_proc *p, const struct lx_fd *f, struct msghdr *m,
         done += (size_t)n;
     }
     return (long)done;
+}
+
+/* A send to a stream whose reader is gone raises SIGPIPE in the guest unless it said
+ * MSG_NOSIGNAL (the host never gets the signal: it always sends with MSG_NOSIGNAL). */
+static long finish_send(struct lx_proc *p, long r, int flags)
+{
+    if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
+        sys_tkill(p, (const uint64_t[6]){ LX_PID, SIGPIPE });
+    return r;
 }
 
 /* ---- messages ---- */
@@ -427,7 +437,7 @@ static long sendmsg_at(struct lx_proc *p, const struct lx_fd *f, uint64_t msg_gv
         .msg_iov = b->iov, .msg_iovlen = g.iovlen,
         .msg_control = control_len ? b->control : NULL, .msg_controllen = control_len,
     };
-    return transfer(p, f, &m, flags & SEND_FLAGS, true);
+    return finish_send(p, transfer(p, f, &m, flags & SEND_FLAGS, true), flags);
 }
 
 long sys_recvmsg(struct lx_proc *p, const uint64_t a[6])
@@ -578,7 +588,8 @@ long sys_sendto(struct lx_proc *p, const uint64_t a[6])
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     struct msghdr m = { .msg_name = sslen ? &ss : NULL, .msg_namelen = sslen,
                         .msg_iov = &iov, .msg_iovlen = 1 };
-    return transfer(p, f, &m, int_arg(a[3]) & SEND_FLAGS, true);
+    int flags = int_arg(a[3]);
+    return finish_send(p, transfer(p, f, &m, flags & SEND_FLAGS, true), flags);
 }
 
 /* ---- creating, naming and connecting sockets ---- */

@@ -113,4 +113,5 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     return ret;
 }
 
-const struct vm_ops lx_vm_ops = { .syscall = on_syscall };
+const struct vm_ops lx_vm_ops = { .syscall = on_syscall,
+                                  .can_serve_shared = lx_can_serve_shared };

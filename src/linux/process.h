@@ -58,6 +58,9 @@ struct lx_proc {
     uint64_t clear_child_tid;      /* set_tid_address */
     uint64_t robust_list, robust_list_len;
     char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
+    char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
+                                    * "" until the first file-system call sets it up */
+    unsigned umask;                /* fs.c: valid once cwd is set */
     bool exited;
     int exit_status;               /* valid when exited: 0..255, or 128+signal */
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
@@ -71,6 +74,10 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
 void lx_proc_destroy(struct lx_proc *p);
 /* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM). */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
+
+/* offload.c: may this call run on a shared-transport poller thread right now? */
+struct vm_syscall;
+bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call);
 
 /* The engine's syscall handler for a process: vm->ops = &lx_vm_ops, vm->ops_ctx = p. */
 extern const struct vm_ops lx_vm_ops;

@@ -2,6 +2,8 @@
  * frozen, ready to be forked) or until it ends (a plain program run to completion). */
 #ifndef KVMS_BOOT_H
 #define KVMS_BOOT_H
+#include <sched.h>
+
 #include "cli/config.h"
 #include "linux/process.h"
 #include "server/metrics.h"
@@ -11,7 +13,13 @@ struct booted_program {
     struct vm vm;
     struct lx_proc *proc;
     struct metrics metrics;
+    struct poller *poller;    /* shared syscall transport; NULL = VM exits only */
+    cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */
+    bool pin_vms;
 };
+
+/* Request VMs to run: -t, or one per CPU for 0. */
+unsigned boot_vm_count(const struct config *cfg);
 
 /* Returns -1 when the program is frozen at readiness, or the exit status kvmserver should
  * exit with: the program's own, 128+signal after a crash (reported on stderr), 124 after

@@ -2,6 +2,7 @@
 #include "server/serve.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "linux/syscalls.h"
 #include "server/boot.h"
 #include "vm/fork.h"
+#include "vm/platform.h"
 #include "vm/vm.h"
 
 struct request_vm {
@@ -27,6 +29,7 @@ struct request_vm {
 
 struct server {
     const struct config *cfg;
+    struct poller *poller;          /* shared transport; NULL = VM exits only */
     struct booted_program boot;
     struct vm_snapshot snap;
     unsigned nvms;
@@ -105,12 +108,20 @@ static void *request_loop(void *arg)
     struct request_vm *rv = arg;
     struct server *srv = rv->srv;
     const struct config *cfg = srv->cfg;
+    if (srv->boot.pin_vms)
+        pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
     if (vm_fork(&rv->vm, &srv->snap) < 0 || start_request_state(rv) < 0) {
         fprintf(stderr, "kvmserver: request VM %u could not be created\n", rv->index);
         return NULL;
     }
     rv->vm.ops = &lx_vm_ops;
     rv->vm.ops_ctx = &rv->proc;
+    if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
+        fprintf(stderr, "kvmserver: request VM %u: too many VMs for one poller; it uses "
+                "VM exits\n", rv->index);
+        srv->poller = NULL;
+    }
+    transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     for (;;) {
         uint64_t exits_before = rv->vm.exits;
         resume_frozen_wait(rv);
@@ -130,6 +141,7 @@ static void *request_loop(void *arg)
                     rv->index);
             return NULL;
         }
+        transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
         metrics_count_request(&srv->boot.metrics, &st, rv->vm.exits - exits_before);
         if (cfg->verbose)
             fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new) in %.1f us\n",
@@ -138,13 +150,6 @@ static void *request_loop(void *arg)
     return NULL;
 }
 
-static unsigned vm_count(const struct config *cfg)
-{
-    if (cfg->threads)
-        return cfg->threads;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpus > 0 ? (unsigned)cpus : 1;
-}
 
 static double rss_mib(void)
 {
@@ -172,12 +177,14 @@ int serve(const struct config *cfg, char **guest_env)
     if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0)
         return 1;
 
-    srv.nvms = vm_count(cfg);
+    srv.nvms = boot_vm_count(cfg);
     srv.vms = calloc(srv.nvms, sizeof *srv.vms);
     if (!srv.vms)
         return 1;
-    printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s\n", cfg->program,
-           boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no");
+    srv.poller = srv.boot.poller;
+    printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s transport=%s\n",
+           cfg->program, boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
+           srv.poller ? "shared" : "exit");
     fflush(stdout);
     for (unsigned i = 0; i < srv.nvms; i++) {
         srv.vms[i] = (struct request_vm){ .index = i, .srv = &srv };
@@ -190,10 +197,13 @@ int serve(const struct config *cfg, char **guest_env)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
-    uint64_t exits = 0;
-    for (unsigned i = 0; i < srv.nvms; i++)
-        exits += srv.vms[i].vm.exits;      /* a racy read is fine for a report */
-    fprintf(stderr, "kvmserver: %llu VM exits in request VMs\n", (unsigned long long)exits);
+    uint64_t exits = 0, shared = 0;
+    for (unsigned i = 0; i < srv.nvms; i++) {      /* racy reads are fine for a report */
+        exits += srv.vms[i].vm.exits;
+        shared += atomic_load(&srv.vms[i].vm.transport.shared_calls);
+    }
+    fprintf(stderr, "kvmserver: %llu VM exits in request VMs, %llu calls served through "
+            "shared memory\n", (unsigned long long)exits, (unsigned long long)shared);
     metrics_print(&srv.boot.metrics, stderr);
     fflush(NULL);
     /* Request VMs may be blocked in the guest's accept(): end the process rather than

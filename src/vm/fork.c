@@ -94,6 +94,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     *child = (struct vm){ .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1, .verbose = m->verbose,
                           .plat = m->plat, .mem_size = m->mem_size, .user_end = m->user_end,
                           .origin = snap };
+    transport_init(child);
     if (ws_init(&child->ws, m->mem_size))
         return fail("fork: working set");
     child->vm_fd = ioctl(kvm_device(), KVM_CREATE_VM, 0);
@@ -133,8 +134,10 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     }
     if (restore_cpu(child, snap, true))
         goto err;
-    /* The host rewrites the clock page at every exit: always part of the working set. */
+    /* The host rewrites the clock page at every exit, and the transport's page whenever it
+     * serves: both are always part of the working set. */
     ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+    ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
     clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
     return 0;
 err:
@@ -153,6 +156,8 @@ int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
     const struct vm_snapshot *snap = child->origin;
     uint64_t start = now_ns();
     child->ws_new = 0;
+    /* A poller must not serve this VM while its memory is being put back. */
+    pthread_mutex_lock(&child->transport.exec);
     pt_scan_dirty(&child->pt, false, add_dirty, child);
     const uint8_t *frozen = snap->master->mem;
     for (size_t i = 0; i < child->ws.count; i++) {
@@ -162,6 +167,7 @@ int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
     child->pt = snap->pt;
     child->pt.mem = child->mem;
     child->pt.track = &child->ws;
+    pthread_mutex_unlock(&child->transport.exec);
     if (restore_cpu(child, snap, cpu_anywhere))
         return -1;
     clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);

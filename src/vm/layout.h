@@ -18,7 +18,24 @@
 #define KSTACK_SIZE         0x2000
 #define SYSCALL_MMIO_ADDR   0xa000  /* virtual page mapped to a guest-physical address with no
                                      * memslot: a store there is a KVM_EXIT_MMIO (kvm_pvm syscalls) */
+#define MMIO_SYSCALL        0x0     /* offsets in that page: a plain system call */
+#define MMIO_SHARED_FALLBACK 0x8    /* a shared-transport request that falls back to an exit */
+#define SHARED_PAGE_ADDR    0xb000  /* the shared-memory syscall transport's page: user RW */
 #define SYSTEM_AREA_END     0x10000
+
+/* Fields of the shared page (see vm/transport.h). The guest writes the request line; the
+ * host writes the control words and the response line (its own cache line). The host
+ * trusts none of it: it copies the request once, and keeps its own state privately. */
+#define SH_ENABLED      (SHARED_PAGE_ADDR + 0x00)  /* host: 1 = a poller serves this VM */
+#define SH_AWAKE        (SHARED_PAGE_ADDR + 0x08)  /* host: 1 = the poller is spinning now */
+#define SH_SPIN         (SHARED_PAGE_ADDR + 0x10)  /* host: wait iterations before falling back */
+#define SH_REQ_SEQ      (SHARED_PAGE_ADDR + 0x40)  /* guest: bumped to publish a request */
+#define SH_NR           (SHARED_PAGE_ADDR + 0x48)
+#define SH_ARGS         (SHARED_PAGE_ADDR + 0x50)  /* six words */
+#define SH_SAVED_R11    (SHARED_PAGE_ADDR + 0x80)  /* guest: the stub's scratch */
+#define SH_RESP_SEQ     (SHARED_PAGE_ADDR + 0xc0)  /* host: = REQ_SEQ when answered */
+#define SH_RESULT       (SHARED_PAGE_ADDR + 0xc8)
+#define SH_EXIT_INSTEAD (SHARED_PAGE_ADDR + 0xd0)  /* host: 1 = make the call by a VM exit */
 
 /* I/O ports used by ring-0 stubs. User mode runs with IOPL 0, so it cannot forge these. */
 #define PORT_SYSCALL        0x10    /* hardware flavour: syscall entry */

@@ -20,9 +20,11 @@
 #define PAGE 4096ull
 #define MAX_PROGRAM_SIZE (1ull << 31)
 #define MAX_STRINGS_SIZE (1ull << 20)   /* argv + envp bytes, as a sane cap */
+#define DYN_ALIGN (2ull << 20)          /* a PIE program goes at a 2 MiB boundary */
 
 static uint64_t page_down(uint64_t x) { return x & ~(PAGE - 1); }
 static uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
+static uint64_t dyn_align_up(uint64_t x) { return (x + DYN_ALIGN - 1) & ~(DYN_ALIGN - 1); }
 
 static void *read_file(const char *path, size_t *size)
 {
@@ -98,9 +100,16 @@ static size_t count(char *const v[])
     return n;
 }
 
-static int build_stack(struct vm *vm, const struct elf_info *elf, uint64_t bias,
-                       const char *execfn, char *const argv[], char *const envp[],
-                       uint64_t stack_top, uint64_t *sp_out)
+/* What the auxiliary vector says about the loaded images. */
+struct aux_images {
+    uint64_t phdr, phnum, phent;   /* the program's headers in memory */
+    uint64_t entry;                /* the program's entry (not the interpreter's) */
+    uint64_t interp_base;          /* AT_BASE: 0 without an interpreter */
+};
+
+static int build_stack(struct vm *vm, const struct aux_images *img, const char *execfn,
+                       char *const argv[], char *const envp[], uint64_t stack_top,
+                       uint64_t *sp_out)
 {
     size_t argc = count(argv), envc = count(envp), strings = strlen(execfn) + 1;
     for (size_t i = 0; i < argc; i++)
@@ -135,12 +144,12 @@ static int build_stack(struct vm *vm, const struct elf_info *elf, uint64_t bias,
         { AT_HWCAP, getauxval(AT_HWCAP) },
         { AT_PAGESZ, PAGE },
         { AT_CLKTCK, (uint64_t)sysconf(_SC_CLK_TCK) },
-        { AT_PHDR, elf->phdr_vaddr ? elf->phdr_vaddr + bias : 0 },
-        { AT_PHENT, elf->phentsize },
-        { AT_PHNUM, elf->phnum },
-        { AT_BASE, 0 },
+        { AT_PHDR, img->phdr },
+        { AT_PHENT, img->phent },
+        { AT_PHNUM, img->phnum },
+        { AT_BASE, img->interp_base },
         { AT_FLAGS, 0 },
-        { AT_ENTRY, elf->entry + bias },
+        { AT_ENTRY, img->entry },
         { AT_UID, getuid() },
         { AT_EUID, geteuid() },
         { AT_GID, getgid() },
@@ -169,49 +178,163 @@ static int build_stack(struct vm *vm, const struct elf_info *elf, uint64_t bias,
     return 0;
 }
 
-int load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
-                 uint64_t pie_base, struct load_info *out)
-{
-    size_t size = 0;
-    uint8_t *image = read_file(path, &size);
-    if (!image)
-        return -1;
-    int rc = -1;
+/* One ELF file read into host memory and validated. */
+struct image {
+    const char *path;
+    uint8_t *bytes;
+    size_t size;
     struct elf_info elf;
+    uint64_t base;     /* where its lowest page goes */
+    uint64_t bias;     /* added to every vaddr: base - span_start (0 for ET_EXEC) */
+};
+
+static int read_image(struct image *im, const char *path, uint64_t max_vaddr)
+{
     char err[160];
+    im->path = path;
+    im->bytes = read_file(path, &im->size);
+    if (!im->bytes)
+        return -1;
+    if (elf_parse(im->bytes, im->size, max_vaddr, &im->elf, err, sizeof err) < 0) {
+        fprintf(stderr, "kvmserver: %s: not a loadable x86-64 ELF program: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static uint64_t span_size(const struct image *im)
+{
+    return im->elf.span_end - im->elf.span_start;
+}
+
+/* [base, base+size) lies in the program's part of the address space, below the stack. */
+static bool fits(uint64_t base, uint64_t size, uint64_t limit)
+{
+    return base >= SYSTEM_AREA_END && base <= limit && size <= limit - base;
+}
+
+/* Puts the image at `base` (page-aligned; ignored for ET_EXEC, which stays where it was
+ * linked). elf_parse guaranteed that an ET_EXEC image fits below the stack. */
+static int place(struct image *im, uint64_t base, uint64_t limit)
+{
+    if (!im->elf.pie) {
+        im->base = im->elf.span_start;
+        im->bias = 0;
+        return 0;
+    }
+    if (!fits(base, span_size(im), limit)) {
+        fprintf(stderr, "kvmserver: %s: does not fit the guest address space at %#llx\n",
+                im->path, (unsigned long long)base);
+        return -1;
+    }
+    im->base = base;
+    im->bias = base - im->elf.span_start;   /* modulo 2^64: vaddr + bias lands in range */
+    return 0;
+}
+
+static uint64_t image_end(const struct image *im)
+{
+    return im->base + span_size(im);
+}
+
+static bool overlap(uint64_t a, uint64_t a_end, uint64_t b, uint64_t b_end)
+{
+    return a < b_end && b < a_end;
+}
+
+/* Chooses distinct places for a dynamic program and its interpreter. The interpreter goes
+ * at the hint; a PIE program just above it, at the next 2 MiB boundary; an ET_EXEC program
+ * where it was linked, with the interpreter moved above it if the hint collides. */
+static int place_dynamic(struct image *prog, struct image *interp, uint64_t hint,
+                         uint64_t limit)
+{
+    hint = page_down(hint);
+    if (!prog->elf.pie) {
+        place(prog, 0, limit);
+        uint64_t at = hint;
+        if (hint > UINT64_MAX - span_size(interp) ||
+            overlap(hint, hint + span_size(interp), prog->base, image_end(prog)))
+            at = dyn_align_up(image_end(prog));
+        return place(interp, at, limit);
+    }
+    if (place(interp, hint, limit) < 0)
+        return -1;
+    return place(prog, dyn_align_up(image_end(interp)), limit);
+}
+
+/* Reads the interpreter named by the program's PT_INTERP. The path comes from the program
+ * the user chose to run, as it would for execve; only absolute paths are taken, so the
+ * outcome does not depend on the working directory. */
+static int read_interpreter(const struct image *prog, struct image *interp, uint64_t limit)
+{
+    const char *path = prog->elf.interp;
+    if (path[0] != '/') {
+        fprintf(stderr, "kvmserver: %s: interpreter path %s is not absolute\n", prog->path,
+                path);
+        return -1;
+    }
+    if (!prog->elf.phdr_vaddr) {
+        /* ld.so finds the program's dynamic section through AT_PHDR. */
+        fprintf(stderr, "kvmserver: %s: dynamically linked but its program headers are not "
+                "in a loaded segment\n", prog->path);
+        return -1;
+    }
+    if (read_image(interp, path, limit) < 0)
+        return -1;
+    if (!interp->elf.pie || interp->elf.has_interp) {
+        fprintf(stderr, "kvmserver: %s: interpreter %s is not a self-contained shared object "
+                "(ET_DYN without PT_INTERP)\n", prog->path, path);
+        return -1;
+    }
+    return 0;
+}
+
+int load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
+                 uint64_t dylink_base, struct load_info *out)
+{
+    struct image prog = { 0 }, interp = { 0 };
+    int rc = -1;
     uint64_t stack_top = page_down(vm->user_end - (64 << 10));
     uint64_t stack_low = stack_top - LOADER_STACK_SIZE;
-    if (elf_parse(image, size, stack_low, &elf, err, sizeof err) < 0) {
-        fprintf(stderr, "kvmserver: %s: not a loadable x86-64 ELF program: %s\n", path, err);
+    if (read_image(&prog, path, stack_low) < 0)
+        goto out;
+    bool dynamic = prog.elf.has_interp;
+    if (dynamic) {
+        if (read_interpreter(&prog, &interp, stack_low) < 0 ||
+            place_dynamic(&prog, &interp, dylink_base, stack_low) < 0)
+            goto out;
+    } else if (place(&prog, page_down(dylink_base), stack_low) < 0) {
         goto out;
     }
-    if (elf.has_interp) {
-        fprintf(stderr, "kvmserver: %s: dynamically linked (interpreter %s); only static "
-                "programs (gcc -static or -static-pie) can run so far\n", path, elf.interp);
-        goto out;
-    }
-    uint64_t bias = elf.pie ? page_down(pie_base) - elf.span_start : 0;
-    if (elf.pie && (pie_base < SYSTEM_AREA_END || elf.span_end + bias > stack_low)) {
-        fprintf(stderr, "kvmserver: %s: does not fit the guest address space at %#llx\n",
-                path, (unsigned long long)pie_base);
-        goto out;
-    }
-    if (map_segments(vm, image, &elf, bias) < 0) {
+    if (map_segments(vm, prog.bytes, &prog.elf, prog.bias) < 0 ||
+        (dynamic && map_segments(vm, interp.bytes, &interp.elf, interp.bias) < 0)) {
         fprintf(stderr, "kvmserver: %s: cannot map its segments\n", path);
         goto out;
     }
     if (vm_map(vm, stack_low, LOADER_STACK_SIZE,
-               PROT_READ | PROT_WRITE | (elf.exec_stack ? PROT_EXEC : 0)) < 0) {
+               PROT_READ | PROT_WRITE | (prog.elf.exec_stack ? PROT_EXEC : 0)) < 0) {
         fprintf(stderr, "kvmserver: cannot map the guest stack\n");
         goto out;
     }
-    if (build_stack(vm, &elf, bias, path, argv, envp, stack_top, &out->sp) < 0)
+    struct aux_images aux = {
+        .phdr = prog.elf.phdr_vaddr ? prog.elf.phdr_vaddr + prog.bias : 0,
+        .phnum = prog.elf.phnum,
+        .phent = prog.elf.phentsize,
+        .entry = prog.elf.entry + prog.bias,
+        .interp_base = dynamic ? interp.bias : 0,
+    };
+    if (build_stack(vm, &aux, path, argv, envp, stack_top, &out->sp) < 0)
         goto out;
-    out->entry = elf.entry + bias;
-    out->image_end = elf.span_end + bias;
+    out->entry = dynamic ? interp.elf.entry + interp.bias : aux.entry;
+    out->image_end = image_end(&prog);
+    if (dynamic && image_end(&interp) > out->image_end)
+        out->image_end = image_end(&interp);
     out->stack_low = stack_low;
+    out->program_base = prog.base;
+    out->interp_base = dynamic ? interp.base : 0;
     rc = 0;
 out:
-    free(image);
+    free(prog.bytes);
+    free(interp.bytes);
     return rc;
 }

@@ -6,8 +6,10 @@
 
 static bool pvm_is_syscall_exit(const struct vm *vm, const struct kvm_run *run)
 {
+    /* A store to SYSCALL_MMIO_ADDR's frame: a plain call, or a shared one falling back. */
     return run->exit_reason == KVM_EXIT_MMIO && run->mmio.is_write &&
-           run->mmio.phys_addr == vm->mem_size;   /* SYSCALL_MMIO_ADDR's frame */
+           (run->mmio.phys_addr == vm->mem_size + MMIO_SYSCALL ||
+            run->mmio.phys_addr == vm->mem_size + MMIO_SHARED_FALLBACK);
 }
 
 static bool pvm_complete_return(struct kvm_regs *regs)
@@ -22,6 +24,7 @@ static bool pvm_complete_return(struct kvm_regs *regs)
 const struct platform platform_pvm = {
     .name = "kvm_pvm",
     .syscall_entry = UENTRY_ADDR,
+    .shared_transport = true,
     .is_syscall_exit = pvm_is_syscall_exit,
     .complete_return = pvm_complete_return,
 };

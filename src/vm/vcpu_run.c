@@ -145,14 +145,14 @@ static bool on_hypercall(struct vm *vm, uint64_t rip)
     return insn[0] == 0x0f && insn[1] == 0x01 && (insn[2] == 0xc1 || insn[2] == 0xd9);
 }
 
-static enum vm_run_result syscall_exit(struct vm *vm, bool *stop)
+static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
     /* Linux looks at the low 32 bits of the number only. */
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
     clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
-    long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, stop);
+    long ret = transport_exit_call(vm, &call, fallback, stop);
     r->rax = (uint64_t)ret;
     vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     if (!*stop && !vm->plat->complete_return(r))
@@ -190,7 +190,9 @@ enum vm_run_result vm_run(struct vm *vm)
         }
         if (vm->plat->is_syscall_exit(vm, run)) {
             bool stop = false;
-            enum vm_run_result res = syscall_exit(vm, &stop);
+            bool fallback = run->exit_reason == KVM_EXIT_MMIO &&
+                            run->mmio.phys_addr == vm->mem_size + MMIO_SHARED_FALLBACK;
+            enum vm_run_result res = syscall_exit(vm, fallback, &stop);
             if (res != VM_STOPPED || stop)
                 return res;
             continue;

@@ -115,6 +115,7 @@ static int map_system_area(struct vm *vm)
         { CLOCK_PAGE_ADDR, PAGE, PTE_U | PTE_NX },
         { VDSO_ADDR, VDSO_MAX_SIZE, PTE_U },
         { KSTACK_ADDR, KSTACK_SIZE, PTE_W | PTE_NX },
+        { SHARED_PAGE_ADDR, PAGE, PTE_U | PTE_W | PTE_NX },
     };
     for (size_t i = 0; i < sizeof area / sizeof area[0]; i++)
         if (pt_map(&vm->pt, area[i].addr, area[i].addr, area[i].len, area[i].flags))
@@ -237,6 +238,7 @@ static int create_memory(struct vm *vm, uint64_t size)
 int vm_create(struct vm *vm, const struct vm_params *params)
 {
     *vm = (struct vm){ .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1, .verbose = params->verbose };
+    transport_init(vm);
     int kvm = kvm_device();
     if (kvm < 0)
         return -1;
@@ -300,6 +302,7 @@ err:
 void vm_destroy(struct vm *vm)
 {
     vm_disarm(vm);
+    transport_destroy(vm);
     if (vm->run)
         munmap(vm->run, vm->run_size);
     if (vm->mem)

@@ -9,6 +9,7 @@
 #include <linux/kvm.h>
 
 #include "vm/paging.h"
+#include "vm/transport.h"
 #include "vm/working_set.h"
 
 struct platform;
@@ -23,6 +24,9 @@ struct vm;
 struct vm_ops {
     /* Runs one guest system call and returns RAX. Setting *stop ends vm_run(). */
     long (*syscall)(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop);
+    /* Shared transport: may this call run on a poller thread now, off the vCPU thread?
+     * Only if it cannot block and touches no vCPU state. */
+    bool (*can_serve_shared)(void *ctx, struct vm *vm, const struct vm_syscall *call);
 };
 
 enum vm_run_result {
@@ -62,6 +66,7 @@ struct vm {
     struct working_set ws;    /* a fork's pages to restore on reset */
     size_t ws_new;            /* pages that joined ws since the last reset */
     int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
+    struct vm_transport transport;
     timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */
     bool kick_armed;
 };

@@ -94,11 +94,18 @@ def run_native(program, args=(), *, env=None, stdin=b"", cwd=None) -> Outcome:
     return run_process([program, *args], env=env or {}, stdin=stdin, cwd=cwd)
 
 
+def transport_options():
+    """The syscall transport every kvmserver run of this test session uses: the suite runs
+    once per transport (tests/run-all.sh sets KVMS_TRANSPORT)."""
+    transport = os.environ.get("KVMS_TRANSPORT")
+    return [f"--syscall-transport={transport}"] if transport else []
+
+
 def run_guest(kvmserver, program, args=(), *, env=None, options=(), host_env=None, stdin=b"",
               cwd=None, timeout=RUN_TIMEOUT) -> Outcome:
     """`kvmserver [--env K=V]... [options] run PROGRAM ARGS`. Global options go before the
     subcommand; the guest environment is given only through --env."""
-    argv = [kvmserver]
+    argv = [kvmserver, *transport_options()]
     for key, value in (env or {}).items():
         argv += ["--env", f"{key}={value}"]
     argv += list(options)

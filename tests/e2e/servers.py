@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import transport_options
+
 SERVER_NAMES = ["srv_accept", "srv_poll", "srv_select", "srv_epoll"]
 READY_TIMEOUT = 20.0     # seconds for a server to reach readiness
 STOP_TIMEOUT = 5.0       # seconds kvmserver may take to exit after SIGTERM
@@ -286,7 +288,8 @@ class ServerFactory:
         readiness line."""
         assert program.is_file(), f"test server {program} not built"
         endpoint = make_endpoint(kind)
-        argv = [kvmserver, *endpoint.kvmserver_options(), *options, "run", program,
+        argv = [kvmserver, *transport_options(), *endpoint.kvmserver_options(), *options,
+                "run", program,
                 endpoint.argv()]
         server = ServerProcess(argv, endpoint)
         server.start()

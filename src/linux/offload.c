@@ -1,0 +1,59 @@
+/* Which system calls a poller thread may run for the shared-memory transport: calls that
+ * cannot block (or whose fd is ready right now) and that touch no vCPU state and no memory
+ * slots. Anything else is answered "exit instead" and runs on the vCPU thread. */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
+
+#include "linux/process.h"
+#include "vm/vm.h"
+
+/* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says. */
+static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
+{
+    struct lx_fd *f = fdt_get(&p->fds, (long)(uint32_t)guest_fd);
+    if (!f)
+        return true;                   /* -EBADF, at once */
+    int flags = fcntl(f->host_fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK))
+        return true;                   /* EAGAIN rather than a wait */
+    struct pollfd pfd = { .fd = f->host_fd, .events = events };
+    return poll(&pfd, 1, 0) > 0;
+}
+
+bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call)
+{
+    struct lx_proc *p = ctx;
+    (void)vm;
+    const uint64_t *a = call->arg;
+    switch (call->nr) {
+    case __NR_read: case __NR_readv: case __NR_recvfrom: case __NR_recvmsg:
+    case __NR_accept: case __NR_accept4:
+        return fd_ready(p, a[0], POLLIN);
+    case __NR_write: case __NR_writev: case __NR_sendto: case __NR_sendmsg:
+        return fd_ready(p, a[0], POLLOUT);
+    case __NR_epoll_wait: case __NR_epoll_pwait: case __NR_epoll_pwait2:
+        /* Only when events are there already: a real wait belongs to the vCPU thread. */
+        return fd_ready(p, a[0], POLLIN);
+    case __NR_poll: case __NR_ppoll: case __NR_select: case __NR_pselect6:
+        return false;                  /* the timeout is in different places: not worth it */
+    case __NR_fcntl:
+        return a[1] != F_SETLKW && a[1] != F_OFD_SETLKW;
+    case __NR_close: case __NR_fstat: case __NR_newfstatat: case __NR_lseek:
+    case __NR_pread64: case __NR_pwrite64: case __NR_ioctl: case __NR_dup: case __NR_dup2:
+    case __NR_dup3: case __NR_getsockname: case __NR_getpeername: case __NR_setsockopt:
+    case __NR_getsockopt: case __NR_shutdown: case __NR_epoll_ctl: case __NR_socket:
+    case __NR_clock_gettime: case __NR_clock_getres: case __NR_gettimeofday: case __NR_time:
+    case __NR_getrandom: case __NR_uname: case __NR_getuid: case __NR_geteuid:
+    case __NR_getgid: case __NR_getegid: case __NR_sysinfo: case __NR_prlimit64:
+    case __NR_sched_getaffinity: case __NR_sched_yield: case __NR_rt_sigaction:
+    case __NR_rt_sigprocmask: case __NR_sigaltstack: case __NR_getcwd: case __NR_openat:
+    case __NR_madvise:
+        return true;
+    default:
+        /* mmap & co. may flush memory slots under the running vCPU, arch_prctl sets vCPU
+         * state, exit and sleeps and futexes wait: all on the vCPU thread. */
+        return false;
+    }
+}
