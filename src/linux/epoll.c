@@ -286,8 +286,9 @@ static long epoll_wait_common(struct lx_proc *p, uint64_t epfd_reg, uint64_t eve
         return -EBADF;
     if (!is_epoll(e))
         return -EINVAL;
-    if (p->server.freeze_on_wait && timeout_ns != 0 && watches_listener(p, e->epoll))
-        return lx_freeze_for_readiness(p);
+    if (lx_freeze_due(p) && timeout_ns != 0 && watches_listener(p, e->epoll) &&
+        lx_freeze_for_readiness(p))
+        return 0;
     struct epoll_wait_ctx w = { .host_fd = e->host_fd, .events = events, .max = max };
     return lx_wait_until(p, timeout_ns, epoll_attempt, &w);
 }

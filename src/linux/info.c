@@ -191,38 +191,3 @@ long sys_sysinfo(struct lx_proc *p, const uint64_t a[6])
     s.mem_unit = 1;
     return gm_write(p->vm, a[0], &s, sizeof s);
 }
-
-/* The guest's working directory: --cwd if given (relative to the host's), else the host's. */
-static long guest_cwd(const struct lx_proc *p, char *out, size_t cap)
-{
-    const char *cfg_cwd = p->cfg ? p->cfg->cwd : NULL;
-    if (cfg_cwd && cfg_cwd[0] == '/') {
-        if (strlen(cfg_cwd) >= cap)
-            return -ENAMETOOLONG;
-        strcpy(out, cfg_cwd);
-        return 0;
-    }
-    if (!getcwd(out, cap))
-        return -errno;
-    if (cfg_cwd) {
-        size_t have = strlen(out);
-        int n = snprintf(out + have, cap - have, "%s%s", have > 1 ? "/" : "", cfg_cwd);
-        if (n < 0 || (size_t)n >= cap - have)
-            return -ENAMETOOLONG;
-    }
-    return 0;
-}
-
-long sys_getcwd(struct lx_proc *p, const uint64_t a[6])
-{
-    char cwd[PATH_MAX];
-    long err = guest_cwd(p, cwd, sizeof cwd);
-    if (err)
-        return err;
-    size_t len = strlen(cwd) + 1;
-    if (a[1] < len)
-        return -ERANGE;
-    if (gm_write(p->vm, a[0], cwd, len))
-        return -EFAULT;
-    return (long)len;
-}

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "linux/epoll.h"
+#include "linux/fs.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
@@ -29,7 +30,6 @@
 _Static_assert(sizeof(struct stat) == 144, "struct stat must be the x86-64 kernel layout");
 
 static long fd_arg(uint64_t reg) { return (long)(uint32_t)reg; }
-static int dirfd_arg(uint64_t reg) { return (int)(uint32_t)reg; }
 
 static size_t cap_rw(uint64_t len) { return len > MAX_RW_COUNT ? MAX_RW_COUNT : (size_t)len; }
 
@@ -232,10 +232,10 @@ long sys_writev(struct lx_proc *p, const uint64_t a[6])
 long sys_close(struct lx_proc *p, const uint64_t a[6])
 {
     int fd = (int)fd_arg(a[0]);
-    int err = fdt_close(&p->fds, fd);
-    if (err)
-        return err;
-    lx_epoll_forget_fd(p, fd);
+    if (!fdt_get(&p->fds, fd))
+        return -EBADF;
+    lx_epoll_forget_fd(p, fd);      /* while its host fd still exists to unregister */
+    fdt_close(&p->fds, fd);
     /* Ephemeral mode: the request's connection is closed, the request is over. */
     if (fd == p->server.conn_fd) {
         p->server.conn_fd = -1;
@@ -319,83 +319,6 @@ long sys_fstat(struct lx_proc *p, const uint64_t a[6])
     return gm_write(p->vm, a[1], &st, sizeof st);
 }
 
-long sys_newfstatat(struct lx_proc *p, const uint64_t a[6])
-{
-    int dirfd = dirfd_arg(a[0]);
-    int flags = (int)(uint32_t)a[3];
-    if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH))
-        return -EINVAL;
-    char path[PATH_MAX];
-    if (a[1] == 0 && (flags & AT_EMPTY_PATH)) {
-        path[0] = 0;            /* Linux 6.11+ accepts NULL for an empty path */
-    } else {
-        long n = gm_read_str(p->vm, path, a[1], sizeof path);
-        if (n < 0)
-            return n;
-    }
-
-    struct stat st;
-    if (path[0] == 0) {
-        if (!(flags & AT_EMPTY_PATH))
-            return -ENOENT;
-        /* AT_FDCWD would stat the working directory: that waits for file system access. */
-        if (dirfd == AT_FDCWD)
-            return -ENOENT;
-        struct lx_fd *f = fdt_get(&p->fds, dirfd);
-        if (!f)
-            return -EBADF;
-        if (fstat(f->host_fd, &st) < 0)
-            return -errno;
-    } else if (strcmp(path, "/dev/null") == 0) {
-        if (stat("/dev/null", &st) < 0)
-            return -errno;
-    } else {
-        /* File system access (with its permission policy) comes in a later issue; until then
-         * every other path looks absent, which programs handle better than EACCES. */
-        return -ENOENT;
-    }
-    return gm_write(p->vm, a[2], &st, sizeof st);
-}
-
-static bool names_own_exe(const char *path)
-{
-    /* The guest believes it is pid 1, so /proc/1 is itself too. */
-    return strcmp(path, "/proc/self/exe") == 0 || strcmp(path, "/proc/1/exe") == 0;
-}
-
-static long readlink_at(struct lx_proc *p, int dirfd, uint64_t path_gva, uint64_t buf_gva,
-                        uint64_t bufsiz_reg)
-{
-    int bufsiz = (int)(uint32_t)bufsiz_reg;
-    if (bufsiz <= 0)
-        return -EINVAL;
-    char path[PATH_MAX];
-    long n = gm_read_str(p->vm, path, path_gva, sizeof path);
-    if (n < 0)
-        return n;
-    if (path[0] != '/' && dirfd != AT_FDCWD && !fdt_get(&p->fds, dirfd))
-        return -EBADF;
-    /* Only the program's own path so far; other links come with file system access. */
-    if (!names_own_exe(path) || p->exe_path[0] == 0)
-        return -ENOENT;
-    size_t len = strnlen(p->exe_path, sizeof p->exe_path);
-    if (len > (size_t)bufsiz)
-        len = (size_t)bufsiz;   /* truncated without a NUL, as Linux does */
-    if (gm_write(p->vm, buf_gva, p->exe_path, len))
-        return -EFAULT;
-    return (long)len;
-}
-
-long sys_readlink(struct lx_proc *p, const uint64_t a[6])
-{
-    return readlink_at(p, AT_FDCWD, a[0], a[1], a[2]);
-}
-
-long sys_readlinkat(struct lx_proc *p, const uint64_t a[6])
-{
-    return readlink_at(p, dirfd_arg(a[0]), a[1], a[2], a[3]);
-}
-
 /* What a duplicate is, for forks and resets. An epoll record has a single owner, so a
  * duplicated epoll fd is (for now) a plain fd sharing the host instance. */
 static enum lx_fd_type dup_type(const struct lx_fd *f)
@@ -431,8 +354,10 @@ static long dup_onto(struct lx_proc *p, long oldfd, long newfd, bool cloexec)
     if (host < 0)
         return -errno;
     enum lx_fd_type type = dup_type(f);
-    if (fdt_close(&p->fds, newfd) == 0)
+    if (fdt_get(&p->fds, newfd)) {
         lx_epoll_forget_fd(p, (int)newfd);
+        fdt_close(&p->fds, newfd);
+    }
     int fd = fdt_install(&p->fds, host, (int)newfd, cloexec);   /* newfd is free: the result */
     if (fd < 0)
         close(host);
@@ -476,6 +401,9 @@ long sys_fcntl(struct lx_proc *p, const uint64_t a[6])
             return -errno;
         return 0;
     }
+    case F_GETLK: case F_SETLK: case F_SETLKW:
+    case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
+        return fs_fcntl_lock(p, f->host_fd, cmd, arg);
     default:
         return -EINVAL;
     }

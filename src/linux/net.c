@@ -763,8 +763,8 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     bool blocks = lx_host_fd_blocks(host);
     if (listener) {
         /* At boot, a blocking accept is the program waiting for its first client: freeze. */
-        if (blocks && p->server.freeze_on_wait)
-            return lx_freeze_for_readiness(p);
+        if (blocks && lx_freeze_due(p) && lx_freeze_for_readiness(p))
+            return 0;
         if (p->server.accepts_left == 0) {
             /* An ephemeral VM's one connection is taken; waiting for another means the
              * request is over. */

@@ -95,11 +95,12 @@ static long poll_common(struct lx_proc *p, uint64_t fds_gva, uint64_t nfds_reg, 
     if (nfds && gm_read(p->vm, guest, fds_gva, bytes))
         return -EFAULT;
 
-    if (p->server.freeze_on_wait && timeout_ns != 0) {
+    if (lx_freeze_due(p) && timeout_ns != 0) {
         for (uint32_t i = 0; i < nfds; i++) {
             const struct lx_fd *f = guest[i].fd >= 0 ? fdt_get(&p->fds, guest[i].fd) : NULL;
-            if (f && f->type == LX_FT_LISTENER && (guest[i].events & POLLIN))
-                return lx_freeze_for_readiness(p);
+            if (f && f->type == LX_FT_LISTENER && (guest[i].events & POLLIN) &&
+                lx_freeze_for_readiness(p))
+                return 0;
         }
     }
     bool any_invalid = false;
@@ -206,8 +207,8 @@ static long select_common(struct lx_proc *p, const uint64_t a[6], int64_t timeou
         host[count] = (struct pollfd){ .fd = f->host_fd, .events = events };
         guest_fd_of[count++] = fd;
     }
-    if (freeze && p->server.freeze_on_wait && timeout_ns != 0)
-        return lx_freeze_for_readiness(p);
+    if (freeze && lx_freeze_due(p) && timeout_ns != 0 && lx_freeze_for_readiness(p))
+        return 0;
 
     long err = wait_on(p, host, count, timeout_ns);
     if (err)

@@ -61,6 +61,7 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     dst->server.frozen = false;
     dst->server.request_done = false;
     dst->server.freeze_on_wait = false;
+    dst->server.warmup = NULL;
     dst->server.memory_exceeded = false;
     dst->server.deadline_hit = false;
     dst->mm.charged_bytes = 0;

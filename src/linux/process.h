@@ -34,7 +34,13 @@ struct lx_signals {
 /* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
  * report through the others and stop the VM with *stop when one becomes true). */
 struct lx_server_state {
-    bool freeze_on_wait;    /* boot: stop when the program first waits for a connection */
+    bool freeze_on_wait;    /* boot: stop when the program first waits for a connection
+                             * (written by the warm-up thread too: atomic accesses) */
+    /* Warm-up: called once, at the first wait for a connection, with the listener's host
+     * fd, instead of freezing; the server layer warms the program up, then sets
+     * freeze_on_wait again. */
+    void (*warmup)(void *ctx, int listener_host_fd);
+    void *warmup_ctx;
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
     uint64_t pending_nr, pending_args[6];
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */

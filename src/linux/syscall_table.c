@@ -23,6 +23,16 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
     E(brk), E(mmap), E(munmap), E(mremap), E(mprotect), E(madvise),
     E(exit), E(exit_group), E(arch_prctl), E(set_tid_address), E(set_robust_list), E(rseq),
     E(open), E(openat),
+    /* fs.c, fs_dir.c, fs_fd.c */
+    E(creat), E(close_range), E(stat), E(lstat), E(statx), E(access), E(faccessat),
+    E(faccessat2), E(chdir), E(fchdir), E(umask),
+    E(mkdir), E(mkdirat), E(unlink), E(rmdir), E(unlinkat), E(rename), E(renameat),
+    E(renameat2), E(link), E(linkat), E(symlink), E(symlinkat), E(truncate), E(chmod),
+    E(fchmod), E(fchmodat), E(chown), E(lchown), E(fchown), E(fchownat), E(utimensat),
+    E(getdents64),
+    E(ftruncate), E(fsync), E(fdatasync), E(flock), E(sendfile), E(memfd_create), E(fstatfs),
+    E(statfs), E(fadvise64), E(getxattr), E(lgetxattr), E(fgetxattr), E(listxattr),
+    E(llistxattr), E(flistxattr),
     /* net.c */
     E(socket), E(bind), E(listen), E(accept), E(accept4), E(connect), E(recvfrom), E(sendto),
     E(recvmsg), E(sendmsg), E(recvmmsg), E(sendmmsg), E(shutdown), E(setsockopt),

@@ -24,8 +24,8 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
 /* io.c */
 LX_DECLARE(read); LX_DECLARE(write); LX_DECLARE(readv); LX_DECLARE(writev);
 LX_DECLARE(pread64); LX_DECLARE(pwrite64); LX_DECLARE(close); LX_DECLARE(lseek);
-LX_DECLARE(ioctl); LX_DECLARE(fstat); LX_DECLARE(newfstatat); LX_DECLARE(readlink);
-LX_DECLARE(readlinkat); LX_DECLARE(fcntl); LX_DECLARE(dup); LX_DECLARE(dup2); LX_DECLARE(dup3);
+LX_DECLARE(ioctl); LX_DECLARE(fstat); LX_DECLARE(fcntl); LX_DECLARE(dup); LX_DECLARE(dup2);
+LX_DECLARE(dup3);
 /* time.c */
 LX_DECLARE(clock_gettime); LX_DECLARE(clock_getres); LX_DECLARE(gettimeofday); LX_DECLARE(time);
 LX_DECLARE(nanosleep); LX_DECLARE(clock_nanosleep);
@@ -33,7 +33,7 @@ LX_DECLARE(nanosleep); LX_DECLARE(clock_nanosleep);
 LX_DECLARE(uname); LX_DECLARE(getpid); LX_DECLARE(gettid); LX_DECLARE(getppid);
 LX_DECLARE(getuid); LX_DECLARE(geteuid); LX_DECLARE(getgid); LX_DECLARE(getegid);
 LX_DECLARE(getrandom); LX_DECLARE(prlimit64); LX_DECLARE(getrlimit); LX_DECLARE(sched_getaffinity);
-LX_DECLARE(sched_yield); LX_DECLARE(sysinfo); LX_DECLARE(getcwd);
+LX_DECLARE(sched_yield); LX_DECLARE(sysinfo);
 /* signal.c */
 LX_DECLARE(rt_sigaction); LX_DECLARE(rt_sigprocmask); LX_DECLARE(sigaltstack);
 LX_DECLARE(kill); LX_DECLARE(tgkill); LX_DECLARE(tkill);
@@ -57,7 +57,23 @@ LX_DECLARE(epoll_wait); LX_DECLARE(epoll_pwait); LX_DECLARE(epoll_pwait2);
 /* poll.c */
 LX_DECLARE(poll); LX_DECLARE(ppoll); LX_DECLARE(select); LX_DECLARE(pselect6);
 /* fs.c */
-LX_DECLARE(open); LX_DECLARE(openat);
+LX_DECLARE(open); LX_DECLARE(openat); LX_DECLARE(creat); LX_DECLARE(close_range);
+LX_DECLARE(stat); LX_DECLARE(lstat); LX_DECLARE(statx); LX_DECLARE(access);
+LX_DECLARE(faccessat); LX_DECLARE(faccessat2); LX_DECLARE(chdir); LX_DECLARE(fchdir);
+LX_DECLARE(umask); LX_DECLARE(getcwd); LX_DECLARE(newfstatat); LX_DECLARE(readlink);
+LX_DECLARE(readlinkat);
+/* fs_dir.c */
+LX_DECLARE(mkdir); LX_DECLARE(mkdirat); LX_DECLARE(unlink); LX_DECLARE(rmdir);
+LX_DECLARE(unlinkat); LX_DECLARE(rename); LX_DECLARE(renameat); LX_DECLARE(renameat2);
+LX_DECLARE(link); LX_DECLARE(linkat); LX_DECLARE(symlink); LX_DECLARE(symlinkat);
+LX_DECLARE(truncate); LX_DECLARE(chmod); LX_DECLARE(fchmod); LX_DECLARE(fchmodat);
+LX_DECLARE(chown); LX_DECLARE(lchown); LX_DECLARE(fchown); LX_DECLARE(fchownat);
+LX_DECLARE(utimensat); LX_DECLARE(getdents64);
+/* fs_fd.c */
+LX_DECLARE(ftruncate); LX_DECLARE(fsync); LX_DECLARE(fdatasync); LX_DECLARE(flock);
+LX_DECLARE(sendfile); LX_DECLARE(memfd_create); LX_DECLARE(fstatfs); LX_DECLARE(statfs);
+LX_DECLARE(fadvise64); LX_DECLARE(getxattr); LX_DECLARE(lgetxattr); LX_DECLARE(fgetxattr);
+LX_DECLARE(listxattr); LX_DECLARE(llistxattr); LX_DECLARE(flistxattr);
 #undef LX_DECLARE
 
 /* pipe.c: installing new host fds for the calls that create them (pipe, net, epoll). */

@@ -94,8 +94,21 @@ bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f)
     return f->type == LX_FT_LISTENER && p->server.accepts_left == 0;
 }
 
-long lx_freeze_for_readiness(struct lx_proc *p)
+bool lx_freeze_for_readiness(struct lx_proc *p)
 {
+    if (p->server.warmup) {
+        /* Warm-up first: the server layer sends its requests while the program goes on
+         * serving them; it asks for the freeze again once they are done. */
+        for (int fd = 0; fd < LX_MAX_FDS; fd++) {
+            const struct lx_fd *f = fdt_get(&p->fds, fd);
+            if (f && f->type == LX_FT_LISTENER) {
+                __atomic_store_n(&p->server.freeze_on_wait, false, __ATOMIC_RELEASE);
+                p->server.warmup(p->server.warmup_ctx, f->host_fd);
+                p->server.warmup = NULL;
+                return false;
+            }
+        }
+    }
     p->server.frozen = true;
-    return 0;
+    return true;
 }

@@ -7,6 +7,8 @@
 #ifndef KVMS_WAIT_H
 #define KVMS_WAIT_H
 #include <stdbool.h>
+
+#include "linux/process.h"
 #include <stdint.h>
 
 struct lx_proc;
@@ -34,8 +36,14 @@ bool lx_host_fd_blocks(int host_fd);
 /* Server hooks. A listener whose process has used up its ephemeral accept budget must never
  * look ready to that guest. */
 bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f);
-/* The guest is about to wait for a connection while booting: freeze it there. Returns the
- * value for RAX (0; the dispatcher records the call and each request VM redoes it). */
-long lx_freeze_for_readiness(struct lx_proc *p);
+/* The guest is about to wait for a connection while booting: freeze it there and return
+ * true (the caller returns 0; the dispatcher records the call and each request VM redoes
+ * it) — unless a warm-up is due: then start it and return false, and the wait goes on. */
+bool lx_freeze_for_readiness(struct lx_proc *p);
+/* Should a wait for a connection freeze the program now? (The warm-up thread sets it.) */
+static inline bool lx_freeze_due(const struct lx_proc *p)
+{
+    return __atomic_load_n(&p->server.freeze_on_wait, __ATOMIC_ACQUIRE);
+}
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/warmup.h"
 #include "vm/loader.h"
 #include "vm/platform.h"
 
@@ -126,6 +127,8 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         return 1;
     }
     b->proc->server.freeze_on_wait = true;
+    if (cfg->warmup)
+        warmup_arm(b->proc, cfg->warmup);
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
     b->vm.ops = &lx_vm_ops;
     b->vm.ops_ctx = b->proc;

@@ -1,0 +1,40 @@
+/* Shared by the file-system calls (fs*.c, io.c, procfs.c): the guest's working directory,
+ * guest path arguments and the policy-checked open that every path-taking call goes through. */
+#ifndef KVMS_FS_H
+#define KVMS_FS_H
+#include <limits.h>
+#include <stdint.h>
+
+#include "linux/policy.h"
+
+struct lx_proc;
+
+/* The policy of p's configuration. */
+const struct fs_policy *fs_policy(const struct lx_proc *p);
+/* Sets up p->cwd (--cwd, else the host's working directory) and p->umask on first use. */
+void fs_ready(struct lx_proc *p);
+
+/* Copies a guest path argument: its length, -EFAULT or -ENAMETOOLONG. */
+long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
+/* The absolute guest directory a path given with `dirfd` is relative to: p->cwd for
+ * AT_FDCWD, else the guest path of the directory fd (-EBADF, -ENOTDIR). Absolute paths need
+ * no base (out gets "/"). */
+long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX]);
+
+/* Opens a guest path the way the guest's open would, /proc and /sys included: a host fd
+ * (close-on-exec) or -errno; policy refusals are logged. */
+long fs_open_path(struct lx_proc *p, int dirfd, const char *path, int flags, unsigned mode,
+                  int need);
+/* The parent directory of a guest path for a call that changes or reads the entry itself:
+ * host O_PATH fd in res->fd and the last component in name; paths in /proc and /sys give
+ * res->pseudo (no fd). Refusals are logged. */
+long fs_open_parent(struct lx_proc *p, int dirfd, const char *path, int need,
+                    struct fsp_result *res, char name[NAME_MAX + 1]);
+
+/* A guest fd's host fd, or -EBADF. */
+long fs_host_fd(struct lx_proc *p, long guest_fd);
+
+/* fs_fd.c: fcntl's lock commands (F_GETLK, F_SETLK(W), F_OFD_*) on a host fd. */
+long fs_fcntl_lock(struct lx_proc *p, int host_fd, unsigned cmd, uint64_t arg);
+
+#endif
