@@ -38,7 +38,10 @@ static int choose_transport(struct booted_program *b, const struct config *cfg)
 {
     const char *want = cfg->syscall_transport ? cfg->syscall_transport : "auto";
     bool supported = b->vm.plat->shared_transport;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed;                 /* the CPUs we may run on, not the machine's */
+    if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+        CPU_ZERO(&allowed);
+    long cpus = CPU_COUNT(&allowed);
     bool wanted = !strcmp(want, "shared") ||
                   (!strcmp(want, "auto") && supported && cpus > (long)boot_vm_count(cfg));
     if (!wanted)
@@ -57,8 +60,7 @@ static int choose_transport(struct booted_program *b, const struct config *cfg)
     /* The poller spins: give it the last CPU we may use and keep the request VMs off it,
      * so a VM never waits for the poller to be scheduled, and the VMs stay on the CPUs
      * where their connections' wake-ups happen (cross-CPU wake-ups cost ~100 us here). */
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+    if (cpus >= 2) {
         int last = -1;
         for (int c = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &allowed))
