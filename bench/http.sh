@@ -11,7 +11,7 @@ build=${1:-build}
 secs=${2:-5}
 shift $(( $# > 2 ? 2 : $# ))
 extra=("$@")
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))   # below the ephemeral range: no clash with TIME_WAIT clients
 url="http://127.0.0.1:$port/"
 log=$(mktemp)
 trap 'rm -f "$log"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT

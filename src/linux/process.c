@@ -54,9 +54,14 @@ void lx_proc_destroy(struct lx_proc *p)
 
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
 {
-    /* Everything but the fds is plain data: brk, mmap area, signal state, ids. */
+    /* Everything but the fds is plain data: brk, mmap area, signal state, ids. The free
+     * list is copied only as far as it is used: this runs at every ephemeral reset. */
     memcpy(dst, src, offsetof(struct lx_proc, fds));
-    memcpy(&dst->mm, &src->mm, sizeof *dst - offsetof(struct lx_proc, mm));
+    memcpy(&dst->mm, &src->mm, offsetof(struct lx_mm, free));
+    memcpy(dst->mm.free, src->mm.free, src->mm.nfree * sizeof src->mm.free[0]);
+    memcpy((char *)dst + offsetof(struct lx_proc, mm) + sizeof dst->mm,
+           (const char *)src + offsetof(struct lx_proc, mm) + sizeof src->mm,
+           sizeof *dst - offsetof(struct lx_proc, mm) - sizeof dst->mm);
     dst->vm = vm;
     dst->server.frozen = false;
     dst->server.request_done = false;
