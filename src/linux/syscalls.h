@@ -74,6 +74,8 @@ LX_DECLARE(ftruncate); LX_DECLARE(fsync); LX_DECLARE(fdatasync); LX_DECLARE(floc
 LX_DECLARE(sendfile); LX_DECLARE(memfd_create); LX_DECLARE(fstatfs); LX_DECLARE(statfs);
 LX_DECLARE(fadvise64); LX_DECLARE(getxattr); LX_DECLARE(lgetxattr); LX_DECLARE(fgetxattr);
 LX_DECLARE(listxattr); LX_DECLARE(llistxattr); LX_DECLARE(flistxattr);
+/* futex.c */
+LX_DECLARE(futex);
 #undef LX_DECLARE
 
 /* pipe.c: installing new host fds for the calls that create them (pipe, net, epoll). */
