@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Prints, natively and inside kvmserver: the cost per call of getpid, a 1-byte write to
-# /dev/null and clock_gettime, the VM exits per call, and the start-up time of a trivial
-# program. Usage: bench/syscalls.sh [BUILD_DIR] [CALLS]
+# Prints, natively and inside kvmserver with each syscall transport: the cost per call of
+# getpid (answered in the guest's entry stub), getuid (the same triviality answered by the
+# host), a 1-byte write to /dev/null and clock_gettime (the vDSO), the VM exits per call, and the
+# start-up time of a trivial program. The exit transport runs pinned to CPU 0; the shared
+# transport gets CPUs 0-1 (its poller thread spins on a CPU of its own).
+# Usage: bench/syscalls.sh [BUILD_DIR] [CALLS]
 set -euo pipefail
 build=${1:-build}
 n=${2:-20000}
@@ -9,28 +12,37 @@ kvms="$build/kvmserver"
 prog="$build/bench/syscall_cost"
 hello="$build/examples/hello"
 
-cost() {   # cost LABEL CMD... -> "name ns" lines on stderr of the command
-  "$@" "$n" 2>&1 >/dev/null | grep -E '^(getpid|write|clock_gettime) '
+costs() {   # costs CMD... -> "getpid getuid write clock_gettime" nanoseconds per call
+  "$@" "$n" 2>&1 >/dev/null | awk '$1 ~ /^(getpid|getuid|write|clock_gettime)$/ { v[$1] = $2 }
+    END { print v["getpid"], v["getuid"], v["write"], v["clock_gettime"] }'
 }
-exits_of() {   # VM exits of one kvmserver -v run with N calls of each kind
-  "$kvms" -v run "$prog" "$1" 2>&1 >/dev/null | sed -n 's/.*: \([0-9]*\) VM exits.*/\1/p'
+exits_per_call() {   # exits_per_call TRANSPORT CPUS
+  local e0 e1
+  e0=$(taskset -c "$2" "$kvms" -v --syscall-transport="$1" run "$prog" 0 2>&1 >/dev/null |
+       sed -n 's/.*: \([0-9]*\) VM exits.*/\1/p')
+  e1=$(taskset -c "$2" "$kvms" -v --syscall-transport="$1" run "$prog" "$n" 2>&1 >/dev/null |
+       sed -n 's/.*: \([0-9]*\) VM exits.*/\1/p')
+  awk -v a="$e0" -v b="$e1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / (4 * n) }'
+}
+startup_ms() {   # startup_ms CMD... -> mean of 20 runs
+  local t0 t1
+  t0=$(date +%s%N)
+  for _ in $(seq 20); do "$@" >/dev/null; done
+  t1=$(date +%s%N)
+  awk -v d=$((t1 - t0)) 'BEGIN { printf "%.1f ms", d / 20 / 1e6 }'
 }
 
-native=$(taskset -c 0 "$prog" "$n" 2>&1 >/dev/null)
-inside=$(taskset -c 0 "$kvms" run "$prog" "$n" 2>&1 >/dev/null | grep -E '^(getpid|write|clock_gettime) ')
-e0=$(exits_of 0); e1=$(exits_of "$n")
-per_call=$(awk -v a="$e0" -v b="$e1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / (3 * n) }')
+read -r n_pid n_uid n_write n_clock <<<"$(costs taskset -c 0 "$prog")"
+read -r e_pid e_uid e_write e_clock <<<"$(costs taskset -c 0 "$kvms" --syscall-transport=exit run "$prog")"
+read -r s_pid s_uid s_write s_clock <<<"$(costs taskset -c 0,1 "$kvms" --syscall-transport=shared run "$prog")"
 
-start_native=$( { TIMEFORMAT=%R; time (for i in $(seq 20); do "$hello" >/dev/null; done); } 2>&1 )
-start_kvm=$( { TIMEFORMAT=%R; time (for i in $(seq 20); do "$kvms" run "$hello" >/dev/null; done); } 2>&1 )
-
-printf '%-28s %12s %12s\n' "per call (ns), pinned" native kvmserver
-for name in getpid write clock_gettime; do
-  a=$(echo "$native" | awk -v k="$name" '$1 == k { print $2 }')
-  b=$(echo "$inside" | awk -v k="$name" '$1 == k { print $2 }')
-  printf '%-28s %12s %12s\n' "$name" "$a" "$b"
-done
-printf '%-28s %12s %12s\n' "VM exits per call (avg)" "-" "$per_call"
-printf '%-28s %12s %12s\n' "start-up, trivial program" \
-  "$(awk -v t="$start_native" 'BEGIN { printf "%.1f ms", t * 1000 / 20 }')" \
-  "$(awk -v t="$start_kvm" 'BEGIN { printf "%.1f ms", t * 1000 / 20 }')"
+printf '%-26s %12s %14s %14s\n' "per call (ns)" native "kvm exit" "kvm shared"
+printf '%-26s %12s %14s %14s\n' "getpid (answered in stub)" "$n_pid" "$e_pid" "$s_pid"
+printf '%-26s %12s %14s %14s\n' "getuid (answered by host)" "$n_uid" "$e_uid" "$s_uid"
+printf '%-26s %12s %14s %14s\n' "write 1 byte, /dev/null" "$n_write" "$e_write" "$s_write"
+printf '%-26s %12s %14s %14s\n' "clock_gettime (vDSO)" "$n_clock" "$e_clock" "$s_clock"
+printf '%-26s %12s %14s %14s\n' "VM exits per call (avg)" "-" "$(exits_per_call exit 0)" \
+  "$(exits_per_call shared 0,1)"
+printf '%-26s %12s %14s %14s\n' "start-up, trivial program" "$(startup_ms "$hello")" \
+  "$(startup_ms taskset -c 0 "$kvms" --syscall-transport=exit run "$hello")" \
+  "$(startup_ms taskset -c 0,1 "$kvms" --syscall-transport=shared run "$hello")"

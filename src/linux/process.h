@@ -70,6 +70,7 @@ struct lx_proc {
     bool exited;
     int exit_status;               /* valid when exited: 0..255, or 128+signal */
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
+    uint64_t handler_ns, fs_handler_ns;   /* -v: host time in handlers, and in file calls */
     struct lx_server_state server;
 };
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "linux/process.h"
 
@@ -62,15 +63,43 @@ static void report_unknown(struct lx_proc *p, uint64_t nr)
             (unsigned long long)nr);
 }
 
+/* Calls that reach the file system (for the -v report of where the time goes). */
+static bool is_file_system_call(uint64_t nr)
+{
+    switch (nr) {
+    case __NR_open: case __NR_openat: case __NR_stat: case __NR_lstat: case __NR_newfstatat:
+    case __NR_statx: case __NR_access: case __NR_faccessat: case __NR_faccessat2:
+    case __NR_readlink: case __NR_readlinkat: case __NR_getdents64: case __NR_pread64:
+    case __NR_fstat: case __NR_lseek: case __NR_getcwd: case __NR_chdir:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     const struct lx_syscall_desc *d = nr < LX_NR_SYSCALLS ? &lx_syscall_table[nr] : NULL;
     long ret;
+    uint64_t start = p->cfg->verbose ? now_ns() : 0;
     if (!d || !d->fn) {
         report_unknown(p, nr);
         ret = -ENOSYS;
     } else {
         ret = d->fn(p, a);
+    }
+    if (start) {
+        uint64_t spent = now_ns() - start;
+        p->handler_ns += spent;
+        if (is_file_system_call(nr))
+            p->fs_handler_ns += spent;
     }
     if (p->cfg->verbose_syscalls)
         fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",
