@@ -65,6 +65,12 @@ long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX])
     return gm_read_str(p->vm, out, gva, PATH_MAX);
 }
 
+long fs_read_name(struct lx_proc *p, uint64_t gva, char out[PATH_MAX])
+{
+    long len = fs_read_path(p, gva, out);
+    return len == 0 ? -ENOENT : len;      /* an empty path names nothing, as on Linux */
+}
+
 long fs_host_fd(struct lx_proc *p, long guest_fd)
 {
     struct lx_fd *f = fdt_get(&p->fds, guest_fd);
@@ -218,11 +224,9 @@ static long do_openat(struct lx_proc *p, int dirfd, uint64_t path_gva, int flags
                       unsigned mode)
 {
     char path[PATH_MAX];
-    long len = fs_read_path(p, path_gva, path);
+    long len = fs_read_name(p, path_gva, path);
     if (len < 0)
         return len;
-    if (len == 0)
-        return -ENOENT;
     if ((flags & O_ACCMODE) == O_ACCMODE && !(flags & O_PATH))
         return -EINVAL;
     flags &= OPEN_FLAGS_PASSED;
@@ -442,11 +446,9 @@ static long readlink_at(struct lx_proc *p, int dirfd, uint64_t path_gva, uint64_
     if (bufsiz <= 0)
         return -EINVAL;
     char path[PATH_MAX], base[PATH_MAX], target[PATH_MAX];
-    long n = fs_read_path(p, path_gva, path);
+    long n = fs_read_name(p, path_gva, path);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     n = fs_base(p, dirfd, path, base);
     if (n < 0)
         return n;
@@ -484,11 +486,9 @@ long sys_getcwd(struct lx_proc *p, const uint64_t a[6])
 long sys_chdir(struct lx_proc *p, const uint64_t a[6])
 {
     char path[PATH_MAX], canon[PATH_MAX];
-    long n = fs_read_path(p, a[0], path);
+    long n = fs_read_name(p, a[0], path);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     fs_ready(p);
     bool pseudo;
     int err = fsp_canonical(fs_policy(p), p->cwd, path, canon, &pseudo);

@@ -16,6 +16,8 @@ void fs_ready(struct lx_proc *p);
 
 /* Copies a guest path argument: its length, -EFAULT or -ENAMETOOLONG. */
 long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
+/* The same, for calls where an empty path is an error: -ENOENT for "". */
+long fs_read_name(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
 /* The absolute guest directory a path given with `dirfd` is relative to: p->cwd for
  * AT_FDCWD, else the guest path of the directory fd (-EBADF, -ENOTDIR). Absolute paths need
  * no base (out gets "/"). */

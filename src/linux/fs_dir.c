@@ -25,11 +25,9 @@ static long parent_for_write(struct lx_proc *p, int dirfd, uint64_t path_gva,
                              struct fsp_result *res, char name[NAME_MAX + 1])
 {
     char path[PATH_MAX];
-    long n = fs_read_path(p, path_gva, path);
+    long n = fs_read_name(p, path_gva, path);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     long err = fs_open_parent(p, dirfd, path, FSP_WRITE, res, name);
     if (err)
         return err;
@@ -152,11 +150,9 @@ long sys_linkat(struct lx_proc *p, const uint64_t a[6])
 static long symlink_at(struct lx_proc *p, uint64_t target_gva, int dirfd, uint64_t path_gva)
 {
     char target[PATH_MAX];
-    long n = fs_read_path(p, target_gva, target);
+    long n = fs_read_name(p, target_gva, target);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     struct fsp_result res;
     char name[NAME_MAX + 1];
     long err = parent_for_write(p, dirfd, path_gva, &res, name);
@@ -181,11 +177,9 @@ long sys_symlinkat(struct lx_proc *p, const uint64_t a[6])
 static long path_for_write(struct lx_proc *p, int dirfd, uint64_t path_gva, bool nofollow)
 {
     char path[PATH_MAX];
-    long n = fs_read_path(p, path_gva, path);
+    long n = fs_read_name(p, path_gva, path);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     return fs_open_path(p, dirfd, path, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0, FSP_WRITE);
 }
 
@@ -219,11 +213,9 @@ long sys_truncate(struct lx_proc *p, const uint64_t a[6])
     if ((int64_t)a[1] < 0)
         return -EINVAL;
     char path[PATH_MAX];
-    long n = fs_read_path(p, a[0], path);
+    long n = fs_read_name(p, a[0], path);
     if (n < 0)
         return n;
-    if (n == 0)
-        return -ENOENT;
     long fd = fs_open_path(p, AT_FDCWD, path, O_WRONLY, 0, FSP_WRITE);
     if (fd < 0)
         return fd;
