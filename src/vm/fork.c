@@ -39,6 +39,8 @@ int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
 {
     memset(snap, 0, sizeof *snap);
     snap->master = master;
+    if (vm_complete_exit(master) < 0)
+        return fail("freeze: completing the last exit");
     snap->regs = master->run->s.regs.regs;
     snap->pt = master->pt;
     if (ioctl(master->vcpu_fd, KVM_GET_SREGS, &snap->sregs) < 0)
@@ -76,6 +78,9 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 /* Registers, FPU and thread pointers as they were at the freeze. */
 static int restore_cpu(struct vm *child, const struct vm_snapshot *snap, bool sregs)
 {
+    /* An exit left pending would be completed on top of the restored registers. */
+    if (vm_complete_exit(child) < 0)
+        return fail("reset: completing the last exit");
     if (sregs && ioctl(child->vcpu_fd, KVM_SET_SREGS, &snap->sregs) < 0)
         return fail("KVM_SET_SREGS");
     if (ioctl(child->vcpu_fd, KVM_SET_XSAVE, snap->xsave) < 0)

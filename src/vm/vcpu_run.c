@@ -160,6 +160,22 @@ static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
     return VM_STOPPED;
 }
 
+int vm_complete_exit(struct vm *vm)
+{
+    /* KVM finishes an I/O or MMIO exit (for a port write on SVM without next-RIP support:
+     * stepping RIP past the `out`) only when KVM_RUN is entered again. A KVM_RUN that
+     * returns at once does that and nothing else, so the registers read afterwards are
+     * the ones the guest will really resume with, in this VM or in a fork of it. */
+    vm->run->immediate_exit = 1;
+    int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+    int err = errno;
+    vm->run->immediate_exit = 0;
+    if (rc == 0 || err == EINTR || err == EAGAIN)
+        return 0;
+    errno = err;
+    return -1;
+}
+
 enum vm_run_result vm_run(struct vm *vm)
 {
     if (!vm->kick_armed && arm_kick_timer(vm) < 0) {

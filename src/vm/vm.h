@@ -103,6 +103,9 @@ uint64_t vm_get_fsbase(struct vm *vm);
 
 /* Runs the vCPU until the handler stops it, the guest crashes or the deadline passes. */
 enum vm_run_result vm_run(struct vm *vm);
+/* Lets KVM finish the exit the vCPU stopped at (without running the guest), so that the
+ * registers describe where it really resumes. Before a freeze or a reset. */
+int vm_complete_exit(struct vm *vm);
 /* Stops the kick timer of the calling thread's VM (before the thread moves on). */
 void vm_disarm(struct vm *vm);
 
