@@ -165,7 +165,10 @@ int vm_complete_exit(struct vm *vm)
     /* KVM finishes an I/O or MMIO exit (for a port write on SVM without next-RIP support:
      * stepping RIP past the `out`) only when KVM_RUN is entered again. A KVM_RUN that
      * returns at once does that and nothing else, so the registers read afterwards are
-     * the ones the guest will really resume with, in this VM or in a fork of it. */
+     * the ones the guest will really resume with, in this VM or in a fork of it. Only
+     * port I/O needs it: an MMIO write exit has already moved RIP past the store. */
+    if (vm->run->exit_reason != KVM_EXIT_IO)
+        return 0;
     vm->run->immediate_exit = 1;
     int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
     int err = errno;
