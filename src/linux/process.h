@@ -27,6 +27,7 @@ struct lx_sigaction {       /* kernel layout of struct sigaction (rt_sigaction) 
 struct lx_signals {
     struct lx_sigaction action[LX_NSIG];   /* index = signal number - 1 */
     uint64_t blocked;
+    uint64_t pending;                      /* sent while blocked: bit = signal number - 1 */
     uint64_t altstack_sp, altstack_size;
     int altstack_flags;
 };

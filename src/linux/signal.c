@@ -46,6 +46,21 @@ long sys_rt_sigaction(struct lx_proc *p, const uint64_t a[6])
     return 0;
 }
 
+static long send_to_self(struct lx_proc *p, int sig);
+
+/* Signals that were pending and are no longer blocked arrive now, lowest number first. */
+static void deliver_unblocked(struct lx_proc *p)
+{
+    uint64_t ready = p->sig.pending & ~p->sig.blocked;
+    for (int sig = 1; ready && sig <= LX_NSIG && !p->exited; sig++) {
+        if (!(ready & sig_bit(sig)))
+            continue;
+        p->sig.pending &= ~sig_bit(sig);
+        ready &= ~sig_bit(sig);
+        send_to_self(p, sig);
+    }
+}
+
 long sys_rt_sigprocmask(struct lx_proc *p, const uint64_t a[6])
 {
     int how = (int)(uint32_t)a[0];
@@ -66,6 +81,7 @@ long sys_rt_sigprocmask(struct lx_proc *p, const uint64_t a[6])
     }
     if (a[2] && gm_write(p->vm, a[2], &old, sizeof old))
         return -EFAULT;
+    deliver_unblocked(p);
     return 0;
 }
 
@@ -122,13 +138,14 @@ static bool default_terminates(int sig)
     }
 }
 
-/* A valid, non-zero signal sent by the process to itself. */
+/* A valid, non-zero signal sent by the process to itself. A blocked one stays pending
+ * until it is unblocked (musl's raise() and abort() block signals around the kill). */
 static long send_to_self(struct lx_proc *p, int sig)
 {
-    /* TODO: a blocked signal should stay pending and arrive when unblocked (musl's raise()
-     * and abort() rely on that); it needs a pending set in struct lx_signals. */
-    if (p->sig.blocked & sig_bit(sig))
+    if (p->sig.blocked & sig_bit(sig)) {
+        p->sig.pending |= sig_bit(sig);
         return 0;
+    }
     uint64_t handler = p->sig.action[sig - 1].handler;
     if (sig == SIGKILL)
         handler = GUEST_SIG_DFL;
