@@ -1171,7 +1171,6 @@ const char *config_unimplemented(const struct config *cfg)
 
 void config_warn_partial(const struct config *cfg, FILE *out)
 {
-    if (cfg->no_executable_heap || cfg->no_mmap_backed_files || cfg->no_split_hugepages ||
-        cfg->no_ephemeral_keep_working_memory)
+    if (cfg->no_executable_heap || cfg->no_mmap_backed_files || cfg->no_split_hugepages)
         fprintf(out, "kvmserver: note: the memory tuning flags have no effect yet\n");
 }

@@ -141,6 +141,16 @@ static void *request_loop(void *arg)
                     rv->index);
             return NULL;
         }
+        /* Keeping the working set makes resets cheap and spares the next request its page
+         * faults; past --limit-request-memory (or with --no-ephemeral-keep-working-memory)
+         * the fork starts over from the image instead. */
+        if ((cfg->no_ephemeral_keep_working_memory ||
+             (uint64_t)st.pages_restored * 4096 > (cfg->limit_request_memory << 20)) &&
+            vm_reset_full(&rv->vm) < 0) {
+            fprintf(stderr, "kvmserver: request VM %u could not be reset fully; stopping it\n",
+                    rv->index);
+            return NULL;
+        }
         transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
         metrics_count_request(&srv->boot.metrics, &st, rv->vm.exits - exits_before);
         if (cfg->verbose)

@@ -184,3 +184,29 @@ int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
     }
     return 0;
 }
+
+int vm_reset_full(struct vm *child)
+{
+    const struct vm_snapshot *snap = child->origin;
+    pthread_mutex_lock(&child->transport.exec);
+    /* Dropping every private page makes the whole mapping read the frozen image again, and
+     * the MMU notifier drops every translation KVM cached for it: the fork is as good as
+     * new, so its D bits may be cleared once more (see vm_fork). */
+    int err = madvise(child->mem, child->mem_size, MADV_DONTNEED) < 0 ? -errno : 0;
+    if (!err) {
+        child->pt = snap->pt;
+        child->pt.mem = child->mem;
+        pt_scan_dirty(&child->pt, true, NULL, NULL);
+        child->pt.track = &child->ws;
+        ws_free(&child->ws);
+        err = ws_init(&child->ws, child->mem_size) ? -ENOMEM : 0;
+    }
+    if (!err) {
+        ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+        ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+        clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
+                           child->tsc_offset);
+    }
+    pthread_mutex_unlock(&child->transport.exec);
+    return err;
+}

@@ -42,4 +42,8 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap);
  * than a system call (a crash, a timeout), so its segment state is restored too. */
 int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats);
 
+/* After vm_reset: also forgets the working set (drops every private page), for a fork that
+ * has accumulated more than it should keep; later requests fault their pages in again. */
+int vm_reset_full(struct vm *child);
+
 #endif

@@ -175,6 +175,21 @@ def test_ephemeral_secret_not_visible_to_next_connection(kvmserver, server_facto
     stop_cleanly(server)
 
 
+@pytest.mark.parametrize("reset_options", [["--no-ephemeral-keep-working-memory"],
+                                           ["--limit-request-memory", "0"]],
+                         ids=["no-keep-working-memory", "limit-0"])
+def test_full_reset_isolates_too(kvmserver, server_factory, servers_dir, reset_options):
+    """Resets that drop the working set (the fork starts over from the image) isolate
+    connections as well, request after request."""
+    server = server_factory.kvmserver(kvmserver, server_path(servers_dir, "srv_epoll"),
+                                      options=["-t", "1", "-e", *reset_options])
+    for _ in range(5):
+        assert counters(http_get(server.endpoint, "/counter")) == (1, 1)
+        assert http_get(server.endpoint, "/secret?set=XYZ").status == 200
+        assert http_get(server.endpoint, "/secret").text == "global=none heap=none\n"
+    stop_cleanly(server)
+
+
 @pytest.mark.parametrize("name", SERVER_NAMES)
 def test_secret_persists_without_ephemeral(kvmserver, server_factory, servers_dir, name):
     server = server_factory.kvmserver(kvmserver, server_path(servers_dir, name),
