@@ -298,18 +298,6 @@ static int64_t ms_to_ns(int ms)
     return ms < 0 ? -1 : (int64_t)ms * 1000000;
 }
 
-/* The signal mask of the p-variants: checked like Linux does. Signals reach this guest only
- * at system-call boundaries, never during a host wait, so the temporary mask has nothing to
- * change while we wait. */
-static long check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size)
-{
-    if (!mask_gva)
-        return 0;
-    if (size != sizeof(uint64_t))
-        return -EINVAL;
-    uint64_t mask;
-    return gm_read_u64(p->vm, mask_gva, &mask) ? -EFAULT : 0;
-}
 
 long sys_epoll_wait(struct lx_proc *p, const uint64_t a[6])
 {
@@ -318,7 +306,7 @@ long sys_epoll_wait(struct lx_proc *p, const uint64_t a[6])
 
 long sys_epoll_pwait(struct lx_proc *p, const uint64_t a[6])
 {
-    long err = check_sigmask(p, a[4], a[5]);
+    long err = lx_check_sigmask(p, a[4], a[5]);
     if (err)
         return err;
     return epoll_wait_common(p, a[0], a[1], a[2], ms_to_ns((int)(uint32_t)a[3]));
@@ -337,7 +325,7 @@ long sys_epoll_pwait2(struct lx_proc *p, const uint64_t a[6])
         timeout_ns = ts.tv_sec > INT64_MAX / 1000000000 - 1
                          ? -1 : ts.tv_sec * 1000000000 + ts.tv_nsec;
     }
-    long err = check_sigmask(p, a[4], a[5]);
+    long err = lx_check_sigmask(p, a[4], a[5]);
     if (err)
         return err;
     return epoll_wait_common(p, a[0], a[1], a[2], timeout_ns);

@@ -71,17 +71,6 @@ static void write_time_left(struct lx_proc *p, uint64_t gva, uint64_t end_ns, bo
     }
 }
 
-static long check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size)
-{
-    /* Signals reach the guest only between system calls, so the mask changes nothing during
-     * the host wait: check it like Linux and carry on. */
-    if (!mask_gva)
-        return 0;
-    if (size != sizeof(uint64_t))
-        return -EINVAL;
-    uint64_t mask;
-    return gm_read_u64(p->vm, mask_gva, &mask) ? -EFAULT : 0;
-}
 
 /* ---- poll ---- */
 
@@ -145,7 +134,7 @@ long sys_ppoll(struct lx_proc *p, const uint64_t a[6])
     int64_t timeout_ns;
     long err = read_timespec_ns(p, a[2], &timeout_ns);
     if (!err)
-        err = check_sigmask(p, a[3], a[4]);
+        err = lx_check_sigmask(p, a[3], a[4]);
     if (err)
         return err;
     uint64_t end = timeout_ns < 0 ? 0 : lx_now_ns() + (uint64_t)timeout_ns;
@@ -262,7 +251,7 @@ long sys_pselect6(struct lx_proc *p, const uint64_t a[6])
         uint64_t sig[2];
         if (gm_read(p->vm, sig, a[5], sizeof sig))
             return -EFAULT;
-        err = check_sigmask(p, sig[0], sig[1]);
+        err = lx_check_sigmask(p, sig[0], sig[1]);
         if (err)
             return err;
     }

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "linux/process.h"
+#include "vm/guest_mem.h"
 #include "vm/vm.h"
 
 uint64_t lx_now_ns(void)
@@ -111,4 +112,16 @@ bool lx_freeze_for_readiness(struct lx_proc *p)
     }
     p->server.frozen = true;
     return true;
+}
+
+long lx_check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size)
+{
+    /* Signals reach the guest only between system calls, so the mask changes nothing during
+     * the host wait: check it like Linux and carry on. */
+    if (!mask_gva)
+        return 0;
+    if (size != sizeof(uint64_t))
+        return -EINVAL;
+    uint64_t mask;
+    return gm_read_u64(p->vm, mask_gva, &mask) ? -EFAULT : 0;
 }
