@@ -1,6 +1,7 @@
 # Thin wrapper around Meson. `make run` and `make test` are the README's two set-up commands.
 BUILD ?= build
-HOST = 127.0.0.1   # the example listens on loopback only
+# The example listens on loopback only.
+HOST = 127.0.0.1
 PORT ?= 8000
 
 .PHONY: all deps build run test clean bench
