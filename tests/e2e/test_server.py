@@ -313,3 +313,14 @@ def test_epoll_keep_alive(kvmserver, server_factory, servers_dir, ephemeral):
     after = counters(http_get(server.endpoint, "/counter"))
     assert after == ((1, 1) if ephemeral else (first + 50, first + 50))
     stop_cleanly(server)
+
+
+def test_bundled_example_as_make_run_serves_it(kvmserver, server_factory, build):
+    """`make run`: the example server, ephemeral: every page load starts from the frozen
+    image, so its request counter shows 1 every time."""
+    server = server_factory.kvmserver(kvmserver, build / "examples" / "httpd", options=["-e"])
+    for _ in range(5):
+        page = http_get(server.endpoint, "/")
+        assert page.status == 200
+        assert "served <b>1</b> request" in page.text, page.text
+    stop_cleanly(server)
