@@ -104,6 +104,10 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
                 "calls\n", (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
                 (unsigned long long)b->proc->unknown_syscalls, b->proc->handler_ns / 1e6,
                 b->proc->fs_handler_ns / 1e6);
+    if (b->poller) {           /* it must not look at this VM once it is gone */
+        poller_stop(b->poller);
+        b->poller = NULL;
+    }
     lx_proc_destroy(b->proc);
     free(b->proc);
     b->proc = NULL;

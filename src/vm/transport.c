@@ -45,6 +45,7 @@ struct poller {
     struct vm *vms[POLLER_MAX_VMS];
     _Atomic unsigned nvms;
     _Atomic uint32_t sleeping;            /* futex word */
+    _Atomic bool stopping;
 };
 
 static struct shared_page *page_of(struct vm *vm)
@@ -180,7 +181,7 @@ static void *poller_main(void *arg)
 {
     struct poller *pl = arg;
     uint64_t last_busy = now_ns();
-    for (;;) {
+    while (!atomic_load(&pl->stopping)) {
         unsigned n = atomic_load(&pl->nvms);
         bool busy = false;
         for (unsigned i = 0; i < n; i++)
@@ -196,7 +197,7 @@ static void *poller_main(void *arg)
          * wakes us. A call published in between times out in its stub and exits. */
         atomic_store(&pl->sleeping, 1);
         set_awake(pl, n, false);
-        while (atomic_load(&pl->sleeping))
+        while (atomic_load(&pl->sleeping) && !atomic_load(&pl->stopping))
             syscall(SYS_futex, &pl->sleeping, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
         set_awake(pl, atomic_load(&pl->nvms), true);
         last_busy = now_ns();
@@ -215,6 +216,15 @@ struct poller *poller_start(void)
         return NULL;
     }
     return pl;
+}
+
+void poller_stop(struct poller *pl)
+{
+    atomic_store(&pl->stopping, true);
+    atomic_store(&pl->sleeping, 0);
+    syscall(SYS_futex, &pl->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    pthread_join(pl->thread, NULL);
+    free(pl);
 }
 
 int poller_add(struct poller *pl, struct vm *vm)

@@ -46,6 +46,8 @@ long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fall
 /* One poller thread serves many VMs; it spins while they are busy and sleeps when idle. */
 struct poller *poller_start(void);
 int poller_add(struct poller *pl, struct vm *vm);
+/* Ends the poller thread (before the VMs it served go away) and frees it. */
+void poller_stop(struct poller *pl);
 void poller_set_affinity(struct poller *pl, const cpu_set_t *cpus);
 
 #endif
