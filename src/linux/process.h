@@ -10,10 +10,11 @@
 #include "cli/config.h"
 #include "linux/fdtable.h"
 #include "linux/mm.h"
+#include "linux/thread.h"
 
 struct vm;
 
-#define LX_PID 1            /* the guest sees itself as pid 1 (and tid 1) */
+#define LX_PID 1            /* the guest sees itself as pid 1 (its first thread: tid 1) */
 #define LX_PPID 0
 #define LX_NSIG 64
 
@@ -61,7 +62,6 @@ struct lx_proc {
     struct lx_fdtable fds;
     struct lx_mm mm;
     struct lx_signals sig;
-    uint64_t clear_child_tid;      /* set_tid_address */
     uint64_t robust_list, robust_list_len;
     char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
     char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
@@ -71,6 +71,7 @@ struct lx_proc {
     int exit_status;               /* valid when exited: 0..255, or 128+signal */
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
     struct lx_server_state server;
+    struct lx_threads threads;     /* last: a fork copies only its live part */
 };
 
 struct load_info;
