@@ -409,8 +409,8 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
 long sys_clone(struct lx_proc *p, const uint64_t a[6])
 {
     /* x86-64 order: flags, stack, parent_tid, child_tid, tls. The low byte of flags is the
-     * exit signal. */
-    return start_thread(p, a[0] & ~(uint64_t)CSIGNAL, a[1], a[2], a[3], a[4], a[0] & CSIGNAL);
+     * exit signal, which Linux ignores for a thread (clone3 refuses one). */
+    return start_thread(p, a[0] & 0xffffffff & ~(uint64_t)CSIGNAL, a[1], a[2], a[3], a[4], 0);
 }
 
 struct lx_clone_args {          /* struct clone_args, as far as we read it */
