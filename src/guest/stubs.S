@@ -4,14 +4,12 @@
  * within a blob, and absolute addresses that are layout constants. */
 #include "vm/layout.h"
 
-/* The guest is pid 1 with a single thread (tid 1) and parent 0 (see linux/process.h):
- * getpid, gettid and getppid need no trip to the host. Jumps to `done` with RAX set, or
+/* The guest is pid 1 with parent 0 (see linux/process.h): getpid and getppid need no trip
+ * to the host. gettid does: the host knows which guest thread runs. Jumps to `done` with RAX set, or
  * falls through for every other call. Clobbers only RAX and the arithmetic flags, which
  * every compiler treats as clobbered by a system call. */
 .macro ANSWER_KNOWN_CALLS done
     cmpl $39, %eax          /* getpid */
-    je 8f
-    cmpl $186, %eax         /* gettid */
     je 8f
     cmpl $110, %eax         /* getppid */
     jne 9f

@@ -48,7 +48,7 @@ long sys_uname(struct lx_proc *p, const uint64_t a[6])
 }
 
 long sys_getpid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return LX_PID; }
-long sys_gettid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return LX_PID; }
+long sys_gettid(struct lx_proc *p, const uint64_t a[6]) { (void)a; return lx_current_tid(p); }
 long sys_getppid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return LX_PPID; }
 long sys_getuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getuid(); }
 long sys_geteuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return geteuid(); }
@@ -160,8 +160,9 @@ long sys_sched_getaffinity(struct lx_proc *p, const uint64_t a[6])
 
 long sys_sched_yield(struct lx_proc *p, const uint64_t a[6])
 {
-    (void)p;
     (void)a;
+    if (lx_multithreaded(p))
+        return lx_thread_yield(p);  /* the other guest threads go first */
     sched_yield();              /* a spinning guest lets other host work run */
     return 0;
 }

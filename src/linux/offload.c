@@ -47,13 +47,14 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     case __NR_clock_gettime: case __NR_clock_getres: case __NR_gettimeofday: case __NR_time:
     case __NR_getrandom: case __NR_uname: case __NR_getuid: case __NR_geteuid:
     case __NR_getgid: case __NR_getegid: case __NR_sysinfo: case __NR_prlimit64:
-    case __NR_sched_getaffinity: case __NR_sched_yield: case __NR_rt_sigaction:
+    case __NR_sched_getaffinity: case __NR_rt_sigaction:
     case __NR_rt_sigprocmask: case __NR_sigaltstack: case __NR_getcwd: case __NR_openat:
     case __NR_madvise:
         return true;
     default:
         /* mmap & co. may flush memory slots under the running vCPU, arch_prctl sets vCPU
-         * state, exit and sleeps and futexes wait: all on the vCPU thread. */
+         * state, exit and sleeps and futexes wait, clone/futex/sched_yield/gettid/exit switch or
+         * name guest threads (thread.h): all on the vCPU thread. */
         return false;
     }
 }

@@ -9,8 +9,8 @@
 
 long sys_exit(struct lx_proc *p, const uint64_t a[6])
 {
-    /* Single-threaded guests: the last thread leaving ends the process. */
-    return sys_exit_group(p, a);
+    /* The last thread leaving ends the process. */
+    return lx_thread_exit(p, (int)(a[0] & 0xff));
 }
 
 long sys_exit_group(struct lx_proc *p, const uint64_t a[6])
@@ -38,8 +38,8 @@ long sys_arch_prctl(struct lx_proc *p, const uint64_t a[6])
 
 long sys_set_tid_address(struct lx_proc *p, const uint64_t a[6])
 {
-    p->clear_child_tid = a[0];
-    return LX_PID;
+    lx_current_thread(p)->clear_child_tid = a[0];
+    return lx_current_tid(p);
 }
 
 long sys_set_robust_list(struct lx_proc *p, const uint64_t a[6])

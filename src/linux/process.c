@@ -40,6 +40,7 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
     mm_init(&p->mm, li);
     p->server.accepts_left = -1;
     p->server.conn_fd = -1;
+    lx_threads_init(&p->threads);
     if (fdt_init_stdio(&p->fds) < 0) {
         fprintf(stderr, "kvmserver: cannot set up the guest's standard streams\n");
         return -1;
@@ -61,7 +62,10 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     memcpy(dst->mm.free, src->mm.free, src->mm.nfree * sizeof src->mm.free[0]);
     memcpy((char *)dst + offsetof(struct lx_proc, mm) + sizeof dst->mm,
            (const char *)src + offsetof(struct lx_proc, mm) + sizeof src->mm,
-           sizeof *dst - offsetof(struct lx_proc, mm) - sizeof dst->mm);
+           offsetof(struct lx_proc, threads) - offsetof(struct lx_proc, mm) - sizeof dst->mm);
+    /* The thread table holds each waiting thread's registers and FPU state (a few KiB per
+     * thread): copy the live slots only. */
+    memcpy(&dst->threads, &src->threads, lx_threads_copy_size(&src->threads));
     dst->vm = vm;
     dst->server.frozen = false;
     dst->server.request_done = false;
@@ -105,7 +109,10 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     bool timed_wait = p->server.busy_limit_ns && is_event_wait(call->nr);
     if (timed_wait)
         vm->deadline_ns = 0;
-    long ret = lx_dispatch(p, call->nr, call->arg);
+    /* With several guest threads, an event wait must not keep the others from running. */
+    long ret = lx_multithreaded(p) && is_event_wait(call->nr)
+                   ? lx_thread_event_wait(p, call->nr, call->arg)
+                   : lx_dispatch(p, call->nr, call->arg);
     if (timed_wait)
         vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
     if (p->server.frozen) {

@@ -10,10 +10,11 @@
 #include "cli/config.h"
 #include "linux/fdtable.h"
 #include "linux/mm.h"
+#include "linux/thread.h"
 
 struct vm;
 
-#define LX_PID 1            /* the guest sees itself as pid 1 (and tid 1) */
+#define LX_PID 1            /* the guest sees itself as pid 1 (its first thread: tid 1) */
 #define LX_PPID 0
 #define LX_NSIG 64
 
@@ -62,7 +63,6 @@ struct lx_proc {
     struct lx_fdtable fds;
     struct lx_mm mm;
     struct lx_signals sig;
-    uint64_t clear_child_tid;      /* set_tid_address */
     uint64_t robust_list, robust_list_len;
     char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
     char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
@@ -73,6 +73,7 @@ struct lx_proc {
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
     uint64_t handler_ns, fs_handler_ns;   /* -v: host time in handlers, and in file calls */
     struct lx_server_state server;
+    struct lx_threads threads;     /* last: a fork copies only its live part */
 };
 
 struct load_info;

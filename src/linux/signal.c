@@ -183,7 +183,7 @@ long sys_tgkill(struct lx_proc *p, const uint64_t a[6])
     int tgid = (int)(uint32_t)a[0], tid = (int)(uint32_t)a[1];
     if (tgid <= 0 || tid <= 0)
         return -EINVAL;
-    if (tgid != LX_PID || tid != LX_PID)
+    if (tgid != LX_PID || !lx_thread_exists(p, tid))
         return -ESRCH;
     return signal_self(p, (int)(uint32_t)a[2]);
 }
@@ -193,7 +193,7 @@ long sys_tkill(struct lx_proc *p, const uint64_t a[6])
     int tid = (int)(uint32_t)a[0];
     if (tid <= 0)
         return -EINVAL;
-    if (tid != LX_PID)
+    if (!lx_thread_exists(p, tid))
         return -ESRCH;
     return signal_self(p, (int)(uint32_t)a[1]);
 }

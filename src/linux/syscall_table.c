@@ -23,7 +23,7 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
     E(rt_sigaction), E(rt_sigprocmask), E(sigaltstack), E(kill), E(tgkill), E(tkill),
     E(brk), E(mmap), E(munmap), E(mremap), E(mprotect), E(madvise),
     E(exit), E(exit_group), E(arch_prctl), E(set_tid_address), E(set_robust_list), E(rseq),
-    E(open), E(openat), E(futex),
+    E(open), E(openat), E(futex), E(clone), E(clone3),
     /* fs.c, fs_dir.c, fs_fd.c */
     E(creat), E(close_range), E(stat), E(lstat), E(statx), E(access), E(faccessat),
     E(faccessat2), E(chdir), E(fchdir), E(umask),

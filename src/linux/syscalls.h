@@ -76,6 +76,8 @@ LX_DECLARE(fadvise64); LX_DECLARE(getxattr); LX_DECLARE(lgetxattr); LX_DECLARE(f
 LX_DECLARE(listxattr); LX_DECLARE(llistxattr); LX_DECLARE(flistxattr);
 /* futex.c */
 LX_DECLARE(futex);
+/* thread.c */
+LX_DECLARE(clone); LX_DECLARE(clone3);
 #undef LX_DECLARE
 
 /* pipe.c: installing new host fds for the calls that create them (pipe, net, epoll). */

@@ -119,6 +119,14 @@ static struct timespec timespec_add(struct timespec now, struct timespec delta)
  * notices the deadline at its next run. */
 static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
 {
+    if (lx_multithreaded(p)) {
+        /* Other guest threads run while this one sleeps (thread.h). */
+        struct timespec now;
+        clock_gettime(clk, &now);
+        uint64_t until_ns = timespec_ns(&until), now_ns = timespec_ns(&now);
+        uint64_t ns = until_ns > now_ns ? until_ns - now_ns : 0;
+        return lx_thread_sleep(p, ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
+    }
     uint64_t deadline = p->vm ? p->vm->deadline_ns : 0;
     if (deadline) {
         struct timespec now, mono;

@@ -101,6 +101,19 @@ void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);
 int vm_set_fsbase(struct vm *vm, uint64_t base);
 uint64_t vm_get_fsbase(struct vm *vm);
 
+/* The vCPU state one guest thread owns, for cooperative threads that take turns on the
+ * single vCPU: general registers as they are at a syscall exit, FS base, FPU/SSE/AVX. The
+ * rest (segments, control registers, GS) is the same for every thread of a program. */
+struct vm_thread_cpu {
+    struct kvm_regs regs;
+    uint64_t fs_base;
+    struct kvm_xsave xsave;
+};
+/* Copies the running state out (call it inside a syscall exit)... */
+int vm_thread_save(struct vm *vm, struct vm_thread_cpu *t);
+/* ...and puts a saved state on the vCPU: the guest resumes as that thread. 0 or -1. */
+int vm_thread_load(struct vm *vm, const struct vm_thread_cpu *t);
+
 /* Runs the vCPU until the handler stops it, the guest crashes or the deadline passes. */
 enum vm_run_result vm_run(struct vm *vm);
 /* Lets KVM finish the exit the vCPU stopped at (without running the guest), so that the

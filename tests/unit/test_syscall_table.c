@@ -154,7 +154,7 @@ static void test_known_numbers_dispatch(void **state)
 
     const uint64_t tid_addr[6] = { 0x8123 };
     assert_int_equal(lx_dispatch(p, __NR_set_tid_address, tid_addr), LX_PID);
-    assert_int_equal(p->clear_child_tid, 0x8123);
+    assert_int_equal(lx_current_thread(p)->clear_child_tid, 0x8123);
 
     const uint64_t too_high[6] = { 0x1002 /* ARCH_SET_FS */, 1ull << 47 };
     assert_int_equal(lx_dispatch(p, __NR_arch_prctl, too_high), -EPERM);

@@ -1,0 +1,77 @@
+/* Cooperative guest threads: every thread of the program takes turns on the VM's single
+ * vCPU, and the host switches between them only inside system calls (futex waits, yields,
+ * sleeps, thread exit, event waits). The table is plain data with no pointers, so copying
+ * struct lx_proc copies the threads (server mode forks and resets do). */
+#ifndef KVMS_THREAD_H
+#define KVMS_THREAD_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vm/vm.h"
+
+#define LX_MAX_THREADS 64
+
+enum lx_thread_state {
+    LX_THREAD_FREE = 0,     /* unused slot */
+    LX_THREAD_RUNNABLE,     /* running, or ready to run */
+    LX_THREAD_FUTEX,        /* in FUTEX_WAIT on futex_addr */
+    LX_THREAD_SLEEP,        /* in nanosleep until wake_at_ns */
+    LX_THREAD_POLL,         /* switched out of an event wait: runs again to look again */
+};
+
+struct lx_thread {
+    int tid;
+    enum lx_thread_state state;
+    long resume_ret;            /* RAX of its pending system call when it runs again */
+    uint64_t futex_addr;
+    uint32_t futex_bitset;
+    uint64_t wait_seq;          /* futex waiters are woken oldest first */
+    int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
+    int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
+    bool in_event_wait;         /* inside a poll/epoll_wait that is being retried... */
+    int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
+    uint64_t clear_child_tid;   /* CLONE_CHILD_CLEARTID / set_tid_address */
+    struct vm_thread_cpu cpu;   /* valid while it is not the running thread */
+};
+
+struct lx_threads {
+    int current;                /* slot of the running thread */
+    int count;                  /* live threads; 0 until lx_threads_init (unit tests) */
+    int used;                   /* slots [0, used) may be live: what a copy must take */
+    int next_tid;
+    uint64_t wait_seq;
+    struct lx_thread slot[LX_MAX_THREADS];
+};
+
+struct lx_proc;
+void lx_threads_init(struct lx_threads *t);
+/* The bytes of the table worth copying (live slots only): a fork copies just these. */
+size_t lx_threads_copy_size(const struct lx_threads *t);
+
+int lx_current_tid(const struct lx_proc *p);
+struct lx_thread *lx_current_thread(struct lx_proc *p);
+bool lx_thread_exists(const struct lx_proc *p, int tid);
+/* More than one thread has ever been started and is alive. */
+bool lx_multithreaded(const struct lx_proc *p);
+
+/* The current thread has set its own state (waiting, or runnable to yield) and stops:
+ * runs the next runnable thread, sleeping until the earliest timed wait ends if none is.
+ * Returns RAX for the thread that now runs (possibly the caller). A program whose threads
+ * all wait with no time limit is deadlocked: it ends with a message. */
+long lx_sched_switch(struct lx_proc *p);
+/* Marks up to n futex waiters on addr (bitset matching) runnable; returns how many. */
+int lx_futex_wake(struct lx_proc *p, uint64_t addr, uint32_t bitset, int n);
+/* Moves up to n waiters from addr to addr2; returns how many. */
+int lx_futex_requeue(struct lx_proc *p, uint64_t addr, uint64_t addr2, int n);
+/* Thread exit (sys_exit): clears and wakes clear_child_tid, frees the slot and runs another
+ * thread; the last thread's exit ends the process (returns with p->exited set). */
+long lx_thread_exit(struct lx_proc *p, int status);
+/* nanosleep for a multi-threaded program: other threads run meanwhile. */
+long lx_thread_sleep(struct lx_proc *p, int64_t ns);
+/* sched_yield: lets the other runnable threads run first. */
+long lx_thread_yield(struct lx_proc *p);
+/* The syscall dispatcher's hook for calls that wait for events (poll, epoll_wait): in a
+ * multi-threaded program they must not hold the vCPU while other threads could run. */
+long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
+
+#endif

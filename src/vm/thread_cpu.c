@@ -1,0 +1,22 @@
+/* Saving and loading the vCPU state one guest thread owns (see vm.h), so that several
+ * cooperative guest threads can take turns on the VM's single vCPU. */
+#include <stddef.h>
+#include <sys/ioctl.h>
+
+#include "vm/vm.h"
+
+int vm_thread_save(struct vm *vm, struct vm_thread_cpu *t)
+{
+    t->regs = vm->run->s.regs.regs;
+    t->fs_base = vm_get_fsbase(vm);
+    return ioctl(vm->vcpu_fd, KVM_GET_XSAVE, &t->xsave) < 0 ? -1 : 0;
+}
+
+int vm_thread_load(struct vm *vm, const struct vm_thread_cpu *t)
+{
+    if (ioctl(vm->vcpu_fd, KVM_SET_XSAVE, &t->xsave) < 0 || vm_set_fsbase(vm, t->fs_base))
+        return -1;
+    vm->run->s.regs.regs = t->regs;
+    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    return 0;
+}
