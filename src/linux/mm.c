@@ -202,7 +202,10 @@ long sys_mmap(struct lx_proc *p, const uint64_t a[6])
         if (!(flags & MAP_FIXED) && range_in_use(p, addr, len))
             return -EEXIST;
     }
-    if (!charge(p, len))
+    /* A PROT_NONE reservation costs nothing until it is made accessible (mprotect charges
+     * it then): runtimes reserve far more address space than they use. */
+    bool accessible = prot != PROT_NONE;
+    if (accessible && !charge(p, len))
         return -ENOMEM;
     if (fixed) {
         if (addr < mm->mmap_limit && addr + len > mm->mmap_base)
@@ -211,7 +214,8 @@ long sys_mmap(struct lx_proc *p, const uint64_t a[6])
     } else {
         addr = mm_alloc(mm, len);
         if (!addr) {
-            mm->charged_bytes -= len;
+            if (accessible)
+                mm->charged_bytes -= len;
             return -ENOMEM;
         }
     }
@@ -250,6 +254,15 @@ long sys_mprotect(struct lx_proc *p, const uint64_t a[6])
         return -EINVAL;
     if (!range_ok(p, addr, len))
         return addr % PAGE ? -EINVAL : -ENOMEM;
+    if (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) {
+        /* Pages of a reservation that become usable now are charged now. */
+        uint64_t newly = 0;
+        for (uint64_t off = 0; off < len; off += PAGE)
+            if (!(pt_lookup(&p->vm->pt, addr + off) & PTE_U))
+                newly += PAGE;
+        if (newly && !charge(p, newly))
+            return -ENOMEM;
+    }
     return vm_protect(p->vm, addr, len, prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) ? -ENOMEM : 0;
 }
 
