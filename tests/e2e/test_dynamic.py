@@ -160,3 +160,15 @@ def test_system_program(kvmserver, argv):
     assert native.status == 0, "native run: " + describe(native)
     guest = guest_run(kvmserver, argv[0], argv[1:])
     assert_same(native, guest)
+
+
+def test_cp_needs_allow_write(kvmserver, tmp_path):
+    """cp copies a file only where --allow-write allows; the copy is byte for byte."""
+    source = Path(LICENSES) / "GPL-3"
+    target = tmp_path / "copy"
+    denied = guest_run(kvmserver, "/bin/cp", [str(source), str(target)])
+    assert denied.status != 0 and not target.exists(), "guest: " + describe(denied)
+    copied = guest_run(kvmserver, "/bin/cp", [str(source), str(target)],
+                       options=("--allow-read", f"--allow-write={tmp_path}"))
+    assert copied.status == 0, "guest: " + describe(copied)
+    assert target.read_bytes() == source.read_bytes()
