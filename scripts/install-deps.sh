@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the build and the tests need; does nothing when all are present.
 set -eu
-pkgs="meson ninja-build gcc clang libcmocka-dev libseccomp-dev python3-pytest musl-tools
+pkgs="meson ninja-build gcc clang libcmocka-dev python3-pytest musl-tools
       qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
