@@ -406,7 +406,8 @@ int vm_unmap(struct vm *vm, uint64_t gva, uint64_t len)
     if (!user_range_ok(vm, gva, len))
         return -EINVAL;
     vm_discard(vm, gva, len);
-    return pt_protect(&vm->pt, gva, len, 0);
+    uint64_t revoked = vm->pt.revoked;
+    return flush_if_revoked(vm, revoked, gva, len, pt_protect(&vm->pt, gva, len, 0));
 }
 
 uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len)

@@ -18,9 +18,7 @@ WILD_MODES = [
     "write-vdso", "read-kstack", "write-kstack", "read-noncanonical", "write-noncanonical",
     "read-kernel-half", "write-kernel-half", "call-deadbeef", "exec-data", "exec-stack",
     "exec-mmap-rw",
-    pytest.param("after-munmap", marks=pytest.mark.xfail(
-        strict=True, reason="munmap does not flush cached translations yet (README, "
-        "Limitations): the program reaches its own zeroed memory instead of faulting")),
+    "after-munmap",
     "prot-none", "write-readonly", "mprotect-gdt",
     "mmap-fixed-idt",
 ]
