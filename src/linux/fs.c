@@ -77,6 +77,25 @@ long fs_host_fd(struct lx_proc *p, long guest_fd)
     return f ? f->host_fd : -EBADF;
 }
 
+long fs_dir_host_fd(struct lx_proc *p, long guest_fd)
+{
+    long host = fs_host_fd(p, guest_fd);
+    if (host < 0)
+        return host;
+    struct stat st;
+    if (fstat((int)host, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? host : -ENOTDIR;
+}
+
+long fs_open_name(struct lx_proc *p, int dirfd, uint64_t path_gva, int flags, unsigned mode,
+                  int need)
+{
+    char path[PATH_MAX];
+    long n = fs_read_name(p, path_gva, path);
+    return n < 0 ? n : fs_open_path(p, dirfd, path, flags, mode, need);
+}
+
 long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
 {
     fs_ready(p);
@@ -88,14 +107,9 @@ long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
         strcpy(out, p->cwd);
         return 0;
     }
-    long host = fs_host_fd(p, dirfd);
+    long host = fs_dir_host_fd(p, dirfd);
     if (host < 0)
         return host;
-    struct stat st;
-    if (fstat((int)host, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
     return fsp_guest_path_of_fd(fs_policy(p), (int)host, out);
 }
 
@@ -508,14 +522,9 @@ long sys_chdir(struct lx_proc *p, const uint64_t a[6])
 
 long sys_fchdir(struct lx_proc *p, const uint64_t a[6])
 {
-    long host = fs_host_fd(p, (uint32_t)a[0]);
+    long host = fs_dir_host_fd(p, (uint32_t)a[0]);
     if (host < 0)
         return host;
-    struct stat st;
-    if (fstat((int)host, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
     fs_ready(p);
     char guest[PATH_MAX];
     int err = fsp_guest_path_of_fd(fs_policy(p), (int)host, guest);

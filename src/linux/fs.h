@@ -27,6 +27,11 @@ long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
  * (close-on-exec) or -errno; policy refusals are logged. */
 long fs_open_path(struct lx_proc *p, int dirfd, const char *path, int flags, unsigned mode,
                   int need);
+/* fs_open_path for a path still in guest memory (fs_read_name first). */
+long fs_open_name(struct lx_proc *p, int dirfd, uint64_t path_gva, int flags, unsigned mode,
+                  int need);
+/* The host fd of a guest fd that must name a directory: -EBADF, -ENOTDIR. */
+long fs_dir_host_fd(struct lx_proc *p, long guest_fd);
 /* The parent directory of a guest path for a call that changes or reads the entry itself:
  * host O_PATH fd in res->fd and the last component in name; paths in /proc and /sys give
  * res->pseudo (no fd). Refusals are logged. */

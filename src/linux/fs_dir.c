@@ -176,11 +176,7 @@ long sys_symlinkat(struct lx_proc *p, const uint64_t a[6])
 /* The object a path names, O_PATH, for a change that needs write permission. */
 static long path_for_write(struct lx_proc *p, int dirfd, uint64_t path_gva, bool nofollow)
 {
-    char path[PATH_MAX];
-    long n = fs_read_name(p, path_gva, path);
-    if (n < 0)
-        return n;
-    return fs_open_path(p, dirfd, path, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0, FSP_WRITE);
+    return fs_open_name(p, dirfd, path_gva, O_PATH | (nofollow ? O_NOFOLLOW : 0), 0, FSP_WRITE);
 }
 
 /* Whether the file behind a guest fd may have its metadata changed: files that have a path
@@ -212,11 +208,7 @@ long sys_truncate(struct lx_proc *p, const uint64_t a[6])
 {
     if ((int64_t)a[1] < 0)
         return -EINVAL;
-    char path[PATH_MAX];
-    long n = fs_read_name(p, a[0], path);
-    if (n < 0)
-        return n;
-    long fd = fs_open_path(p, AT_FDCWD, path, O_WRONLY, 0, FSP_WRITE);
+    long fd = fs_open_name(p, AT_FDCWD, a[0], O_WRONLY, 0, FSP_WRITE);
     if (fd < 0)
         return fd;
     int err = ftruncate((int)fd, (off_t)a[1]) < 0 ? -errno : 0;

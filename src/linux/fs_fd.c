@@ -203,11 +203,7 @@ long sys_fstatfs(struct lx_proc *p, const uint64_t a[6])
 
 long sys_statfs(struct lx_proc *p, const uint64_t a[6])
 {
-    char path[PATH_MAX];
-    long n = fs_read_name(p, a[0], path);
-    if (n < 0)
-        return n;
-    long fd = fs_open_path(p, AT_FDCWD, path, O_PATH, 0, FSP_LOOK);
+    long fd = fs_open_name(p, AT_FDCWD, a[0], O_PATH, 0, FSP_LOOK);
     if (fd < 0)
         return fd;
     struct statfs st;
