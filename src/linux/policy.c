@@ -30,14 +30,36 @@
 
 /* ------------------------------------------------------------------ path strings */
 
+int fsp_push_component(char *out, size_t cap, size_t *out_len, const char *name, size_t n)
+{
+    size_t len = *out_len;
+    if (n == 0 || (n == 1 && name[0] == '.'))
+        return 0;
+    if (n == 2 && name[0] == '.' && name[1] == '.') {
+        while (len > 0 && out[len - 1] != '/')
+            len--;
+        if (len > 0)
+            len--;
+    } else {
+        if (len + 1 + n >= cap)
+            return -ENAMETOOLONG;
+        out[len++] = '/';
+        memcpy(out + len, name, n);
+        len += n;
+    }
+    out[len] = 0;
+    *out_len = len;
+    return 0;
+}
+
 /* Appends the components of `path` to out (which holds out_len bytes of a normalised
  * absolute path, "" for "/"), dropping empty and "." components and, with `dotdot`,
- * resolving ".." lexically. */
+ * resolving ".." lexically (without, ".." is kept as a name). */
 static int append_components(char *out, size_t cap, size_t *out_len, const char *path,
                              bool dotdot)
 {
-    size_t len = *out_len;
     const char *s = path;
+    out[*out_len] = 0;
     while (*s) {
         while (*s == '/')
             s++;
@@ -45,27 +67,21 @@ static int append_components(char *out, size_t cap, size_t *out_len, const char 
             break;
         const char *end = strchrnul(s, '/');
         size_t n = (size_t)(end - s);
-        if (n == 1 && s[0] == '.') {
-            s = end;
-            continue;
+        int err;
+        if (!dotdot && n == 2 && s[0] == '.' && s[1] == '.') {
+            /* kept as a name: push it by hand, as the helper would resolve it */
+            if (*out_len + 3 >= cap)
+                return -ENAMETOOLONG;
+            memcpy(out + *out_len, "/..", 4);
+            *out_len += 3;
+            err = 0;
+        } else {
+            err = fsp_push_component(out, cap, out_len, s, n);
         }
-        if (dotdot && n == 2 && s[0] == '.' && s[1] == '.') {
-            while (len > 0 && out[len - 1] != '/')
-                len--;
-            if (len > 0)
-                len--;
-            s = end;
-            continue;
-        }
-        if (len + 1 + n >= cap)
-            return -ENAMETOOLONG;
-        out[len++] = '/';
-        memcpy(out + len, s, n);
-        len += n;
+        if (err)
+            return err;
         s = end;
     }
-    out[len] = 0;
-    *out_len = len;
     return 0;
 }
 

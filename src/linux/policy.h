@@ -64,6 +64,12 @@ const struct fsp_root *fsp_match(const struct fs_policy *pol, const char *path,
 /* Whether `path` is a strict ancestor of some root (a directory the guest must be able to
  * pass through to reach it). */
 bool fsp_is_ancestor(const struct fs_policy *pol, const char *path);
+
+/* Adds one path component (n bytes at name) to the normalised absolute path out of
+ * *out_len bytes ("" for "/"): "" and "." change nothing, ".." drops the last component
+ * (lexically). Keeps out NUL-terminated; -ENAMETOOLONG past cap. */
+int fsp_push_component(char *out, size_t cap, size_t *out_len, const char *name, size_t n);
+
 /* Whether the path names the synthesized areas: its first component is "proc" or "sys". */
 bool fsp_is_pseudo(const char *abs_path);
 /* Whether root grants `need`. */

@@ -450,7 +450,7 @@ int pfs_lookup(struct lx_proc *p, const char *path, struct pfs_node *out)
     memset(out, 0, sizeof *out);
     out->guest_fd = -1;
     fs_ready(p);
-    char prefix[PATH_MAX], joined[PATH_MAX];
+    char prefix[PATH_MAX] = "", joined[PATH_MAX];
     size_t len = 0;
     const char *s = path;
     for (;;) {
@@ -459,19 +459,9 @@ int pfs_lookup(struct lx_proc *p, const char *path, struct pfs_node *out)
         if (!*s)
             break;
         const char *end = strchrnul(s, '/');
-        size_t n = (size_t)(end - s);
-        if (n == 2 && s[0] == '.' && s[1] == '.') {
-            while (len > 0 && prefix[len - 1] != '/')
-                len--;
-            if (len > 0)
-                len--;
-        } else if (!(n == 1 && s[0] == '.')) {
-            if (len + 1 + n >= sizeof prefix)
-                return -ENAMETOOLONG;
-            prefix[len++] = '/';
-            memcpy(prefix + len, s, n);
-            len += n;
-        }
+        int err = fsp_push_component(prefix, sizeof prefix, &len, s, (size_t)(end - s));
+        if (err)
+            return err;
         prefix[len] = 0;
         s = end;
         if (len == 0 || !fsp_is_pseudo(prefix))     /* "/proc/..": back to the policy */
