@@ -241,6 +241,10 @@ long sys_munmap(struct lx_proc *p, const uint64_t a[6])
     uint64_t addr = a[0], len = page_up(a[1]);
     if (!a[1] || !range_ok(p, addr, len))
         return -EINVAL;
+    /* What was usable is given back to the memory limit, or a long-lived VM that maps and
+     * unmaps would run into it. */
+    uint64_t usable = pt_count(&p->vm->pt, addr, len, PTE_U) * PAGE;
+    p->mm.charged_bytes -= usable < p->mm.charged_bytes ? usable : p->mm.charged_bytes;
     vm_unmap(p->vm, addr, len);
     mm_free(&p->mm, addr, len);
     return 0;
@@ -256,10 +260,7 @@ long sys_mprotect(struct lx_proc *p, const uint64_t a[6])
         return addr % PAGE ? -EINVAL : -ENOMEM;
     if (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) {
         /* Pages of a reservation that become usable now are charged now. */
-        uint64_t newly = 0;
-        for (uint64_t off = 0; off < len; off += PAGE)
-            if (!(pt_lookup(&p->vm->pt, addr + off) & PTE_U))
-                newly += PAGE;
+        uint64_t newly = len - pt_count(&p->vm->pt, addr, len, PTE_U) * PAGE;
         if (newly && !charge(p, newly))
             return -ENOMEM;
     }

@@ -159,6 +159,36 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va)
     return *slot;
 }
 
+static uint64_t count_level(const struct paging *pt, uint64_t table_pa, int level,
+                           uint64_t base, uint64_t start, uint64_t end, uint64_t flags)
+{
+    const uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return 0;
+    uint64_t span = 1ull << (12 + 9 * level), found = 0;
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t lo = base + i * span, hi = lo + span;
+        if (hi <= start || lo >= end)
+            continue;
+        uint64_t e = table[i];
+        if (!(e & PTE_P))
+            continue;
+        if (level > 0)
+            found += (e & PTE_PS) ? 0 : count_level(pt, e & PTE_ADDR_MASK, level - 1, lo,
+                                                   start, end, flags);
+        else
+            found += (e & flags) == flags;
+    }
+    return found;
+}
+
+uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
+{
+    if (!len || va + len < va)
+        return 0;
+    return count_level(pt, pt->root, LEVELS - 1, 0, va, va + len, flags | PTE_P);
+}
+
 static size_t scan_level(struct paging *pt, uint64_t table_pa, int level, bool clear,
                          void (*fn)(void *ctx, uint64_t frame), void *ctx)
 {

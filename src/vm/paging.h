@@ -45,6 +45,9 @@ int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
  * on the way is bounds-checked. */
 uint64_t pt_lookup(const struct paging *pt, uint64_t va);
 
+/* How many 4 KiB pages of [va, va+len) have leaves with all `flags` bits set. Absent
+ * upper-level tables are skipped whole, so the work follows what is mapped, not len. */
+uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
 /* Calls fn(ctx, frame) for every present leaf whose D bit is set; with `clear`, clears the
  * D bits instead of reporting (only valid before a vCPU has run on these tables: under
  * shadow paging a cleared D bit on a live mapping is never set again). Returns the number

@@ -569,6 +569,31 @@ static void test_madvise_dontneed_zeroes(void **state)
     assert_int_equal(SYS(madvise, p, f->vm.user_end, PAGE, MADV_DONTNEED), -ENOMEM);
 }
 
+static void test_memory_limit_is_given_back_by_munmap(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    p->server.memory_limit = 64 * PAGE;
+    p->mm.charged_bytes = 0;
+    /* 100 rounds of 32 pages: far past the limit in total, never at once. */
+    for (int i = 0; i < 100; i++) {
+        long a = SYS(mmap, p, 0, 32 * PAGE, RW, ANON, (uint64_t)-1, 0);
+        assert_true(a > 0);
+        assert_int_equal(SYS(munmap, p, (uint64_t)a, 32 * PAGE), 0);
+    }
+    assert_int_equal(p->mm.charged_bytes, 0);
+    /* A reservation is charged when it becomes usable, and only then. */
+    long r = SYS(mmap, p, 0, 100 * PAGE, PROT_NONE, ANON, (uint64_t)-1, 0);
+    assert_true(r > 0);
+    assert_int_equal(p->mm.charged_bytes, 0);
+    assert_int_equal(SYS(mprotect, p, (uint64_t)r, 40 * PAGE, RW), 0);
+    assert_int_equal(p->mm.charged_bytes, 40 * PAGE);
+    assert_int_equal(SYS(mprotect, p, (uint64_t)r, 40 * PAGE, RW), 0);   /* no double charge */
+    assert_int_equal(p->mm.charged_bytes, 40 * PAGE);
+    assert_int_equal(SYS(mprotect, p, (uint64_t)r + 40 * PAGE, 30 * PAGE, RW), -ENOMEM);
+    assert_false(p->server.memory_exceeded);            /* boot: ENOMEM, no abort */
+}
+
 static void test_mprotect(void **state)
 {
     struct fixture *f = *state;
@@ -653,6 +678,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_layout_is_sane),
+        T(test_memory_limit_is_given_back_by_munmap),
         T(test_alloc_is_deterministic),
         T(test_first_fit_reuses_lowest_hole),
         T(test_neighbours_coalesce),

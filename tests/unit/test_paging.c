@@ -77,6 +77,21 @@ static uint64_t *pml4_entry(struct paging *pt, uint64_t va)
     return &((uint64_t *)(pt->mem + pt->root))[(va >> 39) & 511];
 }
 
+static void test_count_follows_flags_and_skips_absent_tables(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(pt_map(&f->pt, 0x10000, 0x10000, 4 * PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, 0x14000, 0x14000, 2 * PAGE, PTE_U), 0);
+    assert_int_equal(pt_map(&f->pt, GIB, 0x20000, PAGE, 0), 0);         /* supervisor, another table tree */
+    assert_int_equal(pt_count(&f->pt, 0, USER_TOP, PTE_U), 6);
+    assert_int_equal(pt_count(&f->pt, 0, USER_TOP, PTE_U | PTE_W), 4);
+    assert_int_equal(pt_count(&f->pt, 0, USER_TOP, 0), 7);
+    assert_int_equal(pt_count(&f->pt, 0x11000, 2 * PAGE, PTE_U), 2);    /* a window */
+    assert_int_equal(pt_count(&f->pt, 0x15000, 10 * GIB, PTE_U), 1);
+    assert_int_equal(pt_count(&f->pt, 0x10000, 0, PTE_U), 0);
+    assert_int_equal(pt_count(&f->pt, UINT64_MAX - PAGE, 2 * PAGE, PTE_U), 0);  /* wraps */
+}
+
 static void test_init_rejects_bad_pools(void **state)
 {
     struct fixture *f = *state;
@@ -449,6 +464,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_init_rejects_bad_pools),
+        T(test_count_follows_flags_and_skips_absent_tables),
         T(test_map_sets_present_accessed_and_requested_flags),
         T(test_map_ignores_flags_it_does_not_own),
         T(test_map_range_and_virtual_differs_from_physical),
