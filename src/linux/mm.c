@@ -166,10 +166,7 @@ static long fill_from_file(struct lx_proc *p, uint64_t addr, uint64_t len, int g
 /* Is any page of [addr, addr+len) mapped (MAP_FIXED_NOREPLACE must not replace it)? */
 static bool range_in_use(struct lx_proc *p, uint64_t addr, uint64_t len)
 {
-    for (uint64_t off = 0; off < len; off += PAGE)
-        if (pt_lookup(&p->vm->pt, addr + off) & PTE_U)
-            return true;
-    return false;
+    return pt_count(&p->vm->pt, addr, len, PTE_U) != 0;
 }
 
 long sys_mmap(struct lx_proc *p, const uint64_t a[6])

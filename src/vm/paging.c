@@ -129,21 +129,43 @@ int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags)
     return 0;
 }
 
+/* Calls visit(pt, leaf, ctx) for every present leaf of [start, end), skipping absent
+ * upper-level tables whole: the work follows what is mapped, not the range's size. */
+static void visit_leaves(struct paging *pt, uint64_t table_pa, int level, uint64_t base,
+                         uint64_t start, uint64_t end,
+                         void (*visit)(struct paging *pt, uint64_t *leaf, void *ctx), void *ctx)
+{
+    uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return;
+    uint64_t span = 1ull << (12 + 9 * level);
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t lo = base + i * span, hi = lo + span;
+        if (hi <= start || lo >= end || !(table[i] & PTE_P))
+            continue;
+        if (level == 0)
+            visit(pt, &table[i], ctx);
+        else if (!(table[i] & PTE_PS))
+            visit_leaves(pt, table[i] & PTE_ADDR_MASK, level - 1, lo, start, end, visit, ctx);
+    }
+}
+
+static void protect_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
+{
+    uint64_t e = (*leaf & ~(PTE_W | PTE_U | PTE_NX)) | *(const uint64_t *)ctx;
+    pt->revoked += takes_rights(*leaf, e);
+    *leaf = e;
+    note_edit(pt, leaf);
+}
+
 int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
 {
     int err = check_range(va, len);
     if (err)
         return err;
     flags &= PTE_W | PTE_U | PTE_NX;
-    for (uint64_t off = 0; off < len; off += PAGE) {
-        uint64_t *slot = leaf_slot(pt, va + off, false);
-        if (slot && (*slot & PTE_P)) {
-            uint64_t e = (*slot & ~(PTE_W | PTE_U | PTE_NX)) | flags;
-            pt->revoked += takes_rights(*slot, e);
-            *slot = e;
-            note_edit(pt, slot);
-        }
-    }
+    if (len)
+        visit_leaves(pt, pt->root, LEVELS - 1, 0, va, va + len, protect_leaf, &flags);
     return 0;
 }
 
@@ -159,65 +181,46 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va)
     return *slot;
 }
 
-static uint64_t count_level(const struct paging *pt, uint64_t table_pa, int level,
-                           uint64_t base, uint64_t start, uint64_t end, uint64_t flags)
+struct count_ctx { uint64_t flags, found; };
+
+static void count_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
 {
-    const uint64_t *table = table_at(pt, table_pa);
-    if (!table)
-        return 0;
-    uint64_t span = 1ull << (12 + 9 * level), found = 0;
-    for (unsigned i = 0; i < 512; i++) {
-        uint64_t lo = base + i * span, hi = lo + span;
-        if (hi <= start || lo >= end)
-            continue;
-        uint64_t e = table[i];
-        if (!(e & PTE_P))
-            continue;
-        if (level > 0)
-            found += (e & PTE_PS) ? 0 : count_level(pt, e & PTE_ADDR_MASK, level - 1, lo,
-                                                   start, end, flags);
-        else
-            found += (e & flags) == flags;
-    }
-    return found;
+    (void)pt;
+    struct count_ctx *c = ctx;
+    c->found += (*leaf & c->flags) == c->flags;
 }
 
 uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
 {
-    if (!len || va + len < va)
-        return 0;
-    return count_level(pt, pt->root, LEVELS - 1, 0, va, va + len, flags | PTE_P);
+    struct count_ctx c = { .flags = flags | PTE_P };
+    if (len && va + len > va)
+        visit_leaves((struct paging *)pt, pt->root, LEVELS - 1, 0, va, va + len, count_leaf, &c);
+    return c.found;
 }
 
-static size_t scan_level(struct paging *pt, uint64_t table_pa, int level, bool clear,
-                         void (*fn)(void *ctx, uint64_t frame), void *ctx)
+struct dirty_ctx {
+    bool clear;
+    void (*fn)(void *ctx, uint64_t frame);
+    void *ctx;
+    size_t visited;
+};
+
+static void dirty_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
 {
-    uint64_t *table = table_at(pt, table_pa);
-    if (!table)
-        return 0;
-    size_t visited = 0;
-    for (unsigned i = 0; i < 512; i++) {
-        uint64_t e = table[i];
-        if (!(e & PTE_P))
-            continue;
-        if (level > 0) {
-            if (!(e & PTE_PS))
-                visited += scan_level(pt, e & PTE_ADDR_MASK, level - 1, clear, fn, ctx);
-            continue;
-        }
-        visited++;
-        if (!(e & PTE_D))
-            continue;
-        if (clear)
-            table[i] = e & ~PTE_D;
-        else if ((e & PTE_ADDR_MASK) < pt->mem_size)
-            fn(ctx, e & PTE_ADDR_MASK);
-    }
-    return visited;
+    struct dirty_ctx *d = ctx;
+    d->visited++;
+    if (!(*leaf & PTE_D))
+        return;
+    if (d->clear)
+        *leaf &= ~PTE_D;
+    else if ((*leaf & PTE_ADDR_MASK) < pt->mem_size)
+        d->fn(d->ctx, *leaf & PTE_ADDR_MASK);
 }
 
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx)
 {
-    return scan_level(pt, pt->root, LEVELS - 1, clear, fn, ctx);
+    struct dirty_ctx d = { .clear = clear, .fn = fn, .ctx = ctx };
+    visit_leaves(pt, pt->root, LEVELS - 1, 0, 0, 1ull << 47, dirty_leaf, &d);
+    return d.visited;
 }
