@@ -36,6 +36,7 @@ struct config {
 
     const char *syscall_transport; /* "exit", "shared", "auto"; NULL = auto */
     unsigned syscall_spin_us;      /* shared transport: wait before falling back, default 100 */
+    bool no_syscall_rewrite;       /* kvm_pvm: keep `syscall` instructions (syscall_sites.h) */
     double max_boot_time;          /* seconds, default 20 */
     double max_request_time;       /* seconds, default 8 */
     uint64_t max_main_memory;      /* MiB, default 8192 */

@@ -148,6 +148,9 @@ static const struct opt_desc options[] = {
     { .name = "syscall-spin-us", .kind = OPT_UINT, .field = AT(syscall_spin_us),
       .arg = "MICROSECONDS", .help = "how long a shared-memory call waits for the poller "
               "before it falls back to a VM exit" },
+    FLAG("no-syscall-rewrite", no_syscall_rewrite, "kvm_pvm: leave the program's `syscall` "
+         "instructions as they are (each then traps, ~6 us) instead of rewriting them into "
+         "calls on first use"),
     { .name = "max-boot-time", .kind = OPT_SECONDS, .field = AT(max_boot_time),
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),

@@ -59,17 +59,23 @@ kvms_kcode_end:
 
 /* ---- user-mode entry page (kvm_pvm) ------------------------------------------------- */
     .balign 16
-    .globl kvms_uentry_start, kvms_uentry_end, kvms_uentry_probe
+    .globl kvms_uentry_start, kvms_uentry_end, kvms_uentry_probe, kvms_uentry_from_site
 kvms_uentry_start:
-    ANSWER_KNOWN_CALLS 1f
-    /* kvm_pvm: `syscall` jumps here and stays in ring 3. */
+    /* kvm_pvm: `syscall` jumps here and stays in ring 3; so does a rewritten site by way
+     * of page 0 (vm/syscall_sites.h), with RCX and R11 set the same way. A `syscall` the
+     * host has not seen yet takes the exit, whatever the call: the host rewrites it then. */
+    cmpq $0, SH_REWRITE
+    je 6f
+    cmpw $0x050f, -2(%rcx)
+    je 7f
+6:  ANSWER_KNOWN_CALLS 1f
     cmpq $0, SH_AWAKE
     jne 2f
     /* The exit transport: the store below targets a page with no memory behind it, so it
      * exits to the host (KVM_EXIT_MMIO) with RIP already past it. The host completes the
      * return as sysret would (RAX = result, RFLAGS from R11, RIP = RCX), so nothing here
      * touches the user's stack, whatever RSP holds. */
-    movl %eax, SYSCALL_MMIO_ADDR + MMIO_SYSCALL
+7:  movl %eax, SYSCALL_MMIO_ADDR + MMIO_SYSCALL
 1:  jmp *%rcx
 
 2:  /* The shared transport (a host poller thread is spinning): publish the call on the
@@ -77,6 +83,7 @@ kvms_uentry_start:
      * so, make the same call by an exit that tells the host it was published. Only RAX,
      * RCX and R11 may change, so R11 (the caller's RFLAGS) is parked on the page. */
     movq %r11, SH_SAVED_R11
+    movq %rcx, SH_RET
     movq %rax, SH_NR
     movq %rdi, SH_ARGS
     movq %rsi, SH_ARGS + 8
@@ -102,6 +109,16 @@ kvms_uentry_start:
     movq SH_RESULT, %rax
     movq SH_SAVED_R11, %r11
     jmp *%rcx
+
+    .balign 16
+kvms_uentry_from_site:
+    /* A rewritten syscall site's `call *%rax` ran down page 0's nop sled to here
+     * (vm/syscall_sites.h). Leave RSP, RCX and R11 as `syscall` would have: the pushed
+     * return address into RCX, the flags into R11 through the slot the call used. */
+    pop %rcx
+    pushfq
+    pop %r11
+    jmp kvms_uentry_start
 
     .balign 16
 kvms_uentry_probe:

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "server/warmup.h"
+#include "vm/syscall_sites.h"
 #include "vm/loader.h"
 #include "vm/platform.h"
 
@@ -104,6 +105,10 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
                 "calls\n", (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
                 (unsigned long long)b->proc->unknown_syscalls, b->proc->handler_ns / 1e6,
                 b->proc->fs_handler_ns / 1e6);
+    if (cfg->verbose && vm->sites)
+        fprintf(stderr, "kvmserver: %llu syscall sites rewritten, %llu left trapping (code "
+                "near them uses the red zone)\n", (unsigned long long)vm->sites->rewritten,
+                (unsigned long long)vm->sites->refused);
     if (b->poller) {           /* it must not look at this VM once it is gone */
         poller_stop(b->poller);
         b->poller = NULL;
@@ -119,6 +124,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
 {
     memset(b, 0, sizeof *b);
     struct vm_params params = { .mem_size = cfg->max_address_space * MIB,
+                                .rewrite_syscalls = !cfg->no_syscall_rewrite,
                                 .verbose = cfg->verbose };
     if (vm_create(&b->vm, &params) < 0)
         return 1;

@@ -24,6 +24,7 @@
 #define CR4_OSXMMEXCPT (1u << 10)
 #define CR4_FSGSBASE   (1u << 16)
 #define CR4_OSXSAVE    (1u << 18)
+#define CR4_PKE        (1u << 22)
 #define EFER_SCE (1u << 0)
 #define EFER_LME (1u << 8)
 #define EFER_LMA (1u << 10)

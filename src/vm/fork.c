@@ -16,6 +16,7 @@
 #include "vm/layout.h"
 #include "vm/memslots.h"
 #include "vm/platform.h"
+#include "vm/syscall_sites.h"
 #include "vm/vm.h"
 
 #define PAGE 4096ull
@@ -116,6 +117,10 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     child->mem = mem;
     if (vm_alloc_slots(child) || memslots_copy(child, m)) {
         fail("fork: KVM_SET_USER_MEMORY_REGION");
+        goto err;
+    }
+    if (sites_copy(child, m)) {
+        fail("fork: syscall sites");
         goto err;
     }
     child->pt = snap->pt;

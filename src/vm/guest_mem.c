@@ -19,7 +19,8 @@ void *gm_span(struct vm *vm, uint64_t gva, size_t len, int access)
      * would not be what the guest sees. */
     for (uint64_t page = first; page < end || page == first; page += PAGE) {
         uint64_t pte = pt_lookup(&vm->pt, page);
-        if ((pte & need) != need || (pte & PTE_ADDR_MASK) != page)
+        /* A protection key on a page means its data is not the program's to touch. */
+        if ((pte & need) != need || (pte & PTE_ADDR_MASK) != page || (pte & PTE_PKEY_MASK))
             return NULL;
         if (len == 0)
             break;

@@ -5,7 +5,8 @@
 
 #define GUEST_PAGE_SIZE     0x1000
 
-/* 0x0000: never mapped, so NULL dereferences fault. */
+/* 0x0000: unmapped, so NULL dereferences fault; with syscall-site rewriting (kvm_pvm) it
+ * holds a nop sled the program may execute but not read or write (syscall_sites.h). */
 #define GDT_ADDR            0x1000  /* GDT, then the TSS at +0x80: supervisor RW */
 #define TSS_ADDR            0x1080
 #define IDT_ADDR            0x2000  /* 256 gates: supervisor read-only */
@@ -29,10 +30,12 @@
 #define SH_ENABLED      (SHARED_PAGE_ADDR + 0x00)  /* host: 1 = a poller serves this VM */
 #define SH_AWAKE        (SHARED_PAGE_ADDR + 0x08)  /* host: 1 = the poller is spinning now */
 #define SH_SPIN         (SHARED_PAGE_ADDR + 0x10)  /* host: wait iterations before falling back */
+#define SH_REWRITE      (SHARED_PAGE_ADDR + 0x18)  /* host: 1 = the host rewrites syscall sites */
 #define SH_REQ_SEQ      (SHARED_PAGE_ADDR + 0x40)  /* guest: bumped to publish a request */
 #define SH_NR           (SHARED_PAGE_ADDR + 0x48)
 #define SH_ARGS         (SHARED_PAGE_ADDR + 0x50)  /* six words */
 #define SH_SAVED_R11    (SHARED_PAGE_ADDR + 0x80)  /* guest: the stub's scratch */
+#define SH_RET          (SHARED_PAGE_ADDR + 0x88)  /* guest: the call's return address */
 #define SH_RESP_SEQ     (SHARED_PAGE_ADDR + 0xc0)  /* host: = REQ_SEQ when answered */
 #define SH_RESULT       (SHARED_PAGE_ADDR + 0xc8)
 #define SH_EXIT_INSTEAD (SHARED_PAGE_ADDR + 0xd0)  /* host: 1 = make the call by a VM exit */

@@ -103,7 +103,7 @@ int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t f
         return err;
     if (pa % PAGE || pa + len < pa || pa + len > pt->mem_size)
         return -EINVAL;
-    flags &= PTE_W | PTE_U | PTE_NX;
+    flags &= PTE_W | PTE_U | PTE_NX | PTE_PKEY_MASK;
     for (uint64_t off = 0; off < len; off += PAGE) {
         uint64_t *slot = leaf_slot(pt, va + off, true);
         if (!slot)

@@ -15,6 +15,8 @@
 #define PTE_D   (1ull << 6)
 #define PTE_PS  (1ull << 7)
 #define PTE_NX  (1ull << 63)
+#define PTE_PKEY(key)  ((uint64_t)(key) << 59)   /* protection key (CR4.PKE) */
+#define PTE_PKEY_MASK  PTE_PKEY(0xf)
 #define PTE_ADDR_MASK 0x000ffffffffff000ull
 
 struct working_set;
@@ -32,7 +34,7 @@ struct paging {
 /* The pool [pool_start, pool_end) must lie inside memory and be page aligned. */
 int pt_init(struct paging *pt, uint8_t *mem, uint64_t mem_size,
             uint64_t pool_start, uint64_t pool_end);
-/* Maps [va, va+len) to [pa, pa+len) in 4 KiB pages with flags (PTE_W|PTE_U|PTE_NX);
+/* Maps [va, va+len) to [pa, pa+len) in 4 KiB pages with flags (PTE_W|PTE_U|PTE_NX|PTE_PKEY);
  * PTE_P and PTE_A are added. Returns 0, -EINVAL (unaligned, non-canonical) or -ENOMEM
  * (pool exhausted). */
 int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t flags);

@@ -16,6 +16,7 @@ struct platform {
     const char *name;
     uint64_t syscall_entry;           /* LSTAR */
     bool shared_transport;            /* the entry stub can use the shared-memory transport */
+    bool trap_is_dear;                /* `syscall` traps to the hypervisor: rewrite sites */
     /* Is this exit a system call? */
     bool (*is_syscall_exit)(const struct vm *vm, const struct kvm_run *run);
     /* Prepares the return from a system call whose result is already in RAX: false if the

@@ -25,6 +25,7 @@ const struct platform platform_pvm = {
     .name = "kvm_pvm",
     .syscall_entry = UENTRY_ADDR,
     .shared_transport = true,
+    .trap_is_dear = true,
     .is_syscall_exit = pvm_is_syscall_exit,
     .complete_return = pvm_complete_return,
 };

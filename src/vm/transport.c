@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vm/layout.h"
+#include "vm/syscall_sites.h"
 #include "vm/vm.h"
 
 #define POLLER_MAX_VMS 256
@@ -21,15 +22,17 @@
 #define SPIN_NS_PER_ITERATION 30
 
 struct shared_page {
-    volatile uint64_t enabled, awake, spin, pad0[5];
+    volatile uint64_t enabled, awake, spin, rewrite, pad0[4];
     volatile uint64_t req_seq, nr, args[6];
-    volatile uint64_t saved_r11, pad1[7];
+    volatile uint64_t saved_r11, ret, pad1[6];
     volatile uint64_t resp_seq;
     volatile int64_t result;
     volatile uint64_t exit_instead;
 };
 _Static_assert(offsetof(struct shared_page, awake) == SH_AWAKE - SHARED_PAGE_ADDR, "layout");
 _Static_assert(offsetof(struct shared_page, spin) == SH_SPIN - SHARED_PAGE_ADDR, "layout");
+_Static_assert(offsetof(struct shared_page, rewrite) == SH_REWRITE - SHARED_PAGE_ADDR, "layout");
+_Static_assert(offsetof(struct shared_page, ret) == SH_RET - SHARED_PAGE_ADDR, "layout");
 _Static_assert(offsetof(struct shared_page, req_seq) == SH_REQ_SEQ - SHARED_PAGE_ADDR, "layout");
 _Static_assert(offsetof(struct shared_page, args) == SH_ARGS - SHARED_PAGE_ADDR, "layout");
 _Static_assert(offsetof(struct shared_page, saved_r11) == SH_SAVED_R11 - SHARED_PAGE_ADDR,
@@ -143,8 +146,12 @@ static bool serve_one(struct vm *vm)
         struct vm_syscall call = { .nr = (uint32_t)page->nr };
         for (int i = 0; i < 6; i++)
             call.arg[i] = page->args[i];
+        uint64_t ret = page->ret;
         t->claimed = seq;
-        if (vm->ops->can_serve_shared(vm->ops_ctx, vm, &call)) {
+        /* A call that did not come from a rewritten site may be the program's own call to
+         * a small address: the vCPU thread tells which (sites_on_syscall). */
+        if ((!vm->sites || sites_known(vm, ret)) &&
+            vm->ops->can_serve_shared(vm->ops_ctx, vm, &call)) {
             bool stop = false;
             long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, &stop);
             t->served = seq;

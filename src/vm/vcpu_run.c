@@ -15,6 +15,7 @@
 #include "vm/guest_mem.h"
 #include "vm/layout.h"
 #include "vm/platform.h"
+#include "vm/syscall_sites.h"
 #include "vm/vm.h"
 
 #define KICK_SIGNAL SIGUSR1
@@ -101,7 +102,8 @@ static bool software_interrupt_at(struct vm *vm)
     return gm_read(vm, &opcode, rip, 1) == 0 && opcode == 0xcd;
 }
 
-static enum vm_run_result exception(struct vm *vm, unsigned vec)
+/* A guest exception: a crash, unless it is fixed up (*resumed: run on). */
+static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
 {
     const struct vector_info *v = &vectors[vec];
     bool has_error = v->has_error;     /* the frame's layout is the raised vector's */
@@ -118,10 +120,25 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec)
         memcpy(frame, vm->mem + sp, sizeof frame);
     uint64_t error = has_error ? frame[0] : 0;
     uint64_t rip = has_error ? frame[1] : frame[0];
-    char what[96];
+    uint64_t cr2 = 0;
     if (vec == 14) {
         struct kvm_sregs sr;
-        uint64_t cr2 = ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) == 0 ? sr.cr2 : 0;
+        cr2 = ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) == 0 ? sr.cr2 : 0;
+    }
+    if (vm->sites) {
+        *resumed = sites_fixup(vm, vec, error, cr2, sp + (has_error ? 8 : 0),
+                               &vm->run->s.regs.regs);
+        if (*resumed)
+            return VM_STOPPED;
+        if (rip <= GUEST_PAGE_SIZE) {   /* page 0 is no code of the program's */
+            /* A call through RAX got here: report its target, as Linux would the fetch. */
+            uint64_t rax = vm->run->s.regs.regs.rax;
+            uint64_t at = rax <= GUEST_PAGE_SIZE ? rax : rip;
+            return crash(vm, SIGSEGV, at, at, "page fault (instruction fetch, page not mapped)");
+        }
+    }
+    char what[96];
+    if (vec == 14) {
         snprintf(what, sizeof what, "page fault (%s, %s)",
                  error & 16 ? "instruction fetch" : error & 2 ? "write" : "read",
                  error & 1 ? "protection violation" : "page not mapped");
@@ -148,6 +165,8 @@ static bool on_hypercall(struct vm *vm, uint64_t rip)
 static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
+    if (sites_on_syscall(vm, r->rcx) == SITE_NOT_A_SYSCALL)   /* the program's own call */
+        return crash(vm, SIGSEGV, r->rax, r->rax, "page fault (instruction fetch, page not mapped)");
     /* Linux looks at the low 32 bits of the number only. */
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
@@ -220,8 +239,14 @@ enum vm_run_result vm_run(struct vm *vm)
         switch (run->exit_reason) {
         case KVM_EXIT_IO:
             if (run->io.direction == KVM_EXIT_IO_OUT && run->io.port >= PORT_EXCEPTION_BASE &&
-                run->io.port < PORT_EXCEPTION_BASE + 32)
-                return exception(vm, run->io.port - PORT_EXCEPTION_BASE);
+                run->io.port < PORT_EXCEPTION_BASE + 32) {
+                bool resumed = false;
+                enum vm_run_result res = exception(vm, run->io.port - PORT_EXCEPTION_BASE,
+                                                   &resumed);
+                if (resumed)
+                    continue;
+                return res;
+            }
             return crash(vm, SIGSEGV, rip, run->io.port, "unexpected I/O port access");
         case KVM_EXIT_MMIO:
             return crash(vm, SIGSEGV, rip, run->mmio.phys_addr, "access to unbacked memory");

@@ -20,6 +20,7 @@
 #include "vm/layout.h"
 #include "vm/memslots.h"
 #include "vm/platform.h"
+#include "vm/syscall_sites.h"
 
 #define PAGE 4096ull
 #define MIB (1ull << 20)
@@ -290,9 +291,13 @@ int vm_create(struct vm *vm, const struct vm_params *params)
             goto err;
         }
     }
+    if (params->rewrite_syscalls && vm->plat->trap_is_dear && !sites_enable(vm))
+        fprintf(stderr, "kvmserver: this KVM cannot rewrite system call sites (no protection "
+                "keys); every system call traps\n");
     if (vm->verbose)
-        fprintf(stderr, "kvmserver: platform: %s, guest memory %llu MiB\n", vm->plat->name,
-                (unsigned long long)(size / MIB));
+        fprintf(stderr, "kvmserver: platform: %s, guest memory %llu MiB%s\n", vm->plat->name,
+                (unsigned long long)(size / MIB),
+                vm->sites ? ", syscall sites rewritten" : "");
     return 0;
 err:
     vm_destroy(vm);
@@ -303,6 +308,7 @@ void vm_destroy(struct vm *vm)
 {
     vm_disarm(vm);
     transport_destroy(vm);
+    sites_free(vm);
     if (vm->run)
         munmap(vm->run, vm->run_size);
     if (vm->mem)

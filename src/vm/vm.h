@@ -13,6 +13,7 @@
 #include "vm/working_set.h"
 
 struct platform;
+struct syscall_sites;
 struct vm_snapshot;
 
 struct vm_syscall {
@@ -38,6 +39,7 @@ enum vm_run_result {
 
 struct vm_params {
     uint64_t mem_size;        /* bytes of guest address space (identity-mapped) */
+    bool rewrite_syscalls;    /* rewrite syscall sites where a trap is dear (syscall_sites.h) */
     bool verbose;
 };
 
@@ -67,6 +69,7 @@ struct vm {
     size_t ws_new;            /* pages that joined ws since the last reset */
     int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
     struct vm_transport transport;
+    struct syscall_sites *sites;   /* rewritten syscall sites; NULL when not rewriting */
     timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */
     bool kick_armed;
 };

@@ -76,8 +76,12 @@ def test_native_deterministic(programs, name, args, env, stdin, expected_status)
 @pytest.mark.parametrize("name,args,env,stdin,expected_status", ALL_CASES)
 def test_same_as_native(kvmserver, programs, name, args, env, stdin, expected_status):
     native = native_outcome(programs, name, args, env, stdin, expected_status)
+    # On kvm_pvm, once a rewritten system call has run through page 0, reads of it no longer
+    # fault (its protection key is lost in the shadow page tables): NULL reads fault only
+    # without rewriting (README, limitations).
+    options = ["--no-syscall-rewrite"] if args == ["null-read"] else []
     guest = run_guest(kvmserver, program_path(programs, name), args, env=env, stdin=stdin,
-                      cwd=REPO_ROOT)
+                      cwd=REPO_ROOT, options=options)
     assert guest.stdout.decode(errors="replace") == native.stdout.decode(errors="replace"), \
         "guest " + describe(guest)
     assert guest.status == native.status, "guest " + describe(guest)

@@ -125,6 +125,18 @@ static void test_supervisor_pages_refused(void **state)
     assert_null(gm_span(vm, 0x1000, 8, GM_READ));
 }
 
+static void test_protection_key_pages_refused(void **state)
+{
+    /* Page 0 holds the syscall-site sled (vm/syscall_sites.h): user-executable, but its
+     * protection key says its data is not the program's, so a system call cannot read it. */
+    struct vm *vm = *state;
+    assert_int_equal(pt_map(&vm->pt, 0, 0, PAGE, PTE_U | PTE_PKEY(1)), 0);
+    uint64_t out = 0;
+    assert_int_equal(gm_read_u64(vm, 0, &out), -EFAULT);
+    assert_int_equal(gm_read_u64(vm, 8, &out), -EFAULT);
+    assert_null(gm_span(vm, 0x100, 1, GM_READ));
+}
+
 static void test_read_only_pages(void **state)
 {
     struct vm *vm = *state;
@@ -323,6 +335,7 @@ int main(void)
         T(test_page_boundaries),
         T(test_range_across_two_mapped_pages),
         T(test_supervisor_pages_refused),
+        T(test_protection_key_pages_refused),
         T(test_read_only_pages),
         T(test_overflowing_ranges_refused),
         T(test_zero_length),

@@ -1,0 +1,61 @@
+/* Syscall-site rewriting (kvm_pvm). There, every `syscall` instruction traps to the
+ * hypervisor before our user-mode entry stub even runs: ~6 us on this machine, before any
+ * transport. After a site has been seen once, the host rewrites its two bytes `0f 05`
+ * (syscall) into `ff d0` (call *%rax). RAX holds the system call number, so the call lands
+ * at that address in page 0, a nop sled the program can execute but not read or write (a
+ * protection key denies data access), which ends in a handler that sets RCX and R11 as
+ * `syscall` would and jumps to the entry stub: the same call, without the trap.
+ *
+ * Differences from a real `syscall`, all inside the guest's own user mode: the call pushes
+ * its return address at [RSP-8], in the red zone, so sites whose code looks like it keeps
+ * data there are left alone; the code bytes read back changed; and once page 0 has been
+ * executed, kvm_pvm's shadow paging no longer applies its protection key, so reads of
+ * addresses below 4096 return the sled instead of faulting (writes still fault). The host remembers which sites it
+ * rewrote, so a program's own `call *%rax` to a small address still crashes as on Linux,
+ * and fixes up the calls that fault on the way (a bad stack, a number that is no address). */
+#ifndef KVMS_SYSCALL_SITES_H
+#define KVMS_SYSCALL_SITES_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+struct vm;
+
+#define SITES_CAPACITY 4096      /* sites a VM rewrites at most; past that they keep trapping */
+
+struct syscall_sites {
+    /* Open addressing; 0 = empty. Atomic: a poller may look while the vCPU thread adds. */
+    _Atomic uint64_t slot[SITES_CAPACITY];
+    unsigned count;
+    uint64_t rewritten, refused;     /* counters; refused: code near uses the red zone */
+};
+
+/* Sets the VM up for rewriting (protection key, page 0, CR4.PKE, PKRU). Returns false, and
+ * leaves the VM as it was, when this KVM cannot do it. */
+bool sites_enable(struct vm *vm);
+/* A fork starts with the master's sites (its memory has them rewritten). */
+int sites_copy(struct vm *child, const struct vm *master);
+void sites_free(struct vm *vm);
+
+/* Is the `call *%rax` ending at `ret` one the host made? Safe off the vCPU thread while the
+ * guest runs: the set only grows on the vCPU thread, inside an exit. */
+bool sites_known(const struct vm *vm, uint64_t ret);
+
+enum site_check { SITE_SYSCALL, SITE_NOT_A_SYSCALL };
+/* At a syscall exit (the vCPU thread), with RCX = the return address: rewrites a `syscall`
+ * seen for the first time; says whether a `call *%rax` that reached the stub is ours. */
+enum site_check sites_on_syscall(struct vm *vm, uint64_t ret);
+
+/* Whether `code` (len bytes, the site at offset `site`) looks like it keeps data below RSP,
+ * which the call a rewrite makes would overwrite. Exposed for unit tests. */
+bool sites_near_red_zone(const uint8_t *code, size_t len, size_t site);
+
+/* A user-mode exception: when it was raised on the way from a rewritten site to the stub,
+ * changes `regs` and the ring-0 frame at `frame_gva` (RIP, CS, RFLAGS, RSP, SS) so the
+ * guest resumes in the stub as if `syscall` had run at the site. Returns whether it did. */
+bool sites_fixup(struct vm *vm, unsigned vector, uint64_t error, uint64_t cr2,
+                 uint64_t frame_gva, struct kvm_regs *regs);
+
+#endif

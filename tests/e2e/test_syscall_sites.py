@@ -1,0 +1,60 @@
+"""Syscall-site rewriting (kvm_pvm): the host turns a `syscall` it has seen into
+`call *%rax` through page 0 (src/vm/syscall_sites.h). Programs must not tell the difference:
+every number, a stack that cannot take the call's push, data kept below RSP, and the
+program's own calls to small addresses behave as natively."""
+import pytest
+
+from conftest import (assert_crash_report, describe, program_path, run_guest, run_native)
+
+SITES_CASES = [("numbers", 0), ("bad-stack", 0), ("call-low", 139), ("call-past-sled", 139)]
+
+
+@pytest.fixture(scope="module")
+def rewrites(kvmserver, programs):
+    """Whether this KVM rewrites sites: kvm_pvm does, hardware KVM has no need to."""
+    guest = run_guest(kvmserver, program_path(programs, "exitcode_static"), ["exit", "0"],
+                      options=["-v"])
+    return b"syscall sites rewritten" in guest.stderr
+
+
+@pytest.mark.parametrize("case,status", SITES_CASES)
+def test_same_as_native(kvmserver, programs, case, status):
+    program = program_path(programs, "syscall_sites")
+    native = run_native(program, [case])
+    assert native.status == status, "native: " + describe(native)
+    guest = run_guest(kvmserver, program, [case])
+    assert guest.stdout == native.stdout, "guest " + describe(guest)
+    assert guest.status == native.status, "guest " + describe(guest)
+    if status == 139:
+        assert_crash_report(guest, 11)
+
+
+@pytest.mark.parametrize("case", ["numbers", "bad-stack"])
+def test_sites_are_rewritten(kvmserver, programs, rewrites, case):
+    """The calls above really went through a rewritten site (else they prove nothing)."""
+    program = program_path(programs, "syscall_sites")
+    assert b"site: 0f 05" in run_native(program, [case]).stderr
+    guest = run_guest(kvmserver, program, [case])
+    expected = b"site: ff d0" if rewrites else b"site: 0f 05"
+    assert expected in guest.stderr, "guest " + describe(guest)
+
+
+def test_option_keeps_the_code(kvmserver, programs):
+    program = program_path(programs, "syscall_sites")
+    guest = run_guest(kvmserver, program, ["numbers"], options=["--no-syscall-rewrite"])
+    assert b"site: 0f 05" in guest.stderr, "guest " + describe(guest)
+    assert guest.stdout == run_native(program, ["numbers"]).stdout
+
+
+def test_red_zone_survives(kvmserver, programs, rewrites):
+    """A call would push onto -8(%rsp): the host sees the red zone in use and leaves the
+    site as it is, so the value kept there survives every round."""
+    program = program_path(programs, "syscall_redzone")
+    native = run_native(program)
+    assert native.status == 0 and native.stdout.count(b"0x5afe5afe") == 3, describe(native)
+    guest = run_guest(kvmserver, program, options=["-v"])
+    assert guest.stdout == native.stdout, "guest " + describe(guest)
+    if rewrites:
+        assert b"left trapping" in guest.stderr
+        left = int(guest.stderr.split(b" left trapping")[0].rsplit(b" ", 1)[1])
+        assert left >= 1, "guest " + describe(guest)

@@ -1,0 +1,102 @@
+/* Exercises what syscall-site rewriting (kvm_pvm, vm/syscall_sites.h) must keep as on
+ * Linux; argv[1] picks the case. Every case makes each call at least twice from the same
+ * instruction: the first time the host may rewrite it, later times go through the rewrite.
+ *   numbers        numbers that are no system call: -ENOSYS, whatever path the number
+ *                  takes as a call target (sled, past it, unmapped, non-canonical)
+ *   bad-stack      a `syscall` made with RSP pointing nowhere usable
+ *   call-low       the program's own `call *%rax` to address 0x40: SIGSEGV
+ *   call-past-sled the same to 0x300: SIGSEGV
+ * stdout is compared with a native run. On stderr, numbers and bad-stack print the two bytes
+ * at their `syscall` instruction after the calls ("site: 0f 05" natively, "ff d0" once
+ * rewritten). Built with -mno-red-zone, so the host's red-zone check leaves its sites to be
+ * rewritten; syscall_redzone.c is the case it must not rewrite. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static long raw_syscall(long nr, const unsigned char **site)
+{
+    long ret;
+    const unsigned char *at;
+    __asm__ volatile("lea 1f(%%rip), %[at]\n"
+                     "1:\tsyscall"
+                     : "=a"(ret), [at] "=&r"(at)
+                     : "a"(nr)
+                     : "rcx", "r11", "memory");
+    *site = at;
+    return ret;
+}
+
+static void numbers(void)
+{
+    const unsigned char *site = NULL;
+    static const long nrs[] = {
+        0x1f0, 0x1ff, 0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, 0x208, 0x209,
+        0x20a, 0x2ff, 0x3ff, 0x400, 0xfff, 0x1000, 0x10000, 0x7fffffff, -1L,
+        (long)0x800000000000ffffull,    /* non-canonical as an address; low half invalid */
+        0x00007fff0000ffffL,            /* canonical, far above any guest memory */
+    };
+    for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++)
+        for (int round = 0; round < 3; round++) {
+            long ret = raw_syscall(nrs[i], &site);
+            printf("system call %#lx: %s\n", (unsigned long)nrs[i],
+                   ret == -ENOSYS ? "-ENOSYS" : strerror((int)-ret));
+        }
+    fprintf(stderr, "site: %02x %02x\n", site[0], site[1]);
+}
+
+/* close(-1) with RSP at `stack`: the call a rewrite makes cannot push there. */
+static long close_with_stack(uintptr_t stack, const unsigned char **site)
+{
+    long ret;
+    const unsigned char *at;
+    __asm__ volatile("lea 1f(%%rip), %[at]\n\t"
+                     "mov %%rsp, %%rbx\n\t"
+                     "mov %[stack], %%rsp\n"
+                     "1:\tsyscall\n\t"
+                     "mov %%rbx, %%rsp"
+                     : "=a"(ret), [at] "=&r"(at)
+                     : "a"((long)SYS_close), "D"(-1L), [stack] "r"(stack)
+                     : "rbx", "rcx", "r11", "memory");
+    *site = at;
+    return ret;
+}
+
+static void bad_stack(void)
+{
+    static const uintptr_t stacks[] = { 0x10, 0x800000000000f000ull, 0 };
+    const unsigned char *site = NULL;
+    for (size_t i = 0; i < sizeof stacks / sizeof stacks[0]; i++)
+        for (int round = 0; round < 3; round++)
+            printf("close(-1) with RSP %#lx: %ld\n", (unsigned long)stacks[i],
+                   close_with_stack(stacks[i], &site));
+    fprintf(stderr, "site: %02x %02x\n", site[0], site[1]);
+}
+
+static void call_rax(long target)
+{
+    fflush(stdout);
+    __asm__ volatile("call *%%rax" : : "a"(target) : "memory");
+    printf("returned from a call to %#lx\n", (unsigned long)target);
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (!strcmp(what, "numbers"))
+        numbers();
+    else if (!strcmp(what, "bad-stack"))
+        bad_stack();
+    else if (!strcmp(what, "call-low"))
+        call_rax(0x40);
+    else if (!strcmp(what, "call-past-sled"))
+        call_rax(0x300);
+    else {
+        fprintf(stderr, "usage: syscall_sites numbers|bad-stack|call-low|call-past-sled\n");
+        return 2;
+    }
+    return 0;
+}
