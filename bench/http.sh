@@ -2,7 +2,7 @@
 # HTTP benchmark of the static blocking-accept test server, server and wrk pinned to one CPU
 # (cross-CPU wake-ups cost ~100 us on these machines): requests/s, p50/p99 latency, VM exits
 # per request, reset cost and host CPU time per request, for native, native
-# fork-per-connection, kvmserver -t 1 and -e with each syscall transport, with keep-alive and
+# fork-per-connection, kvmserver -t 1, -e and -e -w 1 with each syscall transport, with keep-alive and
 # with Connection: close. The shared transport's poller needs a CPU of its own: those runs
 # give kvmserver CPUs 0-1 (wrk stays on CPU 0).
 # Usage: bench/http.sh [BUILD_DIR] [SECONDS] [EXTRA KVMSERVER OPTIONS...]
@@ -59,7 +59,9 @@ for mode in keepalive close; do
   row "native fork/connection" "$mode" "$(run_wrk "$mode")"; stop
   for transport in exit shared; do
     cpus=0; [ "$transport" = shared ] && cpus=0,1
-    for kmode in "-t 1" "-e -t 1"; do
+    # -w 1: one warm-up request before the freeze runs the request path in the master, so
+    # its system call sites are rewritten in the image every fork starts from (kvm_pvm).
+    for kmode in "-t 1" "-e -t 1" "-e -t 1 -w 1"; do
       # shellcheck disable=SC2086
       start "$cpus" "$build/kvmserver" --allow-listen --syscall-transport=$transport $kmode \
         "${extra[@]}" run "$build/tests/servers/srv_accept" "$port"

@@ -76,7 +76,8 @@ kvms_uentry_start:
      * return as sysret would (RAX = result, RFLAGS from R11, RIP = RCX), so nothing here
      * touches the user's stack, whatever RSP holds. */
 7:  movl %eax, SYSCALL_MMIO_ADDR + MMIO_SYSCALL
-1:  jmp *%rcx
+1:  btr $SITE_CALL_MARK_BIT, %r11
+    jmp *%rcx
 
 2:  /* The shared transport (a host poller thread is spinning): publish the call on the
      * shared page and wait for the answer; past the spin limit, or when the poller says
@@ -108,16 +109,18 @@ kvms_uentry_start:
     jne 5b
     movq SH_RESULT, %rax
     movq SH_SAVED_R11, %r11
-    jmp *%rcx
+    jmp 1b
 
     .balign 16
 kvms_uentry_from_site:
     /* A rewritten syscall site's `call *%rax` ran down page 0's nop sled to here
      * (vm/syscall_sites.h). Leave RSP, RCX and R11 as `syscall` would have: the pushed
-     * return address into RCX, the flags into R11 through the slot the call used. */
+     * return address into RCX, the flags into R11 through the slot the call used, marked
+     * so the host knows to check where the call came from. */
     pop %rcx
     pushfq
     pop %r11
+    bts $SITE_CALL_MARK_BIT, %r11   /* "check that RCX is a site you rewrote" */
     jmp kvms_uentry_start
 
     .balign 16

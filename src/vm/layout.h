@@ -40,6 +40,10 @@
 #define SH_RESULT       (SHARED_PAGE_ADDR + 0xc8)
 #define SH_EXIT_INSTEAD (SHARED_PAGE_ADDR + 0xd0)  /* host: 1 = make the call by a VM exit */
 
+/* Set in R11 by the entry for rewritten sites (syscall_sites.h): the host then checks that
+ * RCX returns to a site it rewrote. R11 holds RFLAGS, whose bit 63 is always 0. */
+#define SITE_CALL_MARK_BIT  63
+
 /* I/O ports used by ring-0 stubs. User mode runs with IOPL 0, so it cannot forge these. */
 #define PORT_SYSCALL        0x10    /* hardware flavour: syscall entry */
 #define PORT_PROBE          0x11    /* platform self-test */

@@ -205,8 +205,9 @@ static void rewrite(struct vm *vm, uint64_t site)
     /* Keep the table at most 3/4 full; a site split across pages stays as it is. */
     if (s->count >= SITES_CAPACITY * 3 / 4 || (site & (PAGE - 1)) == PAGE - 1)
         return;
+    /* Only the program's fixed code: not pages it may write (generated code). */
     uint64_t pte = pt_lookup(&vm->pt, site);
-    if (!(pte & PTE_U) || (pte & PTE_NX))
+    if (!(pte & PTE_U) || (pte & (PTE_NX | PTE_W)))
         return;
     if (red_zone_near(vm, site)) {
         s->refused++;
@@ -220,18 +221,16 @@ static void rewrite(struct vm *vm, uint64_t site)
     s->rewritten++;
 }
 
-enum site_check sites_on_syscall(struct vm *vm, uint64_t ret)
+bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11)
+{
+    return !vm->sites || !(r11 & (1ull << SITE_CALL_MARK_BIT)) || sites_known(vm, ret);
+}
+
+void sites_on_syscall(struct vm *vm, uint64_t ret)
 {
     uint8_t insn[2];
-    if (!vm->sites || !read_insn(vm, ret, insn))
-        return SITE_SYSCALL;
-    if (!memcmp(insn, insn_syscall, 2)) {
+    if (vm->sites && read_insn(vm, ret, insn) && !memcmp(insn, insn_syscall, 2))
         rewrite(vm, ret - 2);
-        return SITE_SYSCALL;
-    }
-    if (!memcmp(insn, insn_call_rax, 2) && !sites_known(vm, ret))
-        return SITE_NOT_A_SYSCALL;
-    return SITE_SYSCALL;
 }
 
 /* Resumes at the stub as if `syscall` had just run with the given return address. */

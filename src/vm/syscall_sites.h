@@ -11,8 +11,10 @@
  * data there are left alone; the code bytes read back changed; and once page 0 has been
  * executed, kvm_pvm's shadow paging no longer applies its protection key, so reads of
  * addresses below 4096 return the sled instead of faulting (writes still fault). The host remembers which sites it
- * rewrote, so a program's own `call *%rax` to a small address still crashes as on Linux,
- * and fixes up the calls that fault on the way (a bad stack, a number that is no address). */
+ * rewrote, so a program's own `call *%rax` to a small address still crashes as on Linux
+ * (unless the address is 39 or 110, which the stub answers as getpid and getppid), and fixes
+ * up the calls that fault on the way (a bad stack, a number that is no address). Sites in
+ * writable pages (code a program generates) are left as they are. */
 #ifndef KVMS_SYSCALL_SITES_H
 #define KVMS_SYSCALL_SITES_H
 #include <stdatomic.h>
@@ -39,14 +41,18 @@ bool sites_enable(struct vm *vm);
 int sites_copy(struct vm *child, const struct vm *master);
 void sites_free(struct vm *vm);
 
-/* Is the `call *%rax` ending at `ret` one the host made? Safe off the vCPU thread while the
- * guest runs: the set only grows on the vCPU thread, inside an exit. */
+/* Is the `call *%rax` ending at `ret` one the host made? */
 bool sites_known(const struct vm *vm, uint64_t ret);
 
-enum site_check { SITE_SYSCALL, SITE_NOT_A_SYSCALL };
+/* Is a call that reached the stub with RCX = ret and R11 = r11 a system call? Not when it
+ * came down page 0's sled (R11 carries SITE_CALL_MARK_BIT) from anything but a rewritten
+ * site: that is the program's own call to a small address. Safe off the vCPU thread while
+ * the guest runs: the set only grows on the vCPU thread, inside an exit. */
+bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11);
+
 /* At a syscall exit (the vCPU thread), with RCX = the return address: rewrites a `syscall`
- * seen for the first time; says whether a `call *%rax` that reached the stub is ours. */
-enum site_check sites_on_syscall(struct vm *vm, uint64_t ret);
+ * seen for the first time. */
+void sites_on_syscall(struct vm *vm, uint64_t ret);
 
 /* Whether `code` (len bytes, the site at offset `site`) looks like it keeps data below RSP,
  * which the call a rewrite makes would overwrite. Exposed for unit tests. */

@@ -146,12 +146,11 @@ static bool serve_one(struct vm *vm)
         struct vm_syscall call = { .nr = (uint32_t)page->nr };
         for (int i = 0; i < 6; i++)
             call.arg[i] = page->args[i];
-        uint64_t ret = page->ret;
+        uint64_t ret = page->ret, r11 = page->saved_r11;
         t->claimed = seq;
-        /* A call that did not come from a rewritten site may be the program's own call to
-         * a small address: the vCPU thread tells which (sites_on_syscall). */
-        if ((!vm->sites || sites_known(vm, ret)) &&
-            vm->ops->can_serve_shared(vm->ops_ctx, vm, &call)) {
+        /* The program's own call into page 0 is no system call: the vCPU thread reports
+         * the crash. */
+        if (sites_is_syscall(vm, ret, r11) && vm->ops->can_serve_shared(vm->ops_ctx, vm, &call)) {
             bool stop = false;
             long ret = vm->ops->syscall(vm->ops_ctx, vm, &call, &stop);
             t->served = seq;

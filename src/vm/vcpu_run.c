@@ -165,8 +165,10 @@ static bool on_hypercall(struct vm *vm, uint64_t rip)
 static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
-    if (sites_on_syscall(vm, r->rcx) == SITE_NOT_A_SYSCALL)   /* the program's own call */
+    if (!sites_is_syscall(vm, r->rcx, r->r11))   /* the program's own call into page 0 */
         return crash(vm, SIGSEGV, r->rax, r->rax, "page fault (instruction fetch, page not mapped)");
+    r->r11 &= ~(1ull << SITE_CALL_MARK_BIT);
+    sites_on_syscall(vm, r->rcx);
     /* Linux looks at the low 32 bits of the number only. */
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;

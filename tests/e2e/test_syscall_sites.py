@@ -1,12 +1,14 @@
 """Syscall-site rewriting (kvm_pvm): the host turns a `syscall` it has seen into
 `call *%rax` through page 0 (src/vm/syscall_sites.h). Programs must not tell the difference:
-every number, a stack that cannot take the call's push, data kept below RSP, and the
-program's own calls to small addresses behave as natively."""
+every number, a stack that cannot take the call's push, data kept below RSP, code the
+program writes itself, and the program's own calls and jumps into page 0 behave as
+natively."""
 import pytest
 
 from conftest import (assert_crash_report, describe, program_path, run_guest, run_native)
 
-SITES_CASES = [("numbers", 0), ("bad-stack", 0), ("call-low", 139), ("call-past-sled", 139)]
+SITES_CASES = [("numbers", 0), ("bad-stack", 0), ("call-low", 139), ("call-past-sled", 139),
+               ("jit", 0), ("page0-jump", 139), ("page0-write", 139)]
 
 
 @pytest.fixture(scope="module")

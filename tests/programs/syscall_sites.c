@@ -6,6 +6,10 @@
  *   bad-stack      a `syscall` made with RSP pointing nowhere usable
  *   call-low       the program's own `call *%rax` to address 0x40: SIGSEGV
  *   call-past-sled the same to 0x300: SIGSEGV
+ *   jit            a `syscall` in code the program writes itself, run, then replaced by
+ *                  other code with a `syscall` at the same place, run again
+ *   page0-jump     a jump into page 0 with a made-up return address: SIGSEGV
+ *   page0-write    a write to address 8: SIGSEGV
  * stdout is compared with a native run. On stderr, numbers and bad-stack print the two bytes
  * at their `syscall` instruction after the calls ("site: 0f 05" natively, "ff d0" once
  * rewritten). Built with -mno-red-zone, so the host's red-zone check leaves its sites to be
@@ -15,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static long raw_syscall(long nr, const unsigned char **site)
@@ -83,6 +88,47 @@ static void call_rax(long target)
     printf("returned from a call to %#lx\n", (unsigned long)target);
 }
 
+/* Runs `code` (ending in ret) written into a fresh writable, executable page. */
+static long run_code(uint8_t *page, const uint8_t *code, size_t len)
+{
+    memcpy(page, code, len);
+    long (*fn)(void) = (long (*)(void))page;
+    __asm__ volatile("" : : : "memory");
+    return fn();
+}
+
+static void jit(void)
+{
+    uint8_t *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        printf("mmap: %s\n", strerror(errno));
+        return;
+    }
+    /* mov $3,%eax; mov $-1,%edi; syscall; ret: close(-1) */
+    static const uint8_t close_bad[] = { 0xb8, 3, 0, 0, 0, 0xbf, 0xff, 0xff, 0xff, 0xff,
+                                         0x0f, 0x05, 0xc3 };
+    /* mov $0x1f0,%eax; nop x5; syscall; ret: no such call, same place */
+    static const uint8_t no_call[] = { 0xb8, 0xf0, 1, 0, 0, 0x90, 0x90, 0x90, 0x90, 0x90,
+                                       0x0f, 0x05, 0xc3 };
+    for (int round = 0; round < 3; round++)
+        printf("jit close(-1): %ld\n", run_code(page, close_bad, sizeof close_bad));
+    for (int round = 0; round < 3; round++)
+        printf("jit call 0x1f0: %ld\n", run_code(page, no_call, sizeof no_call));
+    printf("code reads back as written: %s\n",
+           memcmp(page, no_call, sizeof no_call) ? "no" : "yes");
+}
+
+static void page0_jump(void)
+{
+    fflush(stdout);
+    /* Push a return address into the middle of main, then jump to the sled's start. */
+    __asm__ volatile("lea main+1(%%rip), %%rax\n\t"
+                     "push %%rax\n\t"
+                     "xor %%eax, %%eax\n\t"
+                     "jmp *%%rax" : : : "rax", "memory");
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -94,8 +140,18 @@ int main(int argc, char **argv)
         call_rax(0x40);
     else if (!strcmp(what, "call-past-sled"))
         call_rax(0x300);
+    else if (!strcmp(what, "jit"))
+        jit();
+    else if (!strcmp(what, "page0-jump"))
+        page0_jump();
+    else if (!strcmp(what, "page0-write")) {
+        fflush(stdout);
+        long *volatile low = (long *)8;
+        *low = 1;
+    }
     else {
-        fprintf(stderr, "usage: syscall_sites numbers|bad-stack|call-low|call-past-sled\n");
+        fprintf(stderr, "usage: syscall_sites numbers|bad-stack|call-low|call-past-sled|jit|"
+                "page0-jump|page0-write\n");
         return 2;
     }
     return 0;
