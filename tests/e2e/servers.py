@@ -283,14 +283,13 @@ class ServerFactory:
         return server
 
     def kvmserver(self, kvmserver: Path, program: Path, kind="tcp", options=(),
-                  ready_timeout=READY_TIMEOUT) -> ServerProcess:
-        """`kvmserver [listen permissions] [options] run PROGRAM ENDPOINT`, waiting for the
-        readiness line."""
+                  ready_timeout=READY_TIMEOUT, args=()) -> ServerProcess:
+        """`kvmserver [listen permissions] [options] run PROGRAM [ARGS] ENDPOINT`, waiting
+        for the readiness line."""
         assert program.is_file(), f"test server {program} not built"
         endpoint = make_endpoint(kind)
         argv = [kvmserver, *transport_options(), *endpoint.kvmserver_options(), *options,
-                "run", program,
-                endpoint.argv()]
+                "run", program, *args, endpoint.argv()]
         server = ServerProcess(argv, endpoint)
         server.start()
         self.started.append(server)
