@@ -237,7 +237,8 @@ void sites_on_syscall(struct vm *vm, uint64_t ret)
 static void enter_stub(struct vm *vm, uint64_t frame_gva, struct kvm_regs *regs,
                        uint64_t ret, uint64_t user_rsp)
 {
-    uint64_t *frame = (uint64_t *)(vm->mem + frame_gva);   /* RIP, CS, RFLAGS, RSP, SS */
+    /* RIP, CS, RFLAGS, RSP, SS; as a host write it joins a fork's working set. */
+    uint64_t *frame = (uint64_t *)vm_host_span(vm, frame_gva, 5 * sizeof *frame);
     regs->rcx = ret;
     regs->r11 = frame[2];
     frame[0] = UENTRY_ADDR;
