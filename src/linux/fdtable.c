@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 int fdt_init_stdio(struct lx_fdtable *t)
@@ -38,6 +40,17 @@ int fdt_install(struct lx_fdtable *t, int host_fd, int min, bool cloexec)
         }
     }
     return -EMFILE;
+}
+
+bool fdt_never_waits(struct lx_fd *f)
+{
+    if (f->waits == LX_WAITS_UNKNOWN) {
+        struct stat st;
+        bool never = fstat(f->host_fd, &st) == 0 &&
+                     (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1));
+        f->waits = never ? LX_WAITS_NEVER : LX_WAITS_MAYBE;
+    }
+    return f->waits == LX_WAITS_NEVER;
 }
 
 struct lx_fd *fdt_get(struct lx_fdtable *t, long guest_fd)

@@ -20,11 +20,15 @@ enum lx_fd_type {
 
 struct lx_epoll;        /* linux/epoll.h: the recorded registrations of an epoll fd */
 
+/* Whether I/O on an fd can wait: looked up once (fstat), since a host fd keeps its type. */
+enum lx_fd_waits { LX_WAITS_UNKNOWN = 0, LX_WAITS_NEVER, LX_WAITS_MAYBE };
+
 struct lx_fd {
     enum lx_fd_kind kind;
     int host_fd;
     bool cloexec;
     enum lx_fd_type type;
+    enum lx_fd_waits waits;     /* see fdt_never_waits */
     struct lx_epoll *epoll;     /* LX_FT_EPOLL: owned */
 };
 
@@ -38,6 +42,9 @@ int fdt_init_stdio(struct lx_fdtable *t);
 int fdt_install(struct lx_fdtable *t, int host_fd, int min, bool cloexec);
 /* The entry for a guest fd, or NULL (-> -EBADF) if it is not open. */
 struct lx_fd *fdt_get(struct lx_fdtable *t, long guest_fd);
+/* Regular files and memory devices (/dev/null, /dev/zero, /dev/urandom...) never make a
+ * read or write wait, whatever O_NONBLOCK says: no need to poll them first. */
+bool fdt_never_waits(struct lx_fd *f);
 /* Closes a guest fd and its host fd: 0 or -EBADF. */
 int fdt_close(struct lx_fdtable *t, long guest_fd);
 void fdt_close_all(struct lx_fdtable *t);

@@ -74,14 +74,11 @@ static void *guest_buf(struct vm *vm, uint64_t gva, size_t *len, int access)
 
 /* A blocking connection or pipe could outlive the VM's deadline in the host call: wait for
  * it in lx_wait_fd (which stops at the deadline) first. Files and stdio never wait long. */
-static long wait_ready(struct lx_proc *p, const struct lx_fd *f, short events)
+static long wait_ready(struct lx_proc *p, struct lx_fd *f, short events)
 {
-    if (!lx_host_fd_blocks(f->host_fd))
-        return 0;
     /* Anything that can block (sockets of any origin, pipes, terminals) waits through the
-     * deadline-aware wait; regular files never block, so they skip the extra poll. */
-    struct stat st;
-    if (f->type == LX_FT_OTHER && fstat(f->host_fd, &st) == 0 && S_ISREG(st.st_mode))
+     * deadline-aware wait; files and memory devices never block, so they skip the poll. */
+    if (fdt_never_waits(f) || !lx_host_fd_blocks(f->host_fd))
         return 0;
     return lx_wait_fd(p, f->host_fd, events);
 }

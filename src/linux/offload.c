@@ -13,8 +13,8 @@
 static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
 {
     struct lx_fd *f = fdt_get(&p->fds, (long)(uint32_t)guest_fd);
-    if (!f)
-        return true;                   /* -EBADF, at once */
+    if (!f || fdt_never_waits(f))
+        return true;                   /* -EBADF, or a file: at once */
     int flags = fcntl(f->host_fd, F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK))
         return true;                   /* EAGAIN rather than a wait */

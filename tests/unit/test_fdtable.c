@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,31 @@ static void test_close(void **state)
     assert_int_equal(fdt_close(t, LX_MAX_FDS), -EBADF);
 }
 
+static void test_never_waits(void **state)
+{
+    struct lx_fdtable *t = *state;
+    /* A regular file and /dev/null never make I/O wait; a pipe and a socket may. */
+    char path[] = "/tmp/kvms-fdtable-XXXXXX";
+    int file = mkstemp(path);
+    assert_true(file >= 0);
+    unlink(path);
+    int pipe_ends[2], sock[2];
+    assert_int_equal(pipe(pipe_ends), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sock), 0);
+    int g_file = fdt_install(t, file, 0, false), g_null = fdt_install(t, open_null(), 0, false);
+    int g_pipe = fdt_install(t, pipe_ends[0], 0, false), g_sock = fdt_install(t, sock[0], 0, false);
+    assert_true(fdt_never_waits(fdt_get(t, g_file)));
+    assert_true(fdt_never_waits(fdt_get(t, g_null)));
+    assert_false(fdt_never_waits(fdt_get(t, g_pipe)));
+    assert_false(fdt_never_waits(fdt_get(t, g_sock)));
+    /* The answer is kept: asking again gives the same, also for a reused slot. */
+    assert_true(fdt_never_waits(fdt_get(t, g_file)));
+    assert_int_equal(fdt_close(t, g_file), 0);
+    assert_int_equal(fdt_install(t, pipe_ends[1], 0, false), g_file);
+    assert_false(fdt_never_waits(fdt_get(t, g_file)));
+    close(sock[1]);
+}
+
 static void test_close_all(void **state)
 {
     struct lx_fdtable *t = *state;
@@ -172,6 +198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_never_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
