@@ -2,7 +2,6 @@
 #include "vm/syscall_sites.h"
 
 #include <cpuid.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -226,11 +225,18 @@ bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11)
     return !vm->sites || !(r11 & (1ull << SITE_CALL_MARK_BIT)) || sites_known(vm, ret);
 }
 
-void sites_on_syscall(struct vm *vm, uint64_t ret)
+bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t *r11)
 {
+    if (!sites_is_syscall(vm, ret, *r11))
+        return false;
+    uint64_t mark = 1ull << SITE_CALL_MARK_BIT;
+    bool from_site = *r11 & mark;
+    *r11 &= ~mark;
+    /* A marked call came through a rewritten site: nothing to look at. */
     uint8_t insn[2];
-    if (vm->sites && read_insn(vm, ret, insn) && !memcmp(insn, insn_syscall, 2))
+    if (vm->sites && !from_site && read_insn(vm, ret, insn) && !memcmp(insn, insn_syscall, 2))
         rewrite(vm, ret - 2);
+    return true;
 }
 
 /* Resumes at the stub as if `syscall` had just run with the given return address. */

@@ -50,9 +50,10 @@ bool sites_known(const struct vm *vm, uint64_t ret);
  * the guest runs: the set only grows on the vCPU thread, inside an exit. */
 bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11);
 
-/* At a syscall exit (the vCPU thread), with RCX = the return address: rewrites a `syscall`
- * seen for the first time. */
-void sites_on_syscall(struct vm *vm, uint64_t ret);
+/* At a syscall exit (the vCPU thread), with RCX = ret: false if it is no system call (see
+ * sites_is_syscall). Otherwise clears the mark from *r11 and, for a `syscall` instruction
+ * seen for the first time, rewrites it. */
+bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t *r11);
 
 /* Whether `code` (len bytes, the site at offset `site`) looks like it keeps data below RSP,
  * which the call a rewrite makes would overwrite. Exposed for unit tests. */

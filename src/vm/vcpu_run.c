@@ -102,6 +102,13 @@ static bool software_interrupt_at(struct vm *vm)
     return gm_read(vm, &opcode, rip, 1) == 0 && opcode == 0xcd;
 }
 
+/* The program ran code in page 0, which is not its own (syscall_sites.h): the crash Linux
+ * gives for an instruction fetch from an unmapped page. */
+static enum vm_run_result fetch_from_page0(struct vm *vm, uint64_t at)
+{
+    return crash(vm, SIGSEGV, at, at, "page fault (instruction fetch, page not mapped)");
+}
+
 /* A guest exception: a crash, unless it is fixed up (*resumed: run on). */
 static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
 {
@@ -130,11 +137,10 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
                                &vm->run->s.regs.regs);
         if (*resumed)
             return VM_STOPPED;
-        if (rip <= GUEST_PAGE_SIZE) {   /* page 0 is no code of the program's */
-            /* A call through RAX got here: report its target, as Linux would the fetch. */
+        if (rip <= GUEST_PAGE_SIZE) {
+            /* A call through RAX got here: report its target if it is one. */
             uint64_t rax = vm->run->s.regs.regs.rax;
-            uint64_t at = rax <= GUEST_PAGE_SIZE ? rax : rip;
-            return crash(vm, SIGSEGV, at, at, "page fault (instruction fetch, page not mapped)");
+            return fetch_from_page0(vm, rax <= GUEST_PAGE_SIZE ? rax : rip);
         }
     }
     char what[96];
@@ -165,10 +171,10 @@ static bool on_hypercall(struct vm *vm, uint64_t rip)
 static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
-    if (!sites_is_syscall(vm, r->rcx, r->r11))   /* the program's own call into page 0 */
-        return crash(vm, SIGSEGV, r->rax, r->rax, "page fault (instruction fetch, page not mapped)");
-    r->r11 &= ~(1ull << SITE_CALL_MARK_BIT);
-    sites_on_syscall(vm, r->rcx);
+    uint64_t r11 = r->r11;
+    if (!sites_on_syscall(vm, r->rcx, &r11))
+        return fetch_from_page0(vm, r->rax);
+    r->r11 = r11;
     /* Linux looks at the low 32 bits of the number only. */
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
