@@ -33,14 +33,29 @@ static clockid_t host_clock(int id)
     }
 }
 
+/* A clock as the guest sees it: what its vDSO reads from the clock page where the page has
+ * that clock (a raw system call then never disagrees with the vDSO, not even by the few us
+ * the guest's TSC offset is uncertain by), otherwise the host's. */
+static int guest_clock(struct lx_proc *p, clockid_t clk, struct timespec *ts)
+{
+    uint64_t ns;
+    if (vm_guest_clock_ns(p->vm, clk, &ns) == 0) {
+        *ts = (struct timespec){ .tv_sec = (time_t)(ns / NSEC_PER_SEC),
+                                 .tv_nsec = (long)(ns % NSEC_PER_SEC) };
+        return 0;
+    }
+    return clock_gettime(clk, ts) < 0 ? -errno : 0;
+}
+
 long sys_clock_gettime(struct lx_proc *p, const uint64_t a[6])
 {
     clockid_t clk = host_clock((int)(uint32_t)a[0]);
     if (clk < 0)
         return -EINVAL;
     struct timespec ts;
-    if (clock_gettime(clk, &ts) < 0)
-        return -errno;          /* e.g. the alarm clocks on a host without an RTC */
+    int err = guest_clock(p, clk, &ts);
+    if (err)
+        return err;             /* e.g. the alarm clocks on a host without an RTC */
     return gm_write(p->vm, a[1], &ts, sizeof ts);
 }
 
@@ -59,7 +74,7 @@ long sys_gettimeofday(struct lx_proc *p, const uint64_t a[6])
 {
     if (a[0]) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        guest_clock(p, CLOCK_REALTIME, &ts);
         struct timeval tv = { .tv_sec = ts.tv_sec, .tv_usec = ts.tv_nsec / 1000 };
         if (gm_write(p->vm, a[0], &tv, sizeof tv))
             return -EFAULT;
@@ -76,7 +91,7 @@ long sys_gettimeofday(struct lx_proc *p, const uint64_t a[6])
 long sys_time(struct lx_proc *p, const uint64_t a[6])
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    guest_clock(p, CLOCK_REALTIME, &ts);
     int64_t now = ts.tv_sec;
     if (a[0] && gm_write(p->vm, a[0], &now, sizeof now))
         return -EFAULT;

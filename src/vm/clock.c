@@ -218,6 +218,24 @@ void clock_page_update(struct clock_page *cp, int64_t tsc_offset)
     clock_page_refresh(cp, tsc_offset);
 }
 
+int clock_page_read(const struct clock_page *cp, int slot, int64_t tsc_offset, uint64_t *ns)
+{
+    uint32_t seq;
+    uint64_t now;
+    struct clock_page copy;
+    do {
+        while ((seq = __atomic_load_n(&cp->seq, __ATOMIC_ACQUIRE)) & 1)
+            __builtin_ia32_pause();
+        copy = *(const struct clock_page *)cp;
+        now = rdtsc_ordered() + (uint64_t)tsc_offset;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    } while (__atomic_load_n(&cp->seq, __ATOMIC_RELAXED) != seq);
+    if (copy.mult == 0)
+        return -1;
+    *ns = page_clock_at(&copy, copy.base_ns[slot], now);
+    return 0;
+}
+
 void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset)
 {
     const struct clock_calibration *cal = clock_get_calibration();

@@ -32,6 +32,10 @@ int clock_compute_mult_shift(uint64_t tsc_hz, uint64_t *mult, uint32_t *shift);
  * read concurrently (seq). */
 void clock_page_update(struct clock_page *cp, int64_t tsc_offset);
 
+/* What the guest reads from the page for one slot at this moment (the vDSO's computation, on
+ * the host, retrying while the page is being written). 0, or -1 when the page has no TSC clock. */
+int clock_page_read(const struct clock_page *cp, int slot, int64_t tsc_offset, uint64_t *ns);
+
 /* Rebases the page on the host clocks now. Guest readings of MONOTONIC/BOOTTIME never go
  * backwards across refreshes: when the guest has run ahead of the host, the page keeps the
  * guest's value and runs slightly slow (at most 488 ppm) until the host catches up. REALTIME and BOOTTIME follow

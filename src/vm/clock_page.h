@@ -10,6 +10,22 @@
 enum { CLOCK_PAGE_REALTIME = 0, CLOCK_PAGE_MONOTONIC = 1, CLOCK_PAGE_BOOTTIME = 2,
        CLOCK_PAGE_NCLOCKS = 3 };
 
+/* The page's slot for a Linux clock id, or -1 for clocks only the host answers. The vDSO and
+ * the host's clock_gettime both read through this, so a raw system call and a vDSO call agree. */
+static inline int clock_page_slot(int linux_clock_id)
+{
+    switch (linux_clock_id) {
+    case 0: case 5:             /* CLOCK_REALTIME, CLOCK_REALTIME_COARSE */
+        return CLOCK_PAGE_REALTIME;
+    case 1: case 4: case 6:     /* CLOCK_MONOTONIC, _RAW, _COARSE */
+        return CLOCK_PAGE_MONOTONIC;
+    case 7:                     /* CLOCK_BOOTTIME */
+        return CLOCK_PAGE_BOOTTIME;
+    default:
+        return -1;
+    }
+}
+
 struct clock_page {
     volatile uint32_t seq;
     uint32_t shift;

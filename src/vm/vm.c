@@ -43,9 +43,17 @@ int vm_set_msrs(struct vm *vm, const uint32_t *index, const uint64_t *value, uns
     return ioctl(vm->vcpu_fd, KVM_SET_MSRS, &m) == (int)n ? 0 : -1;
 }
 
-/* Guest TSC minus host TSC: a new VM's TSC need not start at the host's. */
+/* Guest TSC minus host TSC: a new VM's TSC need not start at the host's. KVM says it exactly
+ * where it can (KVM_VCPU_TSC_OFFSET); otherwise it is estimated from a read of the guest's TSC
+ * between two of the host's, which can be off by a few us (the guest then reads its clock
+ * slightly behind what the host answers). */
 static int64_t measure_tsc_offset(struct vm *vm)
 {
+    uint64_t offset;
+    struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+                                    .addr = (uint64_t)(uintptr_t)&offset };
+    if (ioctl(vm->vcpu_fd, KVM_GET_DEVICE_ATTR, &attr) == 0)
+        return (int64_t)offset;
     struct {
         struct kvm_msrs hdr;
         struct kvm_msr_entry e;
@@ -326,6 +334,15 @@ void vm_destroy(struct vm *vm)
     vm->run = NULL;
     vm->mem = NULL;
     vm->vcpu_fd = vm->vm_fd = vm->mem_fd = -1;
+}
+
+int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns)
+{
+    int slot = clock_page_slot(linux_clock_id);
+    if (slot < 0)
+        return -1;
+    return clock_page_read((const struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), slot,
+                           vm->tsc_offset, ns);
 }
 
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp)

@@ -98,6 +98,11 @@ int vm_discard(struct vm *vm, uint64_t gva, uint64_t len);
  * In a fork the pages join the working set. */
 uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
 
+/* A Linux clock (CLOCK_REALTIME, MONOTONIC, BOOTTIME and their variants) as the guest's vDSO
+ * reads it now, in ns: system calls answer from the same page, so the two never disagree.
+ * Returns -1 for clocks the page does not carry, or when the TSC cannot be a clock here. */
+int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns);
+
 /* Registers for the start of the program (ring-3 entry at rip with stack rsp). */
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);
 int vm_set_fsbase(struct vm *vm, uint64_t base);

@@ -42,6 +42,15 @@ int main(void)
             syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &raw) == 0 && valid(raw));
     int64_t mono = now(CLOCK_MONOTONIC);
     verdict("raw syscall agrees with libc", mono >= ns(raw) && mono - ns(raw) < 1000000000);
+    /* Alternating raw calls and libc (vDSO) reads: time never goes back across the two. */
+    int64_t last = mono, backwards = 0;
+    for (int i = 0; i < 1000; i++) {
+        syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &raw);
+        int64_t libc = now(CLOCK_MONOTONIC);
+        backwards += ns(raw) < last || libc < ns(raw);
+        last = libc;
+    }
+    verdict("raw syscalls and libc reads never go back", backwards == 0);
 
     time_t seconds = time(NULL);
     int64_t real = now(CLOCK_REALTIME);

@@ -11,10 +11,6 @@
 #include "vm/layout.h"
 
 /* Linux ABI values (not taken from libc headers: this object has no libc). */
-enum {
-    VDSO_CLOCK_REALTIME = 0, VDSO_CLOCK_MONOTONIC = 1, VDSO_CLOCK_MONOTONIC_RAW = 4,
-    VDSO_CLOCK_REALTIME_COARSE = 5, VDSO_CLOCK_MONOTONIC_COARSE = 6, VDSO_CLOCK_BOOTTIME = 7,
-};
 enum { SYS_GETTIMEOFDAY = 96, SYS_TIME = 201, SYS_CLOCK_GETTIME = 228, SYS_CLOCK_GETRES = 229 };
 #define NSEC_PER_SEC 1000000000ull
 #define NSEC_PER_USEC 1000ull
@@ -39,24 +35,6 @@ static inline uint64_t read_tsc_ordered(void)
     uint32_t lo, hi;
     __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) :: "memory");
     return ((uint64_t)hi << 32) | lo;
-}
-
-/* Maps a clock id to its slot in the clock page, or -1 for clocks answered by the host. */
-static inline int clock_slot(int clock_id)
-{
-    switch (clock_id) {
-    case VDSO_CLOCK_REALTIME:
-    case VDSO_CLOCK_REALTIME_COARSE:
-        return CLOCK_PAGE_REALTIME;
-    case VDSO_CLOCK_MONOTONIC:
-    case VDSO_CLOCK_MONOTONIC_RAW:
-    case VDSO_CLOCK_MONOTONIC_COARSE:
-        return CLOCK_PAGE_MONOTONIC;
-    case VDSO_CLOCK_BOOTTIME:
-        return CLOCK_PAGE_BOOTTIME;
-    default:
-        return -1;
-    }
 }
 
 /* Reads one clock in nanoseconds. Returns 0 when the page holds no usable TSC calibration
@@ -91,7 +69,7 @@ static inline int read_clock_ns(int slot, uint64_t *ns)
 
 int __vdso_clock_gettime(int clock_id, struct vdso_timespec *ts)
 {
-    int slot = clock_slot(clock_id);
+    int slot = clock_page_slot(clock_id);
     uint64_t ns;
 
     /* A NULL ts goes to the host, which answers EFAULT instead of crashing the guest. */
@@ -134,7 +112,7 @@ int64_t __vdso_time(int64_t *t)
 
 int __vdso_clock_getres(int clock_id, struct vdso_timespec *res)
 {
-    if (clock_slot(clock_id) < 0 || CLOCK_PAGE->mult == 0)
+    if (clock_page_slot(clock_id) < 0 || CLOCK_PAGE->mult == 0)
         return (int)raw_syscall2(SYS_CLOCK_GETRES, clock_id, (long)res);
     if (res) {
         uint64_t resolution = CLOCK_PAGE->resolution_ns;
