@@ -295,8 +295,17 @@ static void route_sleep(struct response *r, const char *query)
     snprintf(r->body, sizeof r->body, "slept %lu ms\n", ms);
 }
 
+static http_app_route_fn *app_route;
+
+void http_set_app_route(http_app_route_fn *route)
+{
+    app_route = route;
+}
+
 static void route(struct response *r, const char *path, const char *query)
 {
+    if (app_route && (r->status = app_route(path, query, r->body, sizeof r->body)) != 0)
+        return;
     if (strcmp(path, "/") == 0)
         set_body(r, 200, "hello\n");
     else if (strcmp(path, "/counter") == 0)

@@ -1,6 +1,7 @@
-/* Shared code of the test servers (srv_accept, srv_poll, srv_select, srv_epoll): opening the
- * listener, a per-connection request buffer, a strict HTTP/1.x GET parser and the test routes.
- * Each server differs only in how it waits for sockets, which is what the tests exercise. */
+/* Shared code of the test servers (srv_accept, srv_poll, srv_select, srv_epoll, isolation):
+ * opening the listener, a per-connection request buffer, a strict HTTP/1.x GET parser and the
+ * test routes. Each server differs only in how it waits for sockets, which is what the tests
+ * exercise, or in routes of its own. */
 #ifndef KVMS_TEST_HTTP_H
 #define KVMS_TEST_HTTP_H
 #include <stdbool.h>
@@ -27,6 +28,11 @@ int http_listen(const char *spec, bool nonblocking);
 
 /* Exits with a usage message unless argv has exactly one argument. */
 void http_check_usage(int argc, char **argv);
+
+/* A server's own routes, tried before the shared ones: writes a NUL-terminated body of at most
+ * `size` bytes and returns the HTTP status, or returns 0 for a path it does not serve. */
+typedef int http_app_route_fn(const char *path, const char *query, char *body, size_t size);
+void http_set_app_route(http_app_route_fn *route);
 
 void http_conn_init(struct http_conn *conn, int fd);
 
