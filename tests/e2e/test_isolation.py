@@ -17,44 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from isolation_endpoints import CLOSED, ENDPOINTS, PRISTINE, TOUCHES, answer_of, ask
 from servers import (ConnectionClosed, HttpConnection, Response, ServerFactory, http_get,
                      request_outcome, server_factory, server_path, servers_dir)
 
 __all__ = ["server_factory", "servers_dir"]
 
-CLOSED = "(closed without an answer)"
-GONE = "(connection refused: the server is gone)"
 WARMUP = 100
 RUNTIME_DIR = Path(__file__).resolve().parents[1] / "servers" / "runtime"
-
-# Every endpoint of isolation.c. /fixed-touch and /widen-touch load from (store to) memory that
-# the endpoint before them mapped (made writable) in its own request: on a pristine VM they
-# crash it, and a VM whose translations outlived the reset answers instead.
-ENDPOINTS = ["/pipe", "/socketpair", "/eventfd", "/memfd", "/file-offset", "/file-flags",
-             "/timerfd", "/signalfd", "/pending", "/cwd", "/umask", "/rlimit", "/fds",
-             "/sigaction", "/itimer", "/fixed", "/fixed-touch", "/widen", "/widen-touch",
-             "/unmap", "/epoll", "/threads", "/memory"]
-TOUCHES = {"/fixed-touch": "/fixed", "/widen-touch": "/widen"}
-
-# The pristine answers that do not depend on the kernel or the host: the same natively and
-# inside kvmserver. Other endpoints' pristine answer is their first one.
-PRISTINE = {
-    "/pipe": "bytes=F\n",
-    "/socketpair": "bytes=F\n",
-    "/eventfd": "count=3\n",
-    "/memfd": "contents=frozen-memfd\n",
-    "/file-offset": "offset=0\n",
-    "/file-flags": "nonblock=0 append=0\n",
-    "/sigaction": "previous=default\n",
-    "/fixed": "readable=EFAULT writable=EFAULT map=ok\n",
-    "/fixed-touch": CLOSED,
-    "/widen": "readable=ok writable=EFAULT contents=frozen read-only page\n",
-    "/widen-touch": CLOSED,
-    "/unmap": "contents=frozen data page\n",
-    "/epoll": "events=0 add=ok\n",
-    "/threads": "threads=1 ticking=0\n",
-    "/memory": "checksum=f141f8519ded2325\n",
-}
 
 # State kvmserver does not keep, so that isolating it cannot fail there: resource limits are
 # fixed by the VM (a setrlimit within them is accepted and changes nothing). Calls kvmserver
@@ -76,20 +46,6 @@ def steps_for(endpoint):
     return [endpoint] * 3
 
 
-def answer_of(outcome) -> str:
-    if outcome == "closed":
-        return CLOSED
-    assert isinstance(outcome, Response) and outcome.status == 200, outcome
-    return outcome.text
-
-
-def ask(server, path) -> str:
-    try:
-        return answer_of(request_outcome(server.endpoint, path))
-    except ConnectionRefusedError:
-        return GONE       # natively, a crash ends the server
-
-
 def not_pristine(steps, answers):
     """(path, answer, pristine answer) for every answer that is not the pristine one."""
     first = {}
@@ -106,14 +62,14 @@ def ask_in_a_row(server, steps, two_vms):
     first step's connection is held open, so its VM stays busy (and unreset) while the other
     VM serves the next steps; then the steps run again on whichever VM takes them."""
     if not two_vms:
-        return steps, [ask(server, path) for path in steps]
+        return steps, [ask(server.endpoint, path) for path in steps]
     with HttpConnection(server.endpoint) as held:
         try:
             answers = [answer_of(held.get(steps[0]))]
         except ConnectionClosed:
             answers = [CLOSED]
-        answers += [ask(server, path) for path in steps[1:]]
-    answers += [ask(server, path) for path in steps]
+        answers += [ask(server.endpoint, path) for path in steps[1:]]
+    answers += [ask(server.endpoint, path) for path in steps]
     return steps + steps, answers
 
 
@@ -170,7 +126,7 @@ def test_native_answers_move(server_factory, servers_dir, endpoint):
     one and the endpoint's later answers show what the earlier requests changed."""
     server = server_factory.native(server_path(servers_dir, "isolation"))
     steps = steps_for(endpoint)
-    answers = [ask(server, path) for path in steps]
+    answers = [ask(server.endpoint, path) for path in steps]
     assert endpoint in [path for path, _, _ in not_pristine(steps, answers)], (
         report(steps, answers, server))
     assert answers[0] == PRISTINE.get(steps[0], answers[0]), report(steps, answers, server)
@@ -184,7 +140,7 @@ def test_answers_move_without_ephemeral(persistent_server, endpoint):
     so every time."""
     server = persistent_server
     steps = steps_for(endpoint)
-    answers = [ask(server, path) for path in steps]
+    answers = [ask(server.endpoint, path) for path in steps]
     if endpoint in FIXED_BY_KVMSERVER or "=ENOSYS" in answers[0]:
         assert len(set(answers)) == 1, (
             f"kvmserver now keeps the state {endpoint} changes: drop it from "

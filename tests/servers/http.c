@@ -415,6 +415,29 @@ static size_t head_length(const char *data, size_t len)
     return 0;
 }
 
+int http_accept(int listener)
+{
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
+            return fd;
+    }
+}
+
+int http_serve_blocking(int listener)
+{
+    static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
+    for (;;) {
+        int fd = http_accept(listener);
+        if (fd < 0)
+            return 1;
+        http_conn_init(&conn, fd);
+        while (http_conn_service(&conn) == CONN_OPEN)
+            ;
+        close(fd);
+    }
+}
+
 enum conn_state http_conn_service(struct http_conn *conn)
 {
     ssize_t n = read(conn->fd, conn->in + conn->used, sizeof conn->in - conn->used);

@@ -34,6 +34,13 @@ void http_check_usage(int argc, char **argv);
 typedef int http_app_route_fn(const char *path, const char *query, char *body, size_t size);
 void http_set_app_route(http_app_route_fn *route);
 
+/* accept(2), again after EINTR or ECONNABORTED; -1 on any other failure. */
+int http_accept(int listener);
+
+/* The classic blocking loop: accepts one connection, serves its requests (keep-alive
+ * included) until it closes, then accepts the next. Returns 1 when accept fails for good. */
+int http_serve_blocking(int listener);
+
 void http_conn_init(struct http_conn *conn, int fd);
 
 /* Reads once from the connection (blocking or not, as the socket is) and answers every complete

@@ -495,18 +495,5 @@ int main(int argc, char **argv)
     http_check_usage(argc, argv);
     make_objects(argv[0]);
     http_set_app_route(route);
-    int listener = http_listen(argv[1], false);
-    static struct http_conn conn;
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return 1;
-        }
-        http_conn_init(&conn, fd);
-        while (http_conn_service(&conn) == CONN_OPEN)
-            ;
-        close(fd);
-    }
+    return http_serve_blocking(http_listen(argv[1], false));
 }
