@@ -100,6 +100,15 @@ int http_listen(const char *spec, bool nonblocking)
     return fd;
 }
 
+int http_accept(int listener)
+{
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
+            return fd;
+    }
+}
+
 void http_conn_init(struct http_conn *conn, int fd)
 {
     conn->fd = fd;
@@ -415,29 +424,6 @@ static size_t head_length(const char *data, size_t len)
     return 0;
 }
 
-int http_accept(int listener)
-{
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
-            return fd;
-    }
-}
-
-int http_serve_blocking(int listener)
-{
-    static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
-    for (;;) {
-        int fd = http_accept(listener);
-        if (fd < 0)
-            return 1;
-        http_conn_init(&conn, fd);
-        while (http_conn_service(&conn) == CONN_OPEN)
-            ;
-        close(fd);
-    }
-}
-
 enum conn_state http_conn_service(struct http_conn *conn)
 {
     ssize_t n = read(conn->fd, conn->in + conn->used, sizeof conn->in - conn->used);
@@ -468,5 +454,19 @@ enum conn_state http_conn_service(struct http_conn *conn)
         conn->used -= length;
         if (!send_response(conn->fd, &r) || !r.keep_alive)
             return CONN_DONE;
+    }
+}
+
+int http_serve_blocking(int listener)
+{
+    static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
+    for (;;) {
+        int fd = http_accept(listener);
+        if (fd < 0)
+            return 1;
+        http_conn_init(&conn, fd);
+        while (http_conn_service(&conn) == CONN_OPEN)
+            ;
+        close(fd);
     }
 }

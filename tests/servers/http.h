@@ -22,6 +22,11 @@ enum conn_state { CONN_OPEN, CONN_DONE };
  * the frozen image kvmserver forks request VMs from. Exits on failure. */
 void http_app_init(void);
 
+/* A server's own routes, tried before the shared ones: writes a NUL-terminated body of at most
+ * `size` bytes and returns the HTTP status, or returns 0 for a path it does not serve. */
+typedef int http_app_route_fn(const char *path, const char *query, char *body, size_t size);
+void http_set_app_route(http_app_route_fn *route);
+
 /* Opens a listening socket for "PORT" (TCP on 127.0.0.1) or "unix:/path". With `nonblocking`
  * the listener is O_NONBLOCK. Exits with a message on stderr on failure. */
 int http_listen(const char *spec, bool nonblocking);
@@ -29,17 +34,9 @@ int http_listen(const char *spec, bool nonblocking);
 /* Exits with a usage message unless argv has exactly one argument. */
 void http_check_usage(int argc, char **argv);
 
-/* A server's own routes, tried before the shared ones: writes a NUL-terminated body of at most
- * `size` bytes and returns the HTTP status, or returns 0 for a path it does not serve. */
-typedef int http_app_route_fn(const char *path, const char *query, char *body, size_t size);
-void http_set_app_route(http_app_route_fn *route);
-
-/* accept(2), again after EINTR or ECONNABORTED; -1 on any other failure. */
+/* The next connection from a blocking listener: accept() again after EINTR or ECONNABORTED.
+ * Returns the fd, or -1 on any other error. */
 int http_accept(int listener);
-
-/* The classic blocking loop: accepts one connection, serves its requests (keep-alive
- * included) until it closes, then accepts the next. Returns 1 when accept fails for good. */
-int http_serve_blocking(int listener);
 
 void http_conn_init(struct http_conn *conn, int fd);
 
@@ -48,5 +45,9 @@ void http_conn_init(struct http_conn *conn, int fd);
  * for the connection to close; the caller closes conn->fd. On a non-blocking socket with no data
  * yet, returns CONN_OPEN. */
 enum conn_state http_conn_service(struct http_conn *conn);
+
+/* The classic blocking loop: accepts one connection, serves its requests (keep-alive
+ * included) until it closes, then accepts the next. Returns 1 when accept fails for good. */
+int http_serve_blocking(int listener);
 
 #endif
