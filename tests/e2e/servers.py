@@ -283,9 +283,9 @@ class ServerFactory:
         return server
 
     def kvmserver(self, kvmserver: Path, program: Path, kind="tcp", options=(),
-                  ready_timeout=READY_TIMEOUT, args=()) -> ServerProcess:
+                  ready_timeout=READY_TIMEOUT, args=(), wait_ready=True) -> ServerProcess:
         """`kvmserver [listen permissions] [options] run PROGRAM [ARGS] ENDPOINT`, waiting
-        for the readiness line."""
+        for the readiness line unless told not to."""
         assert program.is_file(), f"test server {program} not built"
         endpoint = make_endpoint(kind)
         argv = [kvmserver, *transport_options(), *endpoint.kvmserver_options(), *options,
@@ -293,7 +293,8 @@ class ServerFactory:
         server = ServerProcess(argv, endpoint)
         server.start()
         self.started.append(server)
-        server.wait_ready_line(ready_timeout)
+        if wait_ready:
+            server.wait_ready_line(ready_timeout)
         return server
 
     def cleanup(self):

@@ -100,6 +100,15 @@ int http_listen(const char *spec, bool nonblocking)
     return fd;
 }
 
+int http_accept(int listener)
+{
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
+            return fd;
+    }
+}
+
 void http_conn_init(struct http_conn *conn, int fd)
 {
     conn->fd = fd;
@@ -295,8 +304,17 @@ static void route_sleep(struct response *r, const char *query)
     snprintf(r->body, sizeof r->body, "slept %lu ms\n", ms);
 }
 
+static http_app_route_fn *app_route;
+
+void http_set_app_route(http_app_route_fn *route)
+{
+    app_route = route;
+}
+
 static void route(struct response *r, const char *path, const char *query)
 {
+    if (app_route && (r->status = app_route(path, query, r->body, sizeof r->body)) != 0)
+        return;
     if (strcmp(path, "/") == 0)
         set_body(r, 200, "hello\n");
     else if (strcmp(path, "/counter") == 0)
@@ -436,5 +454,19 @@ enum conn_state http_conn_service(struct http_conn *conn)
         conn->used -= length;
         if (!send_response(conn->fd, &r) || !r.keep_alive)
             return CONN_DONE;
+    }
+}
+
+int http_serve_blocking(int listener)
+{
+    static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
+    for (;;) {
+        int fd = http_accept(listener);
+        if (fd < 0)
+            return 1;
+        http_conn_init(&conn, fd);
+        while (http_conn_service(&conn) == CONN_OPEN)
+            ;
+        close(fd);
     }
 }

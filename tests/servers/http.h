@@ -1,6 +1,7 @@
-/* Shared code of the test servers (srv_accept, srv_poll, srv_select, srv_epoll): opening the
- * listener, a per-connection request buffer, a strict HTTP/1.x GET parser and the test routes.
- * Each server differs only in how it waits for sockets, which is what the tests exercise. */
+/* Shared code of the test servers (srv_accept, srv_poll, srv_select, srv_epoll, isolation):
+ * opening the listener, a per-connection request buffer, a strict HTTP/1.x GET parser and the
+ * test routes. Each server differs only in how it waits for sockets, which is what the tests
+ * exercise, or in routes of its own. */
 #ifndef KVMS_TEST_HTTP_H
 #define KVMS_TEST_HTTP_H
 #include <stdbool.h>
@@ -21,12 +22,21 @@ enum conn_state { CONN_OPEN, CONN_DONE };
  * the frozen image kvmserver forks request VMs from. Exits on failure. */
 void http_app_init(void);
 
+/* A server's own routes, tried before the shared ones: writes a NUL-terminated body of at most
+ * `size` bytes and returns the HTTP status, or returns 0 for a path it does not serve. */
+typedef int http_app_route_fn(const char *path, const char *query, char *body, size_t size);
+void http_set_app_route(http_app_route_fn *route);
+
 /* Opens a listening socket for "PORT" (TCP on 127.0.0.1) or "unix:/path". With `nonblocking`
  * the listener is O_NONBLOCK. Exits with a message on stderr on failure. */
 int http_listen(const char *spec, bool nonblocking);
 
 /* Exits with a usage message unless argv has exactly one argument. */
 void http_check_usage(int argc, char **argv);
+
+/* The next connection from a blocking listener: accept() again after EINTR or ECONNABORTED.
+ * Returns the fd, or -1 on any other error. */
+int http_accept(int listener);
 
 void http_conn_init(struct http_conn *conn, int fd);
 
@@ -35,5 +45,9 @@ void http_conn_init(struct http_conn *conn, int fd);
  * for the connection to close; the caller closes conn->fd. On a non-blocking socket with no data
  * yet, returns CONN_OPEN. */
 enum conn_state http_conn_service(struct http_conn *conn);
+
+/* The classic blocking loop: accepts one connection, serves its requests (keep-alive
+ * included) until it closes, then accepts the next. Returns 1 when accept fails for good. */
+int http_serve_blocking(int listener);
 
 #endif

@@ -2,26 +2,9 @@
  * (keep-alive included) until it closes, then accept the next. */
 #include "http.h"
 
-#include <errno.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 int main(int argc, char **argv)
 {
     http_check_usage(argc, argv);
     http_app_init();
-    int listener = http_listen(argv[1], false);
-    static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return 1;
-        }
-        http_conn_init(&conn, fd);
-        while (http_conn_service(&conn) == CONN_OPEN)
-            ;
-        close(fd);
-    }
+    return http_serve_blocking(http_listen(argv[1], false));
 }
