@@ -8,6 +8,7 @@
 #include <time.h>
 #include <linux/kvm.h>
 
+#include "vm/layout.h"
 #include "vm/paging.h"
 #include "vm/transport.h"
 #include "vm/working_set.h"
@@ -97,6 +98,10 @@ int vm_discard(struct vm *vm, uint64_t gva, uint64_t len);
  * contents, moved mappings), whatever the page rights; NULL outside the program's range.
  * In a fork the pages join the working set. */
 uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
+
+/* Publishes the answers of the calls the entry stub answers inside the guest (layout.h,
+ * STUB_ANSWER_ADDR). A reset puts back the frozen ones: publish again after it. */
+void vm_set_stub_answers(struct vm *vm, const uint64_t answer[STUB_ANSWERS]);
 
 /* Registers for the start of the program (ring-3 entry at rip with stack rsp). */
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);
