@@ -74,6 +74,7 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     dst->server.memory_exceeded = false;
     dst->server.deadline_hit = false;
     dst->mm.charged_bytes = 0;
+    mm_wipe_on_fork(dst);       /* a new process, as a forked child is */
     int err = fdt_clone(&dst->fds, &src->fds);
     if (err < 0)
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
