@@ -100,6 +100,15 @@ int http_listen(const char *spec, bool nonblocking)
     return fd;
 }
 
+int http_accept(int listener)
+{
+    for (;;) {
+        int fd = accept(listener, NULL, NULL);
+        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
+            return fd;
+    }
+}
+
 void http_conn_init(struct http_conn *conn, int fd)
 {
     conn->fd = fd;

@@ -28,6 +28,10 @@ int http_listen(const char *spec, bool nonblocking);
 /* Exits with a usage message unless argv has exactly one argument. */
 void http_check_usage(int argc, char **argv);
 
+/* The next connection from a blocking listener: accept() again after EINTR or ECONNABORTED.
+ * Returns the fd, or -1 on any other error. */
+int http_accept(int listener);
+
 void http_conn_init(struct http_conn *conn, int fd);
 
 /* Reads once from the connection (blocking or not, as the socket is) and answers every complete

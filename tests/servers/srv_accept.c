@@ -2,8 +2,6 @@
  * (keep-alive included) until it closes, then accept the next. */
 #include "http.h"
 
-#include <errno.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
@@ -13,12 +11,9 @@ int main(int argc, char **argv)
     int listener = http_listen(argv[1], false);
     static struct http_conn conn;           /* static: 8 KiB of buffer off the stack */
     for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        int fd = http_accept(listener);
+        if (fd < 0)
             return 1;
-        }
         http_conn_init(&conn, fd);
         while (http_conn_service(&conn) == CONN_OPEN)
             ;

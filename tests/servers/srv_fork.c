@@ -2,9 +2,7 @@
  * compares kvmserver's ephemeral VMs against it). The child serves the connection and exits. */
 #include "http.h"
 
-#include <errno.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
@@ -15,12 +13,9 @@ int main(int argc, char **argv)
     signal(SIGCHLD, SIG_IGN);               /* children are reaped by the kernel */
     static struct http_conn conn;
     for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        int fd = http_accept(listener);
+        if (fd < 0)
             return 1;
-        }
         pid_t child = fork();
         if (child == 0) {
             close(listener);

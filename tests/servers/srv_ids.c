@@ -111,12 +111,9 @@ int main(int argc, char **argv)
     wiped[0] = kept[0] = MARK;
     int listener = http_listen(argv[1], false);
     for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        int fd = http_accept(listener);
+        if (fd < 0)
             return 1;
-        }
         answer(fd);
         close(fd);
     }
