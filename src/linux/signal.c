@@ -172,6 +172,9 @@ static long signal_self(struct lx_proc *p, int sig)
 long sys_kill(struct lx_proc *p, const uint64_t a[6])
 {
     int pid = (int)(uint32_t)a[0];
+    /* A request VM's parent is the frozen program: it exists, but takes no signals. */
+    if (pid == p->ppid && pid > 0)
+        return (int)(uint32_t)a[1] == 0 ? 0 : -EPERM;
     /* 0 is our process group, and we are its only member; -1 means everyone but us. */
     if (!lx_is_self(p, pid))
         return -ESRCH;

@@ -76,11 +76,13 @@ static void test_forked_process_has_its_own_pid(void **state)
     assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, 5000, 0 }), 0);
     assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, LX_FIRST_TID, 0 }), 0);
     assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, 7, 0 }), 0);
-    /* The frozen program is another process now. */
+    /* The frozen program is another process now: the parent. */
     assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ LX_MASTER_PID, 7, 0 }),
                      -ESRCH);
     assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ 5000, 0 }), 0);
-    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ LX_MASTER_PID, 0 }), -ESRCH);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ LX_MASTER_PID, 0 }), 0);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ LX_MASTER_PID, 15 }), -EPERM);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ 4999, 0 }), -ESRCH);
 }
 
 static void test_first_thread(void **state)
