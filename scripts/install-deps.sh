@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the build and the tests need; does nothing when all are present.
+# Installs the Debian packages the build and the tests need, and Bun for the randomness tests
+# (into ~/.cache/kvmserver/bun, from npm); does nothing when all are present.
 set -eu
 pkgs="meson ninja-build gcc clang libcmocka-dev python3-pytest musl-tools
       nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev"
@@ -7,8 +8,18 @@ missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-echo "installing:$missing"
-sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+# npm (for Bun below) is its own Debian package, or comes with another build of nodejs.
+command -v npm >/dev/null || missing="$missing npm"
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+fi
+bun_dir="$HOME/.cache/kvmserver/bun"
+if [ ! -x "$bun_dir/node_modules/@oven/bun-linux-x64/bin/bun" ] && command -v npm >/dev/null; then
+  echo "installing: bun (npm @oven/bun-linux-x64) into $bun_dir"
+  mkdir -p "$bun_dir"
+  npm install --no-save --no-audit --no-fund --prefix "$bun_dir" @oven/bun-linux-x64 >/dev/null ||
+    echo "could not install bun: its tests will be skipped (a failure under CI)"
+fi

@@ -4,8 +4,9 @@
  * within a blob, and absolute addresses that are layout constants. */
 #include "vm/layout.h"
 
-/* The guest is pid 1 with parent 0 (see linux/process.h): getpid and getppid need no trip
- * to the host. gettid does: the host knows which guest thread runs. Jumps to `done` with RAX set, or
+/* getpid and getppid need no trip to the host: their answers change only between requests,
+ * and the host publishes them at STUB_ANSWER_ADDR (answer 0: call 39, answer 1: call 110).
+ * gettid does: the host knows which guest thread runs. Jumps to `done` with RAX set, or
  * falls through for every other call. Clobbers only RAX and the arithmetic flags, which
  * every compiler treats as clobbered by a system call. */
 .macro ANSWER_KNOWN_CALLS done
@@ -13,9 +14,9 @@
     je 8f
     cmpl $110, %eax         /* getppid */
     jne 9f
-    xorl %eax, %eax
+    movq STUB_ANSWER_ADDR + 8, %rax
     jmp \done
-8:  movl $1, %eax
+8:  movq STUB_ANSWER_ADDR, %rax
     jmp \done
 9:
 .endm

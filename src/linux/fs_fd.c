@@ -116,7 +116,7 @@ long fs_fcntl_lock(struct lx_proc *p, int host_fd, unsigned cmd, uint64_t arg)
             return -errno;
         /* Other VMs of this server are one host process: their locks never conflict. */
         if (fl.l_type != F_UNLCK && !ofd)
-            fl.l_pid = fl.l_pid == getpid() ? LX_PID : fl.l_pid;
+            fl.l_pid = fl.l_pid == getpid() ? p->pid : fl.l_pid;
         return gm_write(p->vm, arg, &fl, sizeof fl);
     case F_SETLK:
     case F_OFD_SETLK:
@@ -159,7 +159,7 @@ long sys_sendfile(struct lx_proc *p, const uint64_t a[6])
     if (n < 0) {
         long err = -errno;
         if (err == -EPIPE)
-            sys_tkill(p, (const uint64_t[6]){ LX_PID, 13 /* SIGPIPE */ });
+            sys_tkill(p, (const uint64_t[6]){ (uint64_t)p->pid, 13 /* SIGPIPE */ });
         return err;
     }
     if (a[2] && gm_write(p->vm, a[2], &offset, sizeof offset))

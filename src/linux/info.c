@@ -47,9 +47,9 @@ long sys_uname(struct lx_proc *p, const uint64_t a[6])
     return gm_write(p->vm, a[0], &u, sizeof u);
 }
 
-long sys_getpid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return LX_PID; }
+long sys_getpid(struct lx_proc *p, const uint64_t a[6]) { (void)a; return p->pid; }
 long sys_gettid(struct lx_proc *p, const uint64_t a[6]) { (void)a; return lx_current_tid(p); }
-long sys_getppid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return LX_PPID; }
+long sys_getppid(struct lx_proc *p, const uint64_t a[6]) { (void)a; return p->ppid; }
 long sys_getuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getuid(); }
 long sys_geteuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return geteuid(); }
 long sys_getgid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getgid(); }
@@ -129,7 +129,7 @@ static long do_prlimit(struct lx_proc *p, unsigned int resource, uint64_t new_gv
 long sys_prlimit64(struct lx_proc *p, const uint64_t a[6])
 {
     int pid = (int)(uint32_t)a[0];
-    if (pid != 0 && pid != LX_PID)
+    if (!lx_is_self(p, pid))
         return -ESRCH;
     return do_prlimit(p, (uint32_t)a[1], a[2], a[3]);
 }
@@ -150,7 +150,7 @@ long sys_sched_getaffinity(struct lx_proc *p, const uint64_t a[6])
     if (len == 0 || len % sizeof(uint64_t))
         return -EINVAL;
     int pid = (int)(uint32_t)a[0];
-    if (pid != 0 && pid != LX_PID)
+    if (!lx_is_self(p, pid))
         return -ESRCH;
     uint64_t mask = 1;          /* one CPU: cpu 0 */
     if (gm_write(p->vm, a[2], &mask, sizeof mask))

@@ -89,7 +89,7 @@ static long wait_ready(struct lx_proc *p, struct lx_fd *f, short events)
 static long finish_write(struct lx_proc *p, long r)
 {
     if (r == -EPIPE)
-        sys_tkill(p, (const uint64_t[6]){ LX_PID, SIGPIPE });
+        sys_tkill(p, (const uint64_t[6]){ (uint64_t)p->pid, SIGPIPE });
     return r;
 }
 

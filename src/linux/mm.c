@@ -102,6 +102,91 @@ void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len)
     }
 }
 
+/* ---- MADV_WIPEONFORK ranges: unmapped or replaced memory leaves the list, as on Linux
+ * the flag goes with the mapping. Where the list has no room to split a range, the range
+ * stays whole: wiping more than asked is safe, a kept secret is not. */
+
+static void wipe_remove(struct lx_mm *mm, uint64_t start, uint64_t end)
+{
+    for (size_t i = 0; i < mm->nwipe; i++) {
+        struct lx_range *r = &mm->wipe[i];
+        if (r->end <= start || r->start >= end)
+            continue;
+        if (r->start < start && r->end > end) {
+            if (mm->nwipe == LX_MM_MAX_WIPE)
+                return;
+            memmove(r + 1, r, (mm->nwipe - i) * sizeof *r);
+            mm->nwipe++;
+            r[0].end = start;
+            r[1].start = end;
+            return;
+        }
+        if (r->start < start) {
+            r->end = start;
+        } else if (r->end > end) {
+            r->start = end;
+        } else {
+            memmove(r, r + 1, (mm->nwipe - i - 1) * sizeof *r);
+            mm->nwipe--;
+            i--;
+        }
+    }
+}
+
+static long wipe_add(struct lx_mm *mm, uint64_t start, uint64_t end)
+{
+    for (size_t i = 0; i < mm->nwipe; i++)
+        if (mm->wipe[i].start <= start && mm->wipe[i].end >= end)
+            return 0;                   /* already flagged */
+    wipe_remove(mm, start, end);
+    size_t i = 0;
+    while (i < mm->nwipe && mm->wipe[i].start < start)
+        i++;
+    bool joins_below = i > 0 && mm->wipe[i - 1].end == start;
+    bool joins_above = i < mm->nwipe && mm->wipe[i].start == end;
+    if (joins_below && joins_above) {
+        mm->wipe[i - 1].end = mm->wipe[i].end;
+        memmove(&mm->wipe[i], &mm->wipe[i + 1], (mm->nwipe - i - 1) * sizeof mm->wipe[0]);
+        mm->nwipe--;
+    } else if (joins_below) {
+        mm->wipe[i - 1].end = end;
+    } else if (joins_above) {
+        mm->wipe[i].start = start;
+    } else {
+        if (mm->nwipe == LX_MM_MAX_WIPE)
+            return -EAGAIN;
+        memmove(&mm->wipe[i + 1], &mm->wipe[i], (mm->nwipe - i) * sizeof mm->wipe[0]);
+        mm->wipe[i] = (struct lx_range){ start, end };
+        mm->nwipe++;
+    }
+    return 0;
+}
+
+/* mremap moved or grew [old, old+len) to `to`: the flag goes with the memory. */
+static void wipe_follow(struct lx_mm *mm, uint64_t old, uint64_t len, uint64_t to,
+                        uint64_t new_len)
+{
+    struct lx_range moved[LX_MM_MAX_WIPE];
+    size_t n = 0;
+    for (size_t i = 0; i < mm->nwipe; i++) {
+        uint64_t s = mm->wipe[i].start > old ? mm->wipe[i].start : old;
+        uint64_t e = mm->wipe[i].end < old + len ? mm->wipe[i].end : old + len;
+        if (s < e)
+            moved[n++] = (struct lx_range){ to + (s - old), to + (e - old) };
+    }
+    /* The grown part belongs to the mapping's last page. */
+    if (n && moved[n - 1].end == to + len)
+        moved[n - 1].end = to + new_len;
+    for (size_t i = 0; i < n; i++)
+        wipe_add(mm, moved[i].start, moved[i].end);
+}
+
+void mm_wipe_on_fork(struct lx_proc *p)
+{
+    for (size_t i = 0; i < p->mm.nwipe && i < LX_MM_MAX_WIPE; i++)
+        vm_discard(p->vm, p->mm.wipe[i].start, p->mm.wipe[i].end - p->mm.wipe[i].start);
+}
+
 /* Counts memory the program maps. Past the limit the call fails with ENOMEM, as a boot
  * under --max-main-memory expects; a request VM's request is aborted instead. */
 static bool charge(struct lx_proc *p, uint64_t bytes)
@@ -130,6 +215,7 @@ long sys_brk(struct lx_proc *p, const uint64_t a[6])
     } else if (want_mapped < page_up(mm->brk_cur)) {
         /* Shrinking: what grows back later must read as zeros. */
         vm_discard(p->vm, want_mapped, page_up(mm->brk_cur) - want_mapped);
+        wipe_remove(mm, want_mapped, page_up(mm->brk_cur));
     }
     mm->brk_cur = want;
     return (long)want;
@@ -208,6 +294,7 @@ long sys_mmap(struct lx_proc *p, const uint64_t a[6])
         if (addr < mm->mmap_limit && addr + len > mm->mmap_base)
             take_range(mm, addr, addr + len);
         vm_discard(p->vm, addr, len);       /* MAP_FIXED replaces: new memory is zero */
+        wipe_remove(mm, addr, addr + len);
     } else {
         addr = mm_alloc(mm, len);
         if (!addr) {
@@ -244,6 +331,7 @@ long sys_munmap(struct lx_proc *p, const uint64_t a[6])
     p->mm.charged_bytes -= usable < p->mm.charged_bytes ? usable : p->mm.charged_bytes;
     vm_unmap(p->vm, addr, len);
     mm_free(&p->mm, addr, len);
+    wipe_remove(&p->mm, addr, addr + len);
     return 0;
 }
 
@@ -264,15 +352,36 @@ long sys_mprotect(struct lx_proc *p, const uint64_t a[6])
     return vm_protect(p->vm, addr, len, prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) ? -ENOMEM : 0;
 }
 
+/* The advice values Linux knows (6.x); any other is EINVAL, which BoringSSL and Zig's
+ * CSPRNG probe for before they trust MADV_WIPEONFORK to work. */
+static bool known_advice(int advice)
+{
+    return (advice >= 0 && advice <= MADV_DONTNEED) || (advice >= MADV_FREE && advice <= 25 /* COLLAPSE */) ||
+           (advice >= 100 && advice <= 103);   /* HWPOISON, SOFT_OFFLINE, GUARD_* */
+}
+
 long sys_madvise(struct lx_proc *p, const uint64_t a[6])
 {
     uint64_t addr = a[0], len = page_up(a[1]);
-    if (addr % PAGE)
+    int advice = (int)a[2];
+    if (!known_advice(advice))
         return -EINVAL;
+    if (advice == 100 || advice == 101)     /* MADV_HWPOISON, MADV_SOFT_OFFLINE */
+        return -EPERM;                      /* CAP_SYS_ADMIN only */
+    if (addr % PAGE || (a[1] && !len))
+        return -EINVAL;
+    if (!len)
+        return 0;
     if (!range_ok(p, addr, len))
         return -ENOMEM;
-    if (a[2] == MADV_DONTNEED || a[2] == MADV_FREE || a[2] == MADV_REMOVE)
+    if (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE)
         vm_discard(p->vm, addr, len);     /* private anonymous memory reads back as zeros */
+    /* Fork detection (BoringSSL's) asks that every fork start with this memory zero: each
+     * request VM generation is such a fork. */
+    if (advice == MADV_WIPEONFORK)
+        return wipe_add(&p->mm, addr, addr + len);
+    if (advice == MADV_KEEPONFORK)
+        wipe_remove(&p->mm, addr, addr + len);
     return 0;
 }
 
@@ -314,6 +423,7 @@ long sys_mremap(struct lx_proc *p, const uint64_t a[6])
         take_range(mm, tail, tail + extra);
         if (vm_map(p->vm, tail, extra, prot))
             return -ENOMEM;
+        wipe_follow(mm, old, old_len, old, new_len);
         return (long)old;
     }
     if (!(flags & MREMAP_MAYMOVE))
@@ -326,6 +436,7 @@ long sys_mremap(struct lx_proc *p, const uint64_t a[6])
         return -ENOMEM;
     }
     memcpy(vm_host_span(p->vm, to, old_len), p->vm->mem + old, old_len);
+    wipe_follow(mm, old, old_len, to, new_len);
     if (prot == PROT_NONE)
         vm_protect(p->vm, to, new_len, PROT_NONE);
     uint64_t unmap[6] = { old, old_len };

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #define LX_MM_MAX_RANGES 4096
+#define LX_MM_MAX_WIPE 64
 
 struct lx_range { uint64_t start, end; };   /* [start, end) */
 
@@ -16,6 +17,8 @@ struct lx_mm {
     uint64_t mmap_top;                  /* never-used space starts here */
     uint64_t charged_bytes;             /* mapped since boot, or since a request VM started
                                          * from the frozen image */
+    size_t nwipe;                       /* MADV_WIPEONFORK ranges: sorted, disjoint */
+    struct lx_range wipe[LX_MM_MAX_WIPE];
     size_t nfree;                       /* freed ranges below mmap_top, sorted, coalesced */
     struct lx_range free[LX_MM_MAX_RANGES];
 };
@@ -26,5 +29,8 @@ struct lx_proc;
 uint64_t mm_alloc(struct lx_mm *mm, uint64_t len);
 /* Returns [addr, addr+len) to the free list. */
 void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len);
+
+/* A new request VM generation: zero the wipe-on-fork ranges, as fork(2) does for the child. */
+void mm_wipe_on_fork(struct lx_proc *p);
 
 #endif

@@ -224,7 +224,7 @@ static long transfer(struct lx_proc *p, const struct lx_fd *f, struct msghdr *m,
 static long finish_send(struct lx_proc *p, long r, int flags)
 {
     if (r == -EPIPE && !(flags & MSG_NOSIGNAL))
-        sys_tkill(p, (const uint64_t[6]){ LX_PID, SIGPIPE });
+        sys_tkill(p, (const uint64_t[6]){ (uint64_t)p->pid, SIGPIPE });
     return r;
 }
 
@@ -328,7 +328,7 @@ static size_t adopt_received_control(struct lx_proc *p, unsigned char *buf, size
             struct ucred cred;
             memcpy(&cred, CMSG_DATA(c), sizeof cred);
             if (cred.pid == getpid()) {
-                cred.pid = LX_PID;      /* the guest's own socketpair: itself */
+                cred.pid = p->pid;      /* the guest's own socketpair: itself */
                 memcpy(CMSG_DATA(c), &cred, sizeof cred);
             }
             continue;
@@ -978,7 +978,7 @@ long sys_getsockopt(struct lx_proc *p, const uint64_t a[6])
         struct ucred cred;
         memcpy(&cred, val, sizeof cred);
         if (cred.pid == getpid()) {
-            cred.pid = LX_PID;  /* its own socketpair: the guest is pid 1 */
+            cred.pid = p->pid;  /* its own socketpair: the guest itself */
             memcpy(val, &cred, sizeof cred);
         }
     }

@@ -1,6 +1,7 @@
 /* Setting up a guest process and handing each of its system calls to the table. */
 #include "linux/process.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +30,37 @@ static void mm_init(struct lx_mm *mm, const struct load_info *li)
     mm->mmap_limit = (li->stack_low - MIB) & ~(2 * MIB - 1);
 }
 
+/* Tells the entry stub what getpid and getppid answer (vm_set_stub_answers). */
+static void publish_ids(struct lx_proc *p)
+{
+    if (p->vm)
+        vm_set_stub_answers(p->vm, (const uint64_t[STUB_ANSWERS]){ (uint64_t)p->pid,
+                                                                   (uint64_t)p->ppid });
+}
+
+/* A pid for a new request VM generation: one counter for all request VMs, so no two live
+ * ones share a pid until 4 million generations later, as Linux reuses pids; never one
+ * that a thread of the frozen program already has as its tid. */
+static int new_fork_pid(const struct lx_proc *frozen)
+{
+    static _Atomic uint64_t generations;
+    int lowest = frozen->threads.next_tid > LX_PID_RESERVED ? frozen->threads.next_tid
+                                                            : LX_PID_RESERVED;
+    if (lowest > LX_PID_MAX / 2)
+        lowest = LX_PID_MAX / 2;    /* a program that made millions of threads */
+    uint64_t n = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
+    return lowest + (int)(n % (uint64_t)(LX_PID_MAX - lowest));
+}
+
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
                  const struct load_info *li, const char *exe_path)
 {
     memset(p, 0, sizeof *p);
     p->vm = vm;
     p->cfg = cfg;
+    p->pid = LX_MASTER_PID;
+    p->ppid = LX_MASTER_PPID;
+    publish_ids(p);
     if (!realpath(exe_path, p->exe_path))
         snprintf(p->exe_path, sizeof p->exe_path, "%s", exe_path);
     mm_init(&p->mm, li);
@@ -74,6 +100,11 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     dst->server.memory_exceeded = false;
     dst->server.deadline_hit = false;
     dst->mm.charged_bytes = 0;
+    /* A new process, as a forked child is: a new pid, and its wipe-on-fork memory zero. */
+    dst->pid = new_fork_pid(src);
+    dst->ppid = src->pid;
+    publish_ids(dst);
+    mm_wipe_on_fork(dst);
     int err = fdt_clone(&dst->fds, &src->fds);
     if (err < 0)
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",

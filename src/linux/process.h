@@ -14,8 +14,17 @@
 
 struct vm;
 
-#define LX_PID 1            /* the guest sees itself as pid 1 (its first thread: tid 1) */
-#define LX_PPID 0
+/* The booted program is pid 1 with parent 0. Each request VM generation (a fork, and each
+ * reset) is a new process, as a forked child would be: a new pid, below LX_PID_MAX, with
+ * the frozen program as its parent. Libraries that detect a fork by a changed getpid()
+ * (OpenSSL's DRBG) reseed then. The first thread's tid stays LX_FIRST_TID inside the thread
+ * table, and is shown as the pid: its libc cached the tid at start, so a call naming
+ * LX_FIRST_TID still reaches it (see lx_thread_exists). */
+#define LX_MASTER_PID 1
+#define LX_MASTER_PPID 0
+#define LX_FIRST_TID 1
+#define LX_PID_MAX 4194304  /* Linux's largest pid_max */
+#define LX_PID_RESERVED 300 /* Linux hands out pids above this after a wrap */
 #define LX_NSIG 64
 
 struct lx_sigaction {       /* kernel layout of struct sigaction (rt_sigaction) */
@@ -60,6 +69,7 @@ struct lx_server_state {
 struct lx_proc {
     struct vm *vm;
     const struct config *cfg;
+    int pid, ppid;                 /* what getpid/getppid answer (published for the stub) */
     struct lx_fdtable fds;
     struct lx_mm mm;
     struct lx_signals sig;
@@ -83,6 +93,12 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
 void lx_proc_destroy(struct lx_proc *p);
 /* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM). */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
+
+/* Is `pid` the calling process (0 = itself, or its own pid)? */
+static inline bool lx_is_self(const struct lx_proc *p, int pid)
+{
+    return pid == 0 || pid == p->pid;
+}
 
 /* offload.c: may this call run on a shared-transport poller thread right now? */
 struct vm_syscall;

@@ -169,7 +169,7 @@ static void gen_stat(struct lx_proc *p, FILE *out)
     fprintf(out, "%d (%s) R %d %d %d 0 -1 4194304 0 0 0 0 %llu 0 0 0 20 0 1 0 0 %llu %llu "
             "18446744073709551615 0 0 0 0 0 0 %llu 0 0 0 0 0 0 0 0 0 0 0 %llu %llu %llu 0 0 "
             "0 0 0\n",
-            LX_PID, program_name(p, name), LX_PPID, LX_PID, LX_PID,
+            p->pid, program_name(p, name), p->ppid, p->pid, p->pid,
             (unsigned long long)cpu_ticks(), (unsigned long long)(pages * PAGE),
             (unsigned long long)pages, (unsigned long long)p->sig.blocked,
             (unsigned long long)p->mm.brk_start, (unsigned long long)p->mm.brk_start,
@@ -195,7 +195,7 @@ static void gen_status(struct lx_proc *p, FILE *out)
             "Pid:\t%d\nPPid:\t%d\nTracerPid:\t0\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n"
             "FDSize:\t%d\nGroups:\t\nVmPeak:\t%8llu kB\nVmSize:\t%8llu kB\nVmRSS:\t%8llu kB\n"
             "Threads:\t1\nSigBlk:\t%016llx\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n",
-            program_name(p, name), p->umask & 0777, LX_PID, LX_PID, LX_PPID,
+            program_name(p, name), p->umask & 0777, p->pid, p->pid, p->ppid,
             getuid(), geteuid(), geteuid(), geteuid(), getgid(), getegid(), getegid(),
             getegid(), LX_MAX_FDS, kb, kb, kb, (unsigned long long)p->sig.blocked);
 }
@@ -334,16 +334,30 @@ static const char *const hidden[] = { "mem", "environ", "auxv", "pagemap", "sysc
 
 /* ------------------------------------------------------------------ lookup */
 
-/* "/proc/self/x", "/proc/1/x", "/proc/thread-self/x", "/proc/self/task/1/x": the part after
- * the process prefix ("" for the directory itself), or NULL for other paths. */
-static const char *self_part(const char *path)
+/* The part after `prefix` and a slash ("" for the prefix itself), or NULL. */
+static const char *after_prefix(const char *path, const char *prefix)
 {
-    static const char *const prefixes[] = { "/proc/self/task/1", "/proc/1/task/1",
-                                            "/proc/thread-self", "/proc/self", "/proc/1" };
+    size_t n = strlen(prefix);
+    if (strncmp(path, prefix, n) != 0 || (path[n] != 0 && path[n] != '/'))
+        return NULL;
+    return path[n] ? path + n + 1 : "";
+}
+
+/* "/proc/self/x", "/proc/PID/x", "/proc/thread-self/x", "/proc/self/task/TID/x": the part
+ * after the process prefix ("" for the directory itself), or NULL for other paths. */
+static const char *self_part(const struct lx_proc *p, const char *path)
+{
+    char prefixes[5][64];
+    int tid = lx_current_tid(p);
+    snprintf(prefixes[0], sizeof prefixes[0], "/proc/self/task/%d", tid);
+    snprintf(prefixes[1], sizeof prefixes[1], "/proc/%d/task/%d", p->pid, tid);
+    snprintf(prefixes[2], sizeof prefixes[2], "/proc/thread-self");
+    snprintf(prefixes[3], sizeof prefixes[3], "/proc/self");
+    snprintf(prefixes[4], sizeof prefixes[4], "/proc/%d", p->pid);
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
-        size_t n = strlen(prefixes[i]);
-        if (strncmp(path, prefixes[i], n) == 0 && (path[n] == 0 || path[n] == '/'))
-            return path[n] ? path + n + 1 : "";
+        const char *rest = after_prefix(path, prefixes[i]);
+        if (rest)
+            return rest;
     }
     return NULL;
 }
@@ -400,7 +414,7 @@ static int content(struct pfs_node *out, const char *path, bool writable)
 /* `path` is normalised up to its first link component; what follows that stays raw. */
 static int lookup_normal(struct lx_proc *p, const char *path, struct pfs_node *out)
 {
-    const char *self = self_part(path);
+    const char *self = self_part(p, path);
     if (self) {
         const char *slash = strchrnul(self, '/');
         size_t n = (size_t)(slash - self);
@@ -432,9 +446,9 @@ static int lookup_normal(struct lx_proc *p, const char *path, struct pfs_node *o
 }
 
 /* Whether the normalised path names one of the links (exe, cwd, root, fd/N). */
-static bool is_link_node(const char *path)
+static bool is_link_node(const struct lx_proc *p, const char *path)
 {
-    const char *self = self_part(path);
+    const char *self = self_part(p, path);
     if (!self)
         return false;
     if (!strcmp(self, "exe") || !strcmp(self, "cwd") || !strcmp(self, "root"))
@@ -466,7 +480,7 @@ int pfs_lookup(struct lx_proc *p, const char *path, struct pfs_node *out)
         s = end;
         if (len == 0 || !fsp_is_pseudo(prefix))     /* "/proc/..": back to the policy */
             return link_to(out, "", len ? prefix : "/", s[0] == '/' ? s + 1 : s);
-        if (is_link_node(prefix)) {
+        if (is_link_node(p, prefix)) {
             if ((size_t)snprintf(joined, sizeof joined, "%s%s", prefix, s) >= sizeof joined)
                 return -ENAMETOOLONG;
             return lookup_normal(p, joined, out);
@@ -477,9 +491,9 @@ int pfs_lookup(struct lx_proc *p, const char *path, struct pfs_node *out)
     return lookup_normal(p, prefix, out);
 }
 
-static const struct pfs_file *file_for(const char *path)
+static const struct pfs_file *file_for(const struct lx_proc *p, const char *path)
 {
-    const char *self = self_part(path);
+    const char *self = self_part(p, path);
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         const char *name = files[i].name;
         if (name[0] == '/' ? strcmp(path, name) == 0 : self && strcmp(self, name) == 0)
@@ -490,7 +504,7 @@ static const struct pfs_file *file_for(const char *path)
 
 int pfs_open_content(struct lx_proc *p, const struct pfs_node *node, int flags)
 {
-    const struct pfs_file *file = file_for(node->target);
+    const struct pfs_file *file = file_for(p, node->target);
     if (!file)
         return -ENOENT;
     int accmode = flags & O_ACCMODE;
@@ -545,11 +559,14 @@ int pfs_open_content(struct lx_proc *p, const struct pfs_node *node, int flags)
 long pfs_readlink(struct lx_proc *p, const char *path, char *buf, size_t cap)
 {
     const char *text;
+    char ids[48];
     struct pfs_node node;
     if (strcmp(path, "/proc/self") == 0) {
-        text = "1";
+        snprintf(ids, sizeof ids, "%d", p->pid);
+        text = ids;
     } else if (strcmp(path, "/proc/thread-self") == 0) {
-        text = "1/task/1";
+        snprintf(ids, sizeof ids, "%d/task/%d", p->pid, lx_current_tid(p));
+        text = ids;
     } else {
         int err = pfs_lookup(p, path, &node);
         if (err)

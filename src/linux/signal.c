@@ -172,8 +172,11 @@ static long signal_self(struct lx_proc *p, int sig)
 long sys_kill(struct lx_proc *p, const uint64_t a[6])
 {
     int pid = (int)(uint32_t)a[0];
+    /* A request VM's parent is the frozen program: it exists, but takes no signals. */
+    if (pid == p->ppid && pid > 0)
+        return (int)(uint32_t)a[1] == 0 ? 0 : -EPERM;
     /* 0 is our process group, and we are its only member; -1 means everyone but us. */
-    if (pid != LX_PID && pid != 0)
+    if (!lx_is_self(p, pid))
         return -ESRCH;
     return signal_self(p, (int)(uint32_t)a[1]);
 }
@@ -183,7 +186,7 @@ long sys_tgkill(struct lx_proc *p, const uint64_t a[6])
     int tgid = (int)(uint32_t)a[0], tid = (int)(uint32_t)a[1];
     if (tgid <= 0 || tid <= 0)
         return -EINVAL;
-    if (tgid != LX_PID || !lx_thread_exists(p, tid))
+    if (tgid != p->pid || !lx_thread_exists(p, tid))
         return -ESRCH;
     return signal_self(p, (int)(uint32_t)a[2]);
 }

@@ -27,10 +27,10 @@ void lx_threads_init(struct lx_threads *t)
     t->current = 0;
     t->count = 1;
     t->used = 1;
-    t->next_tid = LX_PID + 1;
+    t->next_tid = LX_FIRST_TID + 1;
     t->wait_seq = 0;
     memset(&t->slot[0], 0, sizeof t->slot[0]);
-    t->slot[0].tid = LX_PID;
+    t->slot[0].tid = LX_FIRST_TID;
     t->slot[0].state = LX_THREAD_RUNNABLE;
     t->slot[0].wake_at_ns = -1;
     t->slot[0].restart_nr = -1;
@@ -50,13 +50,17 @@ struct lx_thread *lx_current_thread(struct lx_proc *p)
 int lx_current_tid(const struct lx_proc *p)
 {
     int tid = p->threads.slot[p->threads.current].tid;
-    return tid ? tid : LX_PID;      /* a table never set up (unit tests): the first thread */
+    /* The first thread is shown as the process (0: a table never set up, in unit tests). */
+    return tid == LX_FIRST_TID || tid == 0 ? p->pid : tid;
 }
 
 bool lx_thread_exists(const struct lx_proc *p, int tid)
 {
+    /* The first thread answers to the pid, and to the tid its libc cached before a fork. */
+    if (tid == p->pid)
+        tid = LX_FIRST_TID;
     if (p->threads.count == 0)
-        return tid == LX_PID;
+        return tid == LX_FIRST_TID;
     for (int i = 0; i < p->threads.used; i++)
         if (p->threads.slot[i].state != LX_THREAD_FREE && p->threads.slot[i].tid == tid)
             return true;
@@ -382,6 +386,8 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
         th->cpu.regs.rsp = stack;
     if (flags & CLONE_SETTLS)
         th->cpu.fs_base = tls;
+    if (t->next_tid == p->pid)      /* the first thread shows the pid: never hand it out */
+        t->next_tid++;
     int tid = t->next_tid++;
     th->tid = tid;
     th->state = LX_THREAD_RUNNABLE;

@@ -136,7 +136,7 @@ static void *request_loop(void *arg)
         /* Closing the fork's fds closes the connection: the client sees the end. */
         lx_proc_destroy(&rv->proc);
         struct vm_reset_stats st;
-        if (vm_reset(&rv->vm, anywhere, &st) < 0 || start_request_state(rv) < 0) {
+        if (vm_reset(&rv->vm, anywhere, &st) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
                     rv->index);
             return NULL;
@@ -148,6 +148,12 @@ static void *request_loop(void *arg)
              (uint64_t)st.pages_restored * 4096 > (cfg->limit_request_memory << 20)) &&
             vm_reset_full(&rv->vm) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset fully; stopping it\n",
+                    rv->index);
+            return NULL;
+        }
+        /* After the memory is back: the new generation's pid and wiped memory go on top. */
+        if (start_request_state(rv) < 0) {
+            fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
                     rv->index);
             return NULL;
         }

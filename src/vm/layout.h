@@ -13,6 +13,11 @@
 #define KCODE_ADDR          0x3000  /* ring-0 code: boot iretq, exception stubs, hw syscall entry */
 #define UENTRY_ADDR         0x4000  /* user-executable read-only syscall entry (kvm_pvm) */
 #define CLOCK_PAGE_ADDR     0x5000  /* host-published clock data: user read-only */
+/* In the clock page's second half: the answers of the two calls the entry stubs answer
+ * without leaving the guest (guest/stubs.S), published by the host (vm_set_stub_answers).
+ * Part of every fork's working set with the rest of the page. */
+#define STUB_ANSWER_ADDR    (CLOCK_PAGE_ADDR + 0x800)
+#define STUB_ANSWERS        2
 #define VDSO_ADDR           0x6000  /* vDSO image, up to VDSO_MAX_SIZE: user read-only, executable */
 #define VDSO_MAX_SIZE       0x2000
 #define KSTACK_ADDR         0x8000  /* ring-0 stack (TSS.RSP0): supervisor RW */

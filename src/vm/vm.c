@@ -442,6 +442,11 @@ uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len)
     return vm->mem + gva;
 }
 
+void vm_set_stub_answers(struct vm *vm, const uint64_t answer[STUB_ANSWERS])
+{
+    memcpy(vm->mem + STUB_ANSWER_ADDR, answer, STUB_ANSWERS * sizeof answer[0]);
+}
+
 int vm_discard(struct vm *vm, uint64_t gva, uint64_t len)
 {
     if (!user_range_ok(vm, gva, len))

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <linux/kvm.h>
 
+#include "vm/layout.h"
 #include "vm/paging.h"
 #include "vm/transport.h"
 #include "vm/working_set.h"
@@ -102,6 +103,10 @@ uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
  * reads it now, in ns: system calls answer from the same page, so the two never disagree.
  * Returns -1 for clocks the page does not carry, or when the TSC cannot be a clock here. */
 int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns);
+
+/* Publishes the answers of the calls the entry stub answers inside the guest (layout.h,
+ * STUB_ANSWER_ADDR). A reset puts back the frozen ones: publish again after it. */
+void vm_set_stub_answers(struct vm *vm, const uint64_t answer[STUB_ANSWERS]);
 
 /* Registers for the start of the program (ring-3 entry at rip with stack rsp). */
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);

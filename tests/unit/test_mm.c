@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -569,6 +570,99 @@ static void test_madvise_dontneed_zeroes(void **state)
     assert_int_equal(SYS(madvise, p, f->vm.user_end, PAGE, MADV_DONTNEED), -ENOMEM);
 }
 
+static void test_madvise_rejects_unknown_advice(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    long a = SYS(mmap, p, 0, PAGE, RW, ANON, (uint64_t)-1, 0);
+    /* BoringSSL and Zig probe with -1 (and Zig with length 0) before trusting WIPEONFORK. */
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, PAGE, (uint64_t)-1), -EINVAL);
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, 0, 0xffffffffull), -EINVAL);
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, PAGE, 5), -EINVAL);
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, 0, MADV_WIPEONFORK), 0);
+    assert_int_equal(p->mm.nwipe, 0);
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, PAGE, MADV_HWPOISON), -EPERM);
+}
+
+/* The wipe-on-fork list as the ranges it holds, "start-end" in pages from `base`. */
+static void assert_wipe(const struct lx_mm *mm, uint64_t base, const char *want)
+{
+    char got[256] = "";
+    for (size_t i = 0; i < mm->nwipe; i++) {
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "%s%llu-%llu", i ? " " : "",
+                 (unsigned long long)((mm->wipe[i].start - base) / PAGE),
+                 (unsigned long long)((mm->wipe[i].end - base) / PAGE));
+    }
+    assert_string_equal(got, want);
+}
+
+static void test_wipe_on_fork_ranges(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    struct lx_mm *mm = &p->mm;
+    uint64_t a = (uint64_t)SYS(mmap, p, 0, 10 * PAGE, RW, ANON, (uint64_t)-1, 0);
+    assert_int_equal(SYS(madvise, p, a + 2 * PAGE, 2 * PAGE, MADV_WIPEONFORK), 0);
+    assert_int_equal(SYS(madvise, p, a + 6 * PAGE, PAGE, MADV_WIPEONFORK), 0);
+    assert_wipe(mm, a, "2-4 6-7");
+    assert_int_equal(SYS(madvise, p, a + 4 * PAGE, 2 * PAGE, MADV_WIPEONFORK), 0);
+    assert_wipe(mm, a, "2-7");                      /* joins both neighbours */
+    assert_int_equal(SYS(madvise, p, a + 3 * PAGE, PAGE, MADV_WIPEONFORK), 0);
+    assert_wipe(mm, a, "2-7");                      /* already flagged */
+    assert_int_equal(SYS(madvise, p, a + 4 * PAGE, PAGE, MADV_KEEPONFORK), 0);
+    assert_wipe(mm, a, "2-4 5-7");
+    assert_int_equal(SYS(munmap, p, a + 6 * PAGE, 4 * PAGE), 0);
+    assert_wipe(mm, a, "2-4 5-6");                  /* the flag goes with the mapping */
+    assert_int_equal(SYS(mmap, p, a + 2 * PAGE, PAGE, RW, ANON | MAP_FIXED, (uint64_t)-1, 0),
+                     (long)(a + 2 * PAGE));
+    assert_wipe(mm, a, "3-4 5-6");                  /* replaced memory is not flagged */
+
+    /* A new generation: the flagged pages read zero, the others keep their bytes. */
+    memset(f->vm.mem + a, 0x77, 6 * PAGE);
+    mm_wipe_on_fork(p);
+    for (uint64_t pg = 0; pg < 6; pg++)
+        assert_int_equal(f->vm.mem[a + pg * PAGE + 7], pg == 3 || pg == 5 ? 0 : 0x77);
+}
+
+static void test_wipe_on_fork_follows_mremap(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    struct lx_mm *mm = &p->mm;
+    uint64_t a = (uint64_t)SYS(mmap, p, 0, 2 * PAGE, RW, ANON, (uint64_t)-1, 0);
+    uint64_t guard = (uint64_t)SYS(mmap, p, 0, PAGE, RW, ANON, (uint64_t)-1, 0);
+    assert_int_equal(SYS(madvise, p, a, 2 * PAGE, MADV_WIPEONFORK), 0);
+    long to = SYS(mremap, p, a, 2 * PAGE, 4 * PAGE, MREMAP_MAYMOVE);
+    assert_true(to > 0 && (uint64_t)to != a);
+    assert_wipe(mm, (uint64_t)to, "0-4");           /* moved, and grown with its last page */
+    assert_int_equal(SYS(munmap, p, guard, PAGE), 0);
+}
+
+static void test_wipe_on_fork_list_full(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    struct lx_mm *mm = &p->mm;
+    uint64_t n = LX_MM_MAX_WIPE;
+    uint64_t a = (uint64_t)SYS(mmap, p, 0, (2 * n + 4) * PAGE, RW, ANON, (uint64_t)-1, 0);
+    /* Pages 0-2, then every other page from page 4 on. */
+    assert_int_equal(SYS(madvise, p, a, 3 * PAGE, MADV_WIPEONFORK), 0);
+    for (uint64_t i = 1; i < n; i++)
+        assert_int_equal(SYS(madvise, p, a + (2 * i + 2) * PAGE, PAGE, MADV_WIPEONFORK), 0);
+    assert_int_equal(mm->nwipe, n);
+    assert_int_equal(SYS(madvise, p, a + (2 * n + 3) * PAGE, PAGE, MADV_WIPEONFORK), -EAGAIN);
+    assert_int_equal(mm->nwipe, n);
+    /* No room to split: the range stays whole, wiping more rather than less. */
+    assert_int_equal(SYS(munmap, p, a + PAGE, PAGE), 0);
+    assert_int_equal(mm->nwipe, n);
+    assert_int_equal(mm->wipe[0].start, a);
+    assert_int_equal(mm->wipe[0].end, a + 3 * PAGE);
+    /* Trimming an end needs no room. */
+    assert_int_equal(SYS(munmap, p, a + 2 * PAGE, PAGE), 0);
+    assert_int_equal(mm->wipe[0].end, a + 2 * PAGE);
+}
+
 static void test_memory_limit_is_given_back_by_munmap(void **state)
 {
     struct fixture *f = *state;
@@ -701,6 +795,10 @@ int main(void)
         T(test_mremap_keeps_protection),
         T(test_mremap_shrinks_and_rejects_bad_arguments),
         T(test_madvise_dontneed_zeroes),
+        T(test_madvise_rejects_unknown_advice),
+        T(test_wipe_on_fork_ranges),
+        T(test_wipe_on_fork_follows_mremap),
+        T(test_wipe_on_fork_list_full),
         T(test_mprotect),
         T(test_alloc_stays_inside_area_after_fixed_map_across_limit),
         T(test_map_fixed_noreplace_keeps_existing_mapping),

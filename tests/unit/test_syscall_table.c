@@ -27,6 +27,7 @@ static int setup(void **state)
     if (!f)
         return -1;
     f->proc.cfg = &f->cfg;          /* all zero: no tracing */
+    f->proc.pid = LX_MASTER_PID;
     *state = f;
     return 0;
 }
@@ -133,7 +134,7 @@ static void test_getpid_dispatches(void **state)
 {
     struct fixture *f = *state;
     struct lx_proc *p = &f->proc;
-    assert_int_equal(lx_dispatch(p, __NR_getpid, no_args), LX_PID);
+    assert_int_equal(lx_dispatch(p, __NR_getpid, no_args), LX_MASTER_PID);
     assert_int_equal(p->unknown_syscalls, 0);
 }
 
@@ -153,7 +154,7 @@ static void test_known_numbers_dispatch(void **state)
     assert_int_equal(p->robust_list_len, 24);
 
     const uint64_t tid_addr[6] = { 0x8123 };
-    assert_int_equal(lx_dispatch(p, __NR_set_tid_address, tid_addr), LX_PID);
+    assert_int_equal(lx_dispatch(p, __NR_set_tid_address, tid_addr), LX_MASTER_PID);
     assert_int_equal(lx_current_thread(p)->clear_child_tid, 0x8123);
 
     const uint64_t too_high[6] = { 0x1002 /* ARCH_SET_FS */, 1ull << 47 };

@@ -26,6 +26,7 @@ static int setup(void **state)
     if (!f)
         return -1;
     f->proc.cfg = &f->cfg;
+    f->proc.pid = LX_MASTER_PID;
     lx_threads_init(&f->proc.threads);
     *state = f;
     return 0;
@@ -55,16 +56,45 @@ static void add_waiter(struct lx_proc *p, int i, int tid, uint64_t addr, uint32_
         p->threads.used = i + 1;
 }
 
+/* A request VM generation is a new process: its first thread is shown as the new pid, and
+ * the tid its libc cached in the frozen image (LX_FIRST_TID) still names it. */
+static void test_forked_process_has_its_own_pid(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    p->pid = 5000;
+    p->ppid = LX_MASTER_PID;
+    add_waiter(p, 1, 7, 0x1000, ~0u, 1);
+    const uint64_t none[6] = { 0 };
+    assert_int_equal(lx_dispatch(p, __NR_getpid, none), 5000);
+    assert_int_equal(lx_dispatch(p, __NR_getppid, none), LX_MASTER_PID);
+    assert_int_equal(lx_dispatch(p, __NR_gettid, none), 5000);
+    assert_true(lx_thread_exists(p, 5000));
+    assert_true(lx_thread_exists(p, LX_FIRST_TID));
+    assert_true(lx_thread_exists(p, 7));
+    assert_false(lx_thread_exists(p, 8));
+    assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, 5000, 0 }), 0);
+    assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, LX_FIRST_TID, 0 }), 0);
+    assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ 5000, 7, 0 }), 0);
+    /* The frozen program is another process now: the parent. */
+    assert_int_equal(lx_dispatch(p, __NR_tgkill, (const uint64_t[6]){ LX_MASTER_PID, 7, 0 }),
+                     -ESRCH);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ 5000, 0 }), 0);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ LX_MASTER_PID, 0 }), 0);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ LX_MASTER_PID, 15 }), -EPERM);
+    assert_int_equal(lx_dispatch(p, __NR_kill, (const uint64_t[6]){ 4999, 0 }), -ESRCH);
+}
+
 static void test_first_thread(void **state)
 {
     struct fixture *f = *state;
     struct lx_proc *p = &f->proc;
-    assert_int_equal(lx_current_tid(p), LX_PID);
+    assert_int_equal(lx_current_tid(p), LX_MASTER_PID);
     assert_false(lx_multithreaded(p));
-    assert_true(lx_thread_exists(p, LX_PID));
+    assert_true(lx_thread_exists(p, LX_MASTER_PID));
     assert_false(lx_thread_exists(p, 2));
     const uint64_t none[6] = { 0 };
-    assert_int_equal(lx_dispatch(p, __NR_gettid, none), LX_PID);
+    assert_int_equal(lx_dispatch(p, __NR_gettid, none), LX_MASTER_PID);
     assert_int_equal(lx_threads_copy_size(&p->threads),
                      offsetof(struct lx_threads, slot) + sizeof p->threads.slot[0]);
 }
@@ -138,6 +168,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forked_process_has_its_own_pid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_oldest_first_with_bitsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_and_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_like_clones_are_refused, setup, teardown),
