@@ -160,8 +160,9 @@ static void *request_loop(void *arg)
         transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
         metrics_count_request(&srv->boot.metrics, &st, rv->vm.exits - exits_before);
         if (cfg->verbose)
-            fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new) in %.1f us\n",
-                    rv->index, st.pages_restored, st.pages_new, st.ns / 1e3);
+            fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
+                    "with their rights, in %.1f us\n", rv->index, st.pages_restored,
+                    st.pages_new, st.pages_dropped, st.ns / 1e3);
     }
     return NULL;
 }

@@ -94,6 +94,15 @@ static int restore_cpu(struct vm *child, const struct vm_snapshot *snap, bool sr
     return 0;
 }
 
+/* The fork's page tables as frozen, with the host's edits and grants tracked from now on. */
+static void adopt_frozen_tables(struct vm *child)
+{
+    child->pt = child->origin->pt;
+    child->pt.mem = child->mem;
+    child->pt.track = &child->ws;
+    child->pt.granted = &child->granted;
+}
+
 int vm_fork(struct vm *child, const struct vm_snapshot *snap)
 {
     const struct vm *m = snap->master;
@@ -101,8 +110,10 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
                           .plat = m->plat, .mem_size = m->mem_size, .user_end = m->user_end,
                           .origin = snap };
     transport_init(child);
-    if (ws_init(&child->ws, m->mem_size))
+    if (ws_init(&child->ws, m->mem_size) || ws_init(&child->granted, m->mem_size)) {
+        ws_free(&child->ws);
         return fail("fork: working set");
+    }
     child->vm_fd = ioctl(kvm_device(), KVM_CREATE_VM, 0);
     if (child->vm_fd < 0) {
         fail("fork: KVM_CREATE_VM");
@@ -123,12 +134,10 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         fail("fork: syscall sites");
         goto err;
     }
-    child->pt = snap->pt;
-    child->pt.mem = child->mem;
+    adopt_frozen_tables(child);
     /* No vCPU has walked these tables yet, so clearing D bits is seen: from now on a D bit
      * means "written by this fork". */
     pt_scan_dirty(&child->pt, true, NULL, NULL);
-    child->pt.track = &child->ws;
     if (vm_create_vcpu(child))
         goto err;
     uint32_t idx[] = { MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SYSCALL_MASK };
@@ -161,57 +170,120 @@ static void add_dirty(void *ctx, uint64_t frame)
     child->ws_new += ws_add_range(&child->ws, frame, PAGE);
 }
 
-int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
+/* Dropping a private page makes the mapping read the frozen image there again, and the
+ * host's MMU notifier drops every translation KVM cached for it, on every flavour (shadow
+ * pages on kvm_pvm, EPT/NPT entries and the TLB on hardware KVM). */
+static int discard_private(struct vm *child, uint64_t gpa, uint64_t len)
 {
-    const struct vm_snapshot *snap = child->origin;
-    uint64_t start = now_ns();
-    child->ws_new = 0;
-    /* A poller must not serve this VM while its memory is being put back. */
-    pthread_mutex_lock(&child->transport.exec);
-    pt_scan_dirty(&child->pt, false, add_dirty, child);
-    const uint8_t *frozen = snap->master->mem;
+    if (madvise(child->mem + gpa, len, MADV_DONTNEED) == 0)
+        return 0;
+    int err = -errno;
+    fprintf(stderr, "kvmserver: reset: dropping the pages at 0x%llx (+%llu): %s\n",
+            (unsigned long long)gpa, (unsigned long long)len, strerror(errno));
+    return err;
+}
+
+/* The rights this request gained (a mapping made, a write allowed) are taken back below by
+ * restoring the page tables, but the vCPU may have cached them: kvm_pvm's shadow pages do
+ * not see host edits of present entries. So the frames that gained rights are dropped
+ * instead of copied (runs of adjacent frames in one call each): their translations go,
+ * and their contents are the frozen ones. */
+static int discard_granted(struct vm *child)
+{
+    const struct working_set *g = &child->granted;
+    int err = 0;
+    for (size_t i = 0; i < g->count && !err;) {
+        size_t run = 1;
+        while (i + run < g->count && g->pages[i + run] == g->pages[i] + run * PAGE)
+            run++;
+        err = discard_private(child, g->pages[i], run * PAGE);
+        i += run;
+    }
+    return err;
+}
+
+/* Every page back to the image: the fork is as good as new. Caller holds transport.exec. */
+static int restore_all(struct vm *child)
+{
+    int err = discard_private(child, 0, child->mem_size);
+    if (err)
+        return err;
+    adopt_frozen_tables(child);
+    /* No translation survived the discard, so cleared D bits are seen (see vm_fork). */
+    pt_scan_dirty(&child->pt, true, NULL, NULL);
+    ws_free(&child->ws);
+    ws_free(&child->granted);
+    if (ws_init(&child->ws, child->mem_size) || ws_init(&child->granted, child->mem_size))
+        return -ENOMEM;
+    ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+    ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    return 0;
+}
+
+/* The working set back to the image. Caller holds transport.exec. */
+static int restore_working_set(struct vm *child)
+{
+    ws_forget(&child->ws, &child->granted);
+    const uint8_t *frozen = child->origin->master->mem;
     for (size_t i = 0; i < child->ws.count; i++) {
         uint64_t page = child->ws.pages[i];
         memcpy(child->mem + page, frozen + page, PAGE);
     }
-    child->pt = snap->pt;
-    child->pt.mem = child->mem;
-    child->pt.track = &child->ws;
+    adopt_frozen_tables(child);
+    int err = discard_granted(child);
+    ws_clear(&child->granted);
+    return err;
+}
+
+int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
+{
+    child->ws_new = 0;
+    size_t dropped = child->granted.count;
+    /* A poller must not serve this VM while its memory is being put back. */
+    pthread_mutex_lock(&child->transport.exec);
+    pt_scan_dirty(&child->pt, false, add_dirty, child);
+    /* A page the working set could not record may hold this request's data: only putting
+     * every page back is safe then. */
+    bool full = child->ws.lost || child->granted.lost;
+    int err = full ? restore_all(child) : restore_working_set(child);
+    if (!err)
+        clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
+                           child->tsc_offset);
     pthread_mutex_unlock(&child->transport.exec);
-    if (restore_cpu(child, snap, cpu_anywhere))
-        return -1;
-    clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
-    child->deadline_ns = 0;
+    if (full)
+        fprintf(stderr, "kvmserver: the working set could not record a page (out of memory): "
+                "%s\n", err ? "the VM cannot be reset" : "all memory was restored instead");
     if (stats) {
-        stats->pages_restored = child->ws.count;
-        stats->pages_new = child->ws_new;
-        stats->ns = now_ns() - start;
+        *stats = (struct vm_reset_stats){ .pages_restored = child->ws.count,
+                                          .pages_new = child->ws_new,
+                                          .pages_dropped = full ? 0 : dropped, .full = full };
     }
+    return err;
+}
+
+int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
+{
+    uint64_t start = now_ns();
+    int err = vm_reset_memory(child, stats);
+    if (err) {
+        errno = -err;
+        return fail("reset: restoring memory");
+    }
+    if (restore_cpu(child, child->origin, cpu_anywhere))
+        return -1;
+    child->deadline_ns = 0;
+    if (stats)
+        stats->ns = now_ns() - start;
     return 0;
 }
 
 int vm_reset_full(struct vm *child)
 {
-    const struct vm_snapshot *snap = child->origin;
     pthread_mutex_lock(&child->transport.exec);
-    /* Dropping every private page makes the whole mapping read the frozen image again, and
-     * the MMU notifier drops every translation KVM cached for it: the fork is as good as
-     * new, so its D bits may be cleared once more (see vm_fork). */
-    int err = madvise(child->mem, child->mem_size, MADV_DONTNEED) < 0 ? -errno : 0;
-    if (!err) {
-        child->pt = snap->pt;
-        child->pt.mem = child->mem;
-        pt_scan_dirty(&child->pt, true, NULL, NULL);
-        child->pt.track = &child->ws;
-        ws_free(&child->ws);
-        err = ws_init(&child->ws, child->mem_size) ? -ENOMEM : 0;
-    }
-    if (!err) {
-        ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
-        ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    int err = restore_all(child);
+    if (!err)
         clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
                            child->tsc_offset);
-    }
     pthread_mutex_unlock(&child->transport.exec);
     return err;
 }

@@ -28,6 +28,8 @@ struct vm_snapshot {
 struct vm_reset_stats {
     size_t pages_restored;        /* working-set pages copied back */
     size_t pages_new;             /* of which first written in this request */
+    size_t pages_dropped;         /* pages that had gained rights: dropped, not copied */
+    bool full;                    /* the working set was incomplete: every page restored */
     uint64_t ns;                  /* time the reset took */
 };
 
@@ -41,6 +43,9 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap);
 /* Brings a fork back to the frozen state. `cpu_anywhere`: the fork stopped somewhere other
  * than a system call (a crash, a timeout), so its segment state is restored too. */
 int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats);
+
+/* The memory half of vm_reset: pages, page tables and the translations cached from them. */
+int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats);
 
 /* After vm_reset: also forgets the working set (drops every private page), for a fork that
  * has accumulated more than it should keep; later requests fault their pages in again. */

@@ -44,6 +44,13 @@ static void note_edit(struct paging *pt, const uint64_t *entry)
         ws_add_range(pt->track, (uint64_t)((const uint8_t *)entry - pt->mem), sizeof *entry);
 }
 
+/* Records the leaf's frame when going from `old` to `new` granted it a right. */
+static void note_grant(struct paging *pt, uint64_t old, uint64_t new)
+{
+    if (pt->granted && takes_rights(new, old))
+        ws_add_range(pt->granted, new & PTE_ADDR_MASK, PAGE);
+}
+
 static uint64_t alloc_table(struct paging *pt)
 {
     if (pt->pool_next >= pt->pool_end)
@@ -111,6 +118,7 @@ int pt_map(struct paging *pt, uint64_t va, uint64_t pa, uint64_t len, uint64_t f
         /* Keep a D bit already set: it marks a page written since the image was taken. */
         uint64_t e = ((pa + off) | flags | PTE_P | PTE_A) | (*slot & PTE_D);
         pt->revoked += takes_rights(*slot, e);
+        note_grant(pt, *slot, e);
         *slot = e;
         note_edit(pt, slot);
     }
@@ -154,6 +162,7 @@ static void protect_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
 {
     uint64_t e = (*leaf & ~(PTE_W | PTE_U | PTE_NX)) | *(const uint64_t *)ctx;
     pt->revoked += takes_rights(*leaf, e);
+    note_grant(pt, *leaf, e);
     *leaf = e;
     note_edit(pt, leaf);
 }

@@ -27,6 +27,8 @@ struct paging {
     uint64_t root;           /* guest-physical address of the PML4 (CR3) */
     uint64_t pool_next, pool_end;   /* bump allocator for table pages */
     struct working_set *track;      /* a fork's: table pages the host edits join it */
+    struct working_set *granted;    /* a fork's: frames whose leaves gained a right (a reset
+                                     * takes it back, so their translations must go) */
     uint64_t revoked;               /* count of edits that took rights away from a present
                                      * entry: those need a flush to be seen */
 };

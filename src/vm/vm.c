@@ -327,8 +327,10 @@ void vm_destroy(struct vm *vm)
         close(vm->vm_fd);
     if (vm->mem_fd >= 0)
         close(vm->mem_fd);
-    if (vm->origin)
+    if (vm->origin) {
         ws_free(&vm->ws);
+        ws_free(&vm->granted);
+    }
     free(vm->slot_registered);
     vm->slot_registered = NULL;
     vm->run = NULL;

@@ -67,6 +67,7 @@ struct vm {
     uint64_t flushes;         /* translation flushes after rights were taken away */
     const struct vm_snapshot *origin;   /* a fork's frozen image; NULL for a master */
     struct working_set ws;    /* a fork's pages to restore on reset */
+    struct working_set granted;   /* a fork's frames that gained rights since the last reset */
     size_t ws_new;            /* pages that joined ws since the last reset */
     int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
     struct vm_transport transport;

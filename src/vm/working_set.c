@@ -25,27 +25,42 @@ void ws_free(struct working_set *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-static int add_page(struct working_set *ws, uint64_t page)
+/* The membership bit of `page`, or NULL when its chunk is outside memory or absent. */
+static uint8_t *bit_of(const struct working_set *ws, uint64_t page, uint8_t *mask)
 {
     uint64_t index = page >> PAGE_SHIFT;
     size_t chunk = (size_t)(index / CHUNK_PAGES);
-    if (chunk >= ws->nchunks)
-        return 0;
-    if (!ws->chunks[chunk] && !(ws->chunks[chunk] = calloc(1, CHUNK_BYTES)))
-        return 0;
+    if (chunk >= ws->nchunks || !ws->chunks[chunk])
+        return NULL;
     uint32_t bit = (uint32_t)(index % CHUNK_PAGES);
-    uint8_t *byte = &ws->chunks[chunk][bit / 8];
-    if (*byte & (1u << (bit % 8)))
+    *mask = (uint8_t)(1u << (bit % 8));
+    return &ws->chunks[chunk][bit / 8];
+}
+
+static int add_page(struct working_set *ws, uint64_t page)
+{
+    size_t chunk = (size_t)((page >> PAGE_SHIFT) / CHUNK_PAGES);
+    if (chunk >= ws->nchunks)
+        return 0;                   /* not memory: nothing there to restore */
+    if (!ws->chunks[chunk] && !(ws->chunks[chunk] = calloc(1, CHUNK_BYTES))) {
+        ws->lost = true;
+        return 0;
+    }
+    uint8_t mask;
+    uint8_t *byte = bit_of(ws, page, &mask);
+    if (*byte & mask)
         return 0;
     if (ws->count == ws->cap) {
         size_t cap = ws->cap ? ws->cap * 2 : 1024;
         uint64_t *grown = realloc(ws->pages, cap * sizeof *grown);
-        if (!grown)
+        if (!grown) {
+            ws->lost = true;
             return 0;
+        }
         ws->pages = grown;
         ws->cap = cap;
     }
-    *byte |= (uint8_t)(1u << (bit % 8));
+    *byte |= mask;
     ws->pages[ws->count++] = page;
     return 1;
 }
@@ -61,4 +76,37 @@ size_t ws_add_range(struct working_set *ws, uint64_t addr, uint64_t len)
     for (uint64_t p = first; p <= last; p++)
         added += (size_t)add_page(ws, p << PAGE_SHIFT);
     return added;
+}
+
+bool ws_contains(const struct working_set *ws, uint64_t page)
+{
+    uint8_t mask;
+    const uint8_t *byte = bit_of(ws, page, &mask);
+    return byte && (*byte & mask);
+}
+
+void ws_forget(struct working_set *ws, const struct working_set *drop)
+{
+    if (!drop->count)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < ws->count; i++) {
+        uint64_t page = ws->pages[i];
+        if (ws_contains(drop, page)) {
+            uint8_t mask;
+            *bit_of(ws, page, &mask) &= (uint8_t)~mask;
+        } else {
+            ws->pages[kept++] = page;
+        }
+    }
+    ws->count = kept;
+}
+
+void ws_clear(struct working_set *ws)
+{
+    for (size_t i = 0; i < ws->count; i++) {
+        uint8_t mask;
+        *bit_of(ws, ws->pages[i], &mask) &= (uint8_t)~mask;
+    }
+    ws->count = 0;
 }
