@@ -22,7 +22,8 @@ int fdt_init_stdio(struct lx_fdtable *t)
                 fdt_close(t, j);
             return -err;
         }
-        t->fd[i] = (struct lx_fd){ .kind = LX_FD_HOST, .host_fd = host, .cloexec = false };
+        t->fd[i] = (struct lx_fd){ .kind = LX_FD_HOST, .host_fd = host, .cloexec = false,
+                                   .type = LX_FT_STDIO, .ofd = ++t->last_ofd };
     }
     return 0;
 }
@@ -35,11 +36,27 @@ int fdt_install(struct lx_fdtable *t, int host_fd, int min, bool cloexec)
         if (t->fd[i].kind == LX_FD_FREE) {
             /* A plain fd; callers that create sockets or epoll instances set type after. */
             t->fd[i] = (struct lx_fd){ .kind = LX_FD_HOST, .host_fd = host_fd,
-                                       .cloexec = cloexec, .type = LX_FT_OTHER };
+                                       .cloexec = cloexec, .type = LX_FT_OTHER,
+                                       .ofd = ++t->last_ofd };
             return i;
         }
     }
     return -EMFILE;
+}
+
+int fdt_install_dup(struct lx_fdtable *t, const struct lx_fd *orig, int host_fd, int min,
+                    bool cloexec)
+{
+    int fd = fdt_install(t, host_fd, min, cloexec);
+    if (fd < 0)
+        return fd;
+    /* An epoll record has a single owner, so a duplicated epoll fd is a plain fd on the same
+     * host instance; a fork points it at its own copy of the instance (same ofd). */
+    t->fd[fd].type = orig->type == LX_FT_EPOLL ? LX_FT_OTHER : orig->type;
+    t->fd[fd].ofd = orig->ofd;
+    t->fd[fd].peer_ofd = orig->peer_ofd;
+    t->fd[fd].waits = orig->waits;
+    return fd;
 }
 
 bool fdt_never_waits(struct lx_fd *f)
@@ -70,6 +87,7 @@ int fdt_close(struct lx_fdtable *t, long guest_fd)
     close(f->host_fd);
     if (f->epoll)
         lx_epoll_free(f->epoll);
+    fdt_free_frozen(f->frozen);
     *f = (struct lx_fd){ .kind = LX_FD_FREE, .host_fd = -1 };
     return 0;
 }

@@ -319,13 +319,6 @@ long sys_fstat(struct lx_proc *p, const uint64_t a[6])
     return gm_write(p->vm, a[1], &st, sizeof st);
 }
 
-/* What a duplicate is, for forks and resets. An epoll record has a single owner, so a
- * duplicated epoll fd is (for now) a plain fd sharing the host instance. */
-static enum lx_fd_type dup_type(const struct lx_fd *f)
-{
-    return f->type == LX_FT_EPOLL ? LX_FT_OTHER : f->type;
-}
-
 /* A new guest fd for the same open file, at the lowest free number >= min. Host fds stay
  * close-on-exec and away from the host's stdio numbers. */
 static long dup_lowest(struct lx_proc *p, const struct lx_fd *f, int min, bool cloexec)
@@ -333,12 +326,9 @@ static long dup_lowest(struct lx_proc *p, const struct lx_fd *f, int min, bool c
     int host = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
     if (host < 0)
         return -errno;
-    enum lx_fd_type type = dup_type(f);
-    int fd = fdt_install(&p->fds, host, min, cloexec);
+    int fd = fdt_install_dup(&p->fds, f, host, min, cloexec);
     if (fd < 0)
         close(host);
-    else
-        p->fds.fd[fd].type = type;
     return fd;
 }
 
@@ -353,16 +343,14 @@ static long dup_onto(struct lx_proc *p, long oldfd, long newfd, bool cloexec)
     int host = fcntl(f->host_fd, F_DUPFD_CLOEXEC, 3);
     if (host < 0)
         return -errno;
-    enum lx_fd_type type = dup_type(f);
     if (fdt_get(&p->fds, newfd)) {
         lx_epoll_forget_fd(p, (int)newfd);
         fdt_close(&p->fds, newfd);
     }
-    int fd = fdt_install(&p->fds, host, (int)newfd, cloexec);   /* newfd is free: the result */
+    /* newfd is free: the result */
+    int fd = fdt_install_dup(&p->fds, f, host, (int)newfd, cloexec);
     if (fd < 0)
         close(host);
-    else
-        p->fds.fd[fd].type = type;
     return fd;
 }
 

@@ -38,6 +38,9 @@ long lx_install_pair(struct lx_proc *p, const int host[2], bool cloexec, enum lx
     int fds[2];
     fds[0] = lx_install_fd(p, host[0], cloexec, type);
     fds[1] = lx_install_fd(p, host[1], cloexec, type);   /* cannot fail: two were free */
+    /* A fork wires a rebuilt socketpair's ends from this (pipes pair by their inode). */
+    p->fds.fd[fds[0]].peer_ofd = p->fds.fd[fds[1]].ofd;
+    p->fds.fd[fds[1]].peer_ofd = p->fds.fd[fds[0]].ofd;
     if (gm_write(p->vm, out_gva, fds, sizeof fds)) {
         /* Linux closes both again when it cannot tell the caller their numbers. */
         fdt_close(&p->fds, fds[0]);

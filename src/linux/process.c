@@ -79,6 +79,15 @@ void lx_proc_destroy(struct lx_proc *p)
     fdt_close_all(&p->fds);
 }
 
+int lx_proc_freeze(struct lx_proc *p)
+{
+    int err = fdt_freeze(&p->fds);
+    if (err < 0)
+        fprintf(stderr, "kvmserver: cannot record the frozen program's file descriptors for "
+                "request VMs: %s\n", strerror(-err));
+    return err;
+}
+
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
 {
     /* Everything but the fds is plain data: brk, mmap area, signal state, ids. The free

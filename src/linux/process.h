@@ -91,6 +91,8 @@ struct load_info;
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
                  const struct load_info *li, const char *exe_path);
 void lx_proc_destroy(struct lx_proc *p);
+/* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */
+int lx_proc_freeze(struct lx_proc *p);
 /* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM). */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
 

@@ -191,7 +191,7 @@ int serve(const struct config *cfg, char **guest_env)
     if (status >= 0)
         return status;
     double boot_ms = (now_ns() - t0) / 1e6;
-    if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0)
+    if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0 || lx_proc_freeze(srv.boot.proc) < 0)
         return 1;
 
     srv.nvms = boot_vm_count(cfg);
