@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,13 @@ static bool is_socketpair_end(int host_fd, int *type)
 }
 
 #define PEEK_MAX (1u << 20)     /* more than any AF_UNIX socket buffer holds */
+#define PEEK_MSGS_MAX 65536
+
+static bool peer_gone(int host_fd)
+{
+    struct pollfd p = { .fd = host_fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
+}
 
 /* What a socket end would read next, looked at with MSG_PEEK (datagrams one by one through
  * SO_PEEK_OFF, which is put back). In-flight fds cannot be copied: refused. */
@@ -162,6 +170,14 @@ static int peek_queue(int host_fd, struct lx_frozen_fd *fz)
             break;
         if (n < 0) {
             err = -errno;
+            break;
+        }
+        /* Past the last datagram of a socket whose peer is gone, every peek reads 0 (EOF),
+         * as an empty datagram does: a reader cannot tell them apart either. */
+        if (n == 0 && !stream && peer_gone(host_fd))
+            break;
+        if (fz->nmsgs >= PEEK_MSGS_MAX) {
+            err = -ENOTSUP;
             break;
         }
         /* Fds in flight cannot be copied (peeking made them new host fds: closed again);
@@ -295,7 +311,10 @@ static int freeze_one(const struct lx_fd *f, struct lx_frozen_fd *fz)
         fz->how = FORK_EPOLL_DUP;
         return 0;
     }
-    return -ENOTSUP;     /* no way to give a fork its own copy: never share it instead */
+    /* No way to give a fork its own copy: never share it instead. */
+    fprintf(stderr, "kvmserver: %s: request VMs cannot get a private copy of this kind of fd\n",
+            link);
+    return -ENOTSUP;
 }
 
 static bool same_ofd(const struct lx_fdtable *t, int a, int b)
