@@ -119,18 +119,16 @@ static bool unnamed_unix(const struct sockaddr_storage *ss, socklen_t len)
     return ss->ss_family == AF_UNIX && len == sizeof(sa_family_t);
 }
 
-/* A connected AF_UNIX socket whose ends both have no name: made by socketpair. */
-static bool is_socketpair_end(int host_fd, int *type)
+/* A connected AF_UNIX socket whose ends both have no name: made by socketpair (here, or
+ * received from elsewhere). */
+static bool is_socketpair_end(int host_fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(host_fd, (struct sockaddr *)&ss, &len) < 0 || !unnamed_unix(&ss, len))
         return false;
     len = sizeof ss;
-    if (getpeername(host_fd, (struct sockaddr *)&ss, &len) < 0 || !unnamed_unix(&ss, len))
-        return false;
-    socklen_t tlen = sizeof *type;
-    return getsockopt(host_fd, SOL_SOCKET, SO_TYPE, type, &tlen) == 0;
+    return getpeername(host_fd, (struct sockaddr *)&ss, &len) == 0 && unnamed_unix(&ss, len);
 }
 
 #define PEEK_MAX (1u << 20)     /* more than any AF_UNIX socket buffer holds */
@@ -291,16 +289,21 @@ static int freeze_one(const struct lx_fd *f, struct lx_frozen_fd *fz)
         return 0;
     }
     if (S_ISSOCK(st.st_mode)) {
-        if (!is_socketpair_end(f->host_fd, &fz->sock_type)) {
+        if (f->type != LX_FT_PIPE && !is_socketpair_end(f->host_fd)) {
             fz->how = FORK_SHARE;    /* it reaches outside the guest, as after fork(2) */
             return 0;
         }
         fz->how = FORK_SOCKETPAIR;
+        socklen_t len = sizeof fz->sock_type;
+        if (getsockopt(f->host_fd, SOL_SOCKET, SO_TYPE, &fz->sock_type, &len) < 0)
+            return -errno;
         return peek_queue(f->host_fd, fz);
     }
     if (S_ISREG(st.st_mode) && strncmp(link, "/memfd:", 7) == 0) {
         fz->how = FORK_MEMFD;
         fz->offset = lseek(f->host_fd, 0, SEEK_CUR);
+        if (fz->offset < 0)
+            return -errno;
         return freeze_memfd(f->host_fd, link, fz, &st);
     }
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -237,6 +238,19 @@ static void test_eventfd_counter(void **state)
     assert_int_equal(count, 5);
 }
 
+static void test_eventfd_counter_above_nine(void **state)
+{
+    struct tables *t = *state;
+    int e = eventfd(26, EFD_CLOEXEC);               /* fdinfo shows the counter in hex */
+    assert_true(e >= 0);
+    int g = install(&t->src, e, LX_FT_PIPE);
+    freeze_and_clone(t);
+    uint64_t v = 0;
+    assert_int_equal(read(host(&t->a, g), &v, sizeof v), sizeof v);
+    assert_int_equal(v, 26);
+    assert_false(fcntl(host(&t->a, g), F_GETFL) & O_NONBLOCK);
+}
+
 static void test_memfd_private(void **state)
 {
     struct tables *t = *state;
@@ -319,6 +333,22 @@ static void test_dup_shares_the_clone(void **state)
     assert_false(same_object(host(&t->a, sd), s[1]));
 }
 
+static void test_epoll_dup_shares_the_new_instance(void **state)
+{
+    struct tables *t = *state;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    assert_true(ep >= 0);
+    int g = install(&t->src, ep, LX_FT_EPOLL);
+    int d = dup_fd(&t->src, g);
+    int e = install(&t->src, eventfd(1, EFD_CLOEXEC), LX_FT_PIPE);
+    freeze_and_clone(t);
+    struct epoll_event ev = { .events = EPOLLIN };
+    assert_int_equal(epoll_ctl(host(&t->a, g), EPOLL_CTL_ADD, host(&t->a, e), &ev), 0);
+    assert_int_equal(epoll_wait(host(&t->a, d), &ev, 1, 0), 1);     /* the same instance */
+    assert_int_equal(epoll_wait(host(&t->b, d), &ev, 1, 0), 0);     /* not another VM's */
+    assert_int_equal(epoll_wait(ep, &ev, 1, 0), 0);                 /* nor the master's */
+}
+
 static void test_shared_kinds_stay_shared(void **state)
 {
     struct tables *t = *state;
@@ -359,9 +389,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_socketpair_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socketpair_datagrams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventfd_counter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eventfd_counter_above_nine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memfd_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dup_shares_the_clone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoll_dup_shares_the_new_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_kinds_stay_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_kind_fails_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unfrozen_source_is_refused, setup, teardown),
