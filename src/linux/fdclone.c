@@ -440,6 +440,16 @@ static int set_flags(int host_fd, int frozen_flags, int settable)
     return 0;
 }
 
+/* O_NONBLOCK per end: ends[0] is fz's, ends[1] its peer's (closed later if none). */
+static int set_end_flags(const int ends[2], const struct lx_frozen_fd *fz,
+                         const struct lx_frozen_fd *peer)
+{
+    int err = set_flags(ends[0], fz->flags, O_NONBLOCK);
+    if (!err && peer)
+        err = set_flags(ends[1], peer->flags, O_NONBLOCK);
+    return err;
+}
+
 /* A new pipe: ends[0] for the object's first fd, ends[1] for its other end. */
 static int new_pipe(const struct lx_fdtable *src, int first, int ends[2])
 {
@@ -463,9 +473,7 @@ static int new_pipe(const struct lx_fdtable *src, int first, int ends[2])
     ends[0] = first_reads ? p[0] : p[1];
     ends[1] = first_reads ? p[1] : p[0];
     if (!err)
-        err = set_flags(ends[0], fz->flags, O_NONBLOCK);
-    if (!err && peer)
-        err = set_flags(ends[1], peer->flags, O_NONBLOCK);
+        err = set_end_flags(ends, fz, peer);
     if (err) {
         close(p[0]);
         close(p[1]);
@@ -500,9 +508,7 @@ static int new_socketpair(const struct lx_fdtable *src, int first, int ends[2])
     if (!err && peer)
         err = refill_queue(ends[0], peer);
     if (!err)
-        err = set_flags(ends[0], fz->flags, O_NONBLOCK);
-    if (!err && peer)
-        err = set_flags(ends[1], peer->flags, O_NONBLOCK);
+        err = set_end_flags(ends, fz, peer);
     if (err) {
         close(ends[0]);
         close(ends[1]);
