@@ -43,6 +43,7 @@ struct lx_fd {
 struct lx_fdtable {
     struct lx_fd fd[LX_MAX_FDS];
     uint32_t last_ofd;
+    int frozen_top;     /* fdt_freeze: highest open guest fd + 1 (0: look at all) */
 };
 
 /* Guest 0/1/2 become dups of host 0/1/2. */
