@@ -545,6 +545,16 @@ static int place(int fd, const struct lx_frozen_fd *fz)
     return err ? err : fd;
 }
 
+static int reopen(int host_fd, const struct lx_frozen_fd *fz)
+{
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", host_fd);
+    int fd = open(path, (fz->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return place(fd, fz);
+}
+
 static int new_memfd(int frozen_fd, const struct lx_frozen_fd *fz)
 {
     int fd = memfd_create(fz->name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -587,16 +597,12 @@ static int new_memfd(int frozen_fd, const struct lx_frozen_fd *fz)
         close(fd);
         return err;
     }
-    return place(fd, fz);
-}
-
-static int reopen(int host_fd, const struct lx_frozen_fd *fz)
-{
-    char path[32];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", host_fd);
-    int fd = open(path, (fz->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if ((fz->flags & O_ACCMODE) != O_RDWR) {
+        /* Opened read-only (e.g. a synthesized /proc file): so is the copy. */
+        int narrower = reopen(fd, fz);
+        close(fd);
+        return narrower;
+    }
     return place(fd, fz);
 }
 

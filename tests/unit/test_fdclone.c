@@ -281,6 +281,23 @@ static void test_memfd_private(void **state)
     assert_string_equal(buf, "frozen");
 }
 
+static void test_memfd_read_only_stays_so(void **state)
+{
+    struct tables *t = *state;
+    int m = memfd_create("ro", MFD_CLOEXEC);
+    assert_true(m >= 0);
+    assert_int_equal(write(m, "text", 4), 4);
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", m);
+    int g = install(&t->src, open(path, O_RDONLY | O_CLOEXEC), LX_FT_OTHER);
+    close(m);
+    freeze_and_clone(t);
+    int a = host(&t->a, g);
+    assert_string_equal(read_now(a), "text");
+    assert_int_equal(write(a, "x", 1), -1);
+    assert_int_equal(errno, EBADF);
+}
+
 static void test_file_offset(void **state)
 {
     struct tables *t = *state;
@@ -391,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eventfd_counter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eventfd_counter_above_nine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memfd_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memfd_read_only_stays_so, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dup_shares_the_clone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoll_dup_shares_the_new_instance, setup, teardown),
