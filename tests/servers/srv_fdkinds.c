@@ -14,7 +14,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static int pipe_fds[2], pipe_dup, pair[2], efd, mfd, file_fd, half_read, half_write;
@@ -88,41 +87,19 @@ static int answer(char *out, size_t size)
                     (long long)file_pos, half, eof, broken, broken_errno);
 }
 
+/* Every path gets the answer. */
+static int route(const char *path, const char *query, char *body, size_t size)
+{
+    (void)path;
+    (void)query;
+    return answer(body, size) < (int)size ? 200 : 500;
+}
+
 int main(int argc, char **argv)
 {
     http_check_usage(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     make_objects(argv[0]);
-    int listener = http_listen(argv[1], false);
-    for (;;) {
-        int fd = accept(listener, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return 1;
-        }
-        /* Any request gets the answer: read until the end of its header. */
-        char req[4096] = "";
-        size_t got = 0;
-        while (got < sizeof req - 1) {
-            ssize_t n = read(fd, req + got, sizeof req - 1 - got);
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-            req[got] = '\0';
-            if (strstr(req, "\r\n\r\n"))
-                break;
-        }
-        if (!strstr(req, "\r\n\r\n")) {     /* a readiness probe: no request, no answer */
-            close(fd);
-            continue;
-        }
-        char body[512], head[128];
-        int len = answer(body, sizeof body);
-        int hlen = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
-                            "Connection: close\r\n\r\n", len);
-        if (write(fd, head, (size_t)hlen) == hlen && write(fd, body, (size_t)len) == len)
-            shutdown(fd, SHUT_WR);
-        close(fd);
-    }
+    http_set_app_route(route);
+    return http_serve_blocking(http_listen(argv[1], false));
 }
