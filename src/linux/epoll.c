@@ -63,9 +63,15 @@ static void del_reg(struct lx_epoll *ep, struct lx_epoll_reg *r)
     *r = ep->regs[--ep->count];     /* order does not matter */
 }
 
-void lx_epoll_free(struct lx_epoll *ep)
+struct lx_epoll *lx_epoll_get(struct lx_epoll *ep)
 {
-    if (!ep)
+    ep->refs++;
+    return ep;
+}
+
+void lx_epoll_put(struct lx_epoll *ep)
+{
+    if (!ep || --ep->refs > 0)
         return;
     free(ep->regs);
     free(ep);
@@ -77,6 +83,7 @@ int lx_epoll_clone(const struct lx_epoll *ep, struct lx_fdtable *fds, struct lx_
     struct lx_epoll *c = calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
+    c->refs = 1;
     int host = epoll_create1(EPOLL_CLOEXEC);
     if (host < 0) {
         int err = errno;
@@ -95,7 +102,7 @@ int lx_epoll_clone(const struct lx_epoll *ep, struct lx_fdtable *fds, struct lx_
         int err = add_reg(c, r->guest_fd, r->events, r->data);
         if (err) {
             close(host);
-            lx_epoll_free(c);
+            lx_epoll_put(c);
             return err;
         }
     }
@@ -145,6 +152,7 @@ static long new_epoll(struct lx_proc *p, bool cloexec)
     struct lx_epoll *rec = calloc(1, sizeof *rec);
     if (!rec)
         return -ENOMEM;
+    rec->refs = 1;
     int host = epoll_create1(EPOLL_CLOEXEC);
     if (host < 0) {
         int err = errno;

@@ -14,12 +14,18 @@ struct lx_epoll_reg {
     uint64_t data;
 };
 
+/* One per epoll instance, shared by the guest fds that duplicate it (dup, F_DUPFD: tokio
+ * clones its registry that way). */
 struct lx_epoll {
+    unsigned refs;
     size_t count, cap;
     struct lx_epoll_reg *regs;
 };
 
-void lx_epoll_free(struct lx_epoll *ep);
+/* Another guest fd refers to ep; returns ep. */
+struct lx_epoll *lx_epoll_get(struct lx_epoll *ep);
+/* A guest fd referring to ep is gone: the record is freed with its last one. */
+void lx_epoll_put(struct lx_epoll *ep);
 /* A new host epoll instance holding ep's registrations, with each guest fd resolved in
  * `fds` (whose host fds are the new owner's). Returns the host epoll fd (or -errno) and a
  * deep copy of the record in *copy. */

@@ -393,6 +393,9 @@ static int link_frozen(struct lx_fdtable *t)
             if (o && fz->object_first == i && same_object(o, fz))
                 fz->object_first = j;
         }
+        /* The later fds of one epoll instance are its duplicates in the fork too. */
+        if (fz->how == FORK_EPOLL && fz->ofd_first != i)
+            fz->how = FORK_EPOLL_DUP;
         if (fz->how == FORK_EPOLL_DUP) {
             int epoll = -1;
             for (int j = 0; j < LX_MAX_FDS && epoll < 0; j++)
@@ -696,9 +699,12 @@ int fdt_clone(struct lx_fdtable *dst, const struct lx_fdtable *src)
             struct lx_epoll *copy = NULL;
             if (how == FORK_EPOLL)
                 host = lx_epoll_clone(f->epoll, dst, &copy);
-            else if (how == FORK_EPOLL_DUP)
-                host = dup_host(dst->fd[f->frozen->ofd_first].host_fd);
-            else
+            else if (how == FORK_EPOLL_DUP) {
+                const struct lx_fd *instance = &dst->fd[f->frozen->ofd_first];
+                host = dup_host(instance->host_fd);
+                if (host >= 0)
+                    copy = lx_epoll_get(instance->epoll);
+            } else
                 host = clone_one(dst, src, i, spare);
             if (host < 0) {
                 err = host;
@@ -708,6 +714,8 @@ int fdt_clone(struct lx_fdtable *dst, const struct lx_fdtable *src)
             dst->fd[i] = *f;
             dst->fd[i].host_fd = host;
             dst->fd[i].epoll = copy;
+            if (copy)
+                dst->fd[i].type = LX_FT_EPOLL;
             dst->fd[i].frozen = NULL;
         }
     }

@@ -50,9 +50,10 @@ int fdt_install_dup(struct lx_fdtable *t, const struct lx_fd *orig, int host_fd,
     int fd = fdt_install(t, host_fd, min, cloexec);
     if (fd < 0)
         return fd;
-    /* An epoll record has a single owner, so a duplicated epoll fd is a plain fd on the same
-     * host instance; a fork points it at its own copy of the instance (same ofd). */
-    t->fd[fd].type = orig->type == LX_FT_EPOLL ? LX_FT_OTHER : orig->type;
+    /* A duplicated epoll fd shares the instance's record: epoll_ctl through either changes
+     * both. A fork points it at its own copy of the instance (same ofd). */
+    t->fd[fd].type = orig->type;
+    t->fd[fd].epoll = orig->epoll ? lx_epoll_get(orig->epoll) : NULL;
     t->fd[fd].ofd = orig->ofd;
     t->fd[fd].peer_ofd = orig->peer_ofd;
     t->fd[fd].waits = orig->waits;
@@ -85,8 +86,7 @@ int fdt_close(struct lx_fdtable *t, long guest_fd)
     /* Linux frees the descriptor even when close reports an error (EINTR, EIO): so do we,
      * and the guest learns nothing about the host fd. */
     close(f->host_fd);
-    if (f->epoll)
-        lx_epoll_free(f->epoll);
+    lx_epoll_put(f->epoll);
     fdt_free_frozen(f->frozen);
     *f = (struct lx_fd){ .kind = LX_FD_FREE, .host_fd = -1 };
     return 0;

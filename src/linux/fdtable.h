@@ -36,7 +36,7 @@ struct lx_fd {
     enum lx_fd_waits waits;     /* see fdt_never_waits */
     uint32_t ofd;               /* open file description: dups share it (offset, flags) */
     uint32_t peer_ofd;          /* a socketpair end: the other end's ofd */
-    struct lx_epoll *epoll;     /* LX_FT_EPOLL: owned */
+    struct lx_epoll *epoll;     /* LX_FT_EPOLL: one reference (dups share the record) */
     struct lx_frozen_fd *frozen;  /* the frozen master's: owned (fdt_freeze) */
 };
 

@@ -28,6 +28,7 @@ CASES = [
     ("fpsimd", "fpsimd", [], {}, b"", 0),
     ("clock", "clock", [], {}, b"", 0),
     ("getrandom", "getrandom", [], {}, b"", 0),
+    ("epoll_dup", "epoll_dup", [], {}, b"", 0),
     ("strings", "strings", [], {}, b"", 0),
     ("sysinfo", "sysinfo", [str(REPO_ROOT)], {}, b"", 0),
     ("stdio", "stdio", [], {}, b"hello" + bytes(range(256)) * 40, 0),
