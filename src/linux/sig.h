@@ -1,7 +1,8 @@
 /* Signal delivery as Linux does it: to a guest handler on its stack or the alternate stack,
  * with siginfo_t and ucontext_t, and back with rt_sigreturn. Synchronous faults come from
  * the engine (vm_ops.fault); sent and timer signals arrive at the end of a system call that
- * came by an exit, or end a host wait early with EINTR. */
+ * came by an exit, end a host wait early with EINTR, or interrupt a guest that runs its own
+ * code at the engine's next kick (vm_ops.interrupt: up to ~50 ms late). */
 #ifndef KVMS_SIG_H
 #define KVMS_SIG_H
 #include <stdbool.h>
@@ -33,6 +34,8 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
                              bool *stop);
 bool lx_signal_exit_after_shared(void *ctx, struct vm *vm, const struct vm_syscall *call,
                                  long ret);
+bool lx_signal_interrupt_due(void *ctx, struct vm *vm);
+void lx_signal_interrupt(void *ctx, struct vm *vm);
 bool lx_signal_fault(void *ctx, struct vm *vm, const struct vm_fault *f);
 
 #endif

@@ -636,6 +636,31 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
     return ret;
 }
 
+bool lx_signal_interrupt_due(void *ctx, struct vm *vm)
+{
+    struct lx_proc *p = ctx;
+    (void)vm;
+    int64_t timer = lx_signal_next_timer_ns(p);
+    return (timer >= 0 && timer <= now_ns()) || (p->sig.pending & ~p->sig.blocked);
+}
+
+void lx_signal_interrupt(void *ctx, struct vm *vm)
+{
+    struct lx_proc *p = ctx;
+    if (p->exited || !lx_signal_interrupts(p))
+        return;
+    int sig = next_deliverable(p);
+    if (!sig_acts(p, sig) || p->sig.action[sig - 1].handler == GUEST_SIG_DFL) {
+        /* Ends the process: at its next system call (the engine has no stop here). */
+        return;
+    }
+    p->sig.pending &= ~sig_bit(sig);
+    struct kvm_regs regs;
+    vm_get_user_regs(vm, 0, &regs);
+    if (!run_handler(p, sig, &regs, NULL))
+        p->sig.pending |= sig_bit(sig);     /* its stack is gone: it dies at its next call */
+}
+
 /* si_code of a fault, from the vector and its error code. */
 static int fault_code(const struct vm_fault *f)
 {

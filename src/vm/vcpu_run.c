@@ -143,6 +143,8 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out)
         return;
     }
     *out = vm->run->s.regs.regs;
+    if (vm->in_interrupt)
+        return;
     if (vm->fault_frame) {
         const uint64_t *frame = (const uint64_t *)(vm->mem + vm->fault_frame);
         out->rip = frame[0];
@@ -164,6 +166,11 @@ int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs)
     user.rflags = (regs->rflags & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
     vm->user_regs = user;
     vm->user_regs_set = true;
+    if (vm->in_interrupt) {
+        vm->run->s.regs.regs = user;
+        vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+        return 0;
+    }
     if (!vm->fault_frame) {
         vm->plat->resume_user(vm, &user);
         return 0;
@@ -237,6 +244,22 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
     /* The fault address as Linux reports it in si_addr: the instruction for traps and
      * undefined or arithmetic faults, 0 for protection faults. */
     return crash(vm, sig, rip, sig == SIGSEGV || sig == SIGBUS ? 0 : rip, what);
+}
+
+/* A kick found the guest running: if it is in the program's own user-mode code (not in our
+ * stubs or page 0, not in ring 0) and the Linux layer has something due, let it interrupt. */
+static void offer_interrupt(struct vm *vm)
+{
+    if (!vm->ops->interrupt || !vm->ops->interrupt_due(vm->ops_ctx, vm) ||
+        vm->run->s.regs.regs.rip < SYSTEM_AREA_END)
+        return;
+    struct kvm_sregs sr;
+    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0 || (sr.cs.selector & 3) != 3)
+        return;
+    vm->in_interrupt = true;
+    vm->ops->interrupt(vm->ops_ctx, vm);
+    vm->in_interrupt = false;
+    vm->user_regs_set = false;
 }
 
 /* Is the guest sitting on vmcall/vmmcall? kvm_pvm never returns from those by itself. */
@@ -319,6 +342,7 @@ enum vm_run_result vm_run(struct vm *vm)
             last_kick_rip = rip;
             if (vm->deadline_ns && now_ns() >= vm->deadline_ns)
                 return VM_TIMED_OUT;
+            offer_interrupt(vm);
             continue;
         }
         if (vm->plat->is_syscall_exit(vm, run)) {

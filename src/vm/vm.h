@@ -48,6 +48,11 @@ struct vm_ops {
     /* A fault of the program: true if it resumes (the callback set its registers with
      * vm_set_user_regs, e.g. in a signal handler); false makes it the program's crash. */
     bool (*fault)(void *ctx, struct vm *vm, const struct vm_fault *f);
+    /* The kick timer stopped the guest while it ran its own code: it may be interrupted
+     * here (vm_get_user_regs/vm_set_user_regs), e.g. by a timer's signal. NULL: never. */
+    void (*interrupt)(void *ctx, struct vm *vm);
+    /* Is an interrupt due? Checked at every kick, so cheap. */
+    bool (*interrupt_due)(void *ctx, struct vm *vm);
 };
 
 enum vm_run_result {
@@ -91,6 +96,7 @@ struct vm {
     struct vm_transport transport;
     struct syscall_sites *sites;   /* rewritten syscall sites; NULL when not rewriting */
     uint64_t fault_frame;     /* inside vm_ops.fault: the ring-0 iret frame; else 0 */
+    bool in_interrupt;        /* inside vm_ops.interrupt: the registers are the program's */
     bool user_regs_set;       /* vm_set_user_regs was called in this exit... */
     struct kvm_regs user_regs;   /* ...with these */
     timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */

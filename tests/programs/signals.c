@@ -239,6 +239,15 @@ static void timers(void)
     r = nanosleep(&ts, &rem);
     printf("setitimer: nanosleep %d errno EINTR %d count %d rem < 5s %d\n", r, errno == EINTR,
            count, rem.tv_sec < 5);
+    /* A loop that makes no system call is interrupted too. */
+    count = 0;
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval spin = { .it_value = { 0, 20000 } };
+    setitimer(ITIMER_REAL, &spin, NULL);
+    while (!count)
+        __asm__ volatile("" ::: "memory");
+    printf("spin: interrupted, count %d\n", count);
     /* A read the timer interrupts: its handler writes what the read then gets, if
      * SA_RESTART makes it again; without, the read fails with EINTR. */
     if (pipe(restart_pipe) < 0)
