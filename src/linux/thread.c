@@ -185,7 +185,7 @@ long lx_sched_switch(struct lx_proc *p)
         if (next >= 0)
             return run_thread(p, next);
         int64_t wake = earliest_wake(t);
-        if (wake < 0 && t->count > 1) {
+        if (wake < 0 && t->count > 1 && lx_signal_next_timer_ns(p) < 0) {
             fprintf(stderr, "kvmserver: deadlock: all %d guest threads wait on futexes with "
                     "no time limit, and only a guest thread could wake them\n", t->count);
             p->exited = true;
