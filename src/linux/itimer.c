@@ -36,8 +36,13 @@ static int64_t left_ns(const struct lx_timer *t)
     return left > 0 ? left : 1;     /* due but not fired yet: Linux shows it as about to */
 }
 
+/* Beyond ~73 years nothing fires anyway; the cap keeps expiry arithmetic from overflowing. */
+#define MAX_TIMER_NS (INT64_MAX / 4)
+
 static void arm(struct lx_timer *t, int64_t value_ns, int64_t interval_ns)
 {
+    value_ns = value_ns > MAX_TIMER_NS ? MAX_TIMER_NS : value_ns;
+    interval_ns = interval_ns > MAX_TIMER_NS ? MAX_TIMER_NS : interval_ns;
     t->next_ns = value_ns ? (int64_t)lx_now_ns() + value_ns : 0;
     t->interval_ns = value_ns ? interval_ns : 0;
     t->overrun = 0;

@@ -527,6 +527,22 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
         gm_write(p->vm, fp + fsize, &magic2, 4))
         return false;
 
+    /* The handler starts with a clean FPU, as on Linux (the interrupted state is in the
+     * frame); the protection keys the host set stay. */
+    uint32_t mxcsr_mask, mxcsr = 0x1f80;
+    uint16_t fcw = 0x37f;
+    uint64_t bv;
+    memcpy(&mxcsr_mask, image + 28, 4);
+    memcpy(&bv, image + XSAVE_HEADER, 8);
+    memset(image, 0, XSAVE_HEADER + 64);
+    memcpy(image, &fcw, 2);
+    memcpy(image + 24, &mxcsr, 4);
+    memcpy(image + 28, &mxcsr_mask, 4);
+    bv &= 1ull << XFEATURE_PKRU;
+    memcpy(image + XSAVE_HEADER, &bv, 8);
+    if (vm_thread_load(p->vm, fpu))
+        return false;
+
     s->suspended = false;
     s->blocked = old_mask | (act->mask & ~UNBLOCKABLE);
     if (!(act->flags & SA_NODEFER))

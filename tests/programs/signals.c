@@ -3,6 +3,7 @@
  * signals sent to oneself and between threads, timers interrupting waits, SA_RESTART,
  * SIGPIPE. Prints only what is the same natively and in kvmserver. */
 #include <errno.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -66,6 +67,7 @@ static void on_fault_fix(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
     got_sig = sig;
+    got_code = fegetround() == FE_TONEAREST;  /* a handler starts with a clean FPU */
     count++;
     /* Make the page writable and return: the write is made again and succeeds. */
     mprotect((void *)((uintptr_t)si->si_addr & ~4095ul), 4096, PROT_READ | PROT_WRITE);
@@ -76,9 +78,14 @@ static void segv_fix(void)
     install(SIGSEGV, on_fault_fix, 0);
     count = 0;
     volatile double x = 1.5;
+    fesetround(FE_UPWARD);
     page[100] = 42;
+    int upward = fegetround() == FE_UPWARD;
+    fesetround(FE_TONEAREST);
     x *= 2;     /* FPU state survives the handler */
     printf("fix: handler ran %d time(s), page[100] = %d, x = %.1f\n", count, page[100], x);
+    printf("fix: handler's rounding default %d, the program's back after it %d\n", got_code,
+           upward);
 }
 
 static void on_onstack(int sig, siginfo_t *si, void *uc)
