@@ -486,8 +486,8 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
     struct lx_sigaction *act = &s->action[sig - 1];
     if (!(act->flags & GUEST_SA_RESTORER))
         return false;           /* x86-64 Linux requires one: libc always gives it */
-    struct vm_thread_cpu *fpu = &(struct vm_thread_cpu){ 0 };
-    if (vm_thread_save(p->vm, fpu))
+    struct kvm_xsave *fpu = &(struct kvm_xsave){ 0 };
+    if (vm_fpu_save(p->vm, fpu))
         return false;
     uint64_t sp = ctx->rsp;
     struct guest_stack saved_stack = altstack_now(s, sp);
@@ -516,7 +516,7 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
     f.uc.sigmask = old_mask;
     fill_info(p, &f.info, sig, fault);
 
-    uint8_t *image = (uint8_t *)fpu->xsave.region;
+    uint8_t *image = (uint8_t *)fpu->region;
     uint32_t sw[2] = { FP_XSTATE_MAGIC1, fsize + 4 };
     uint64_t sw_features = xsave_features();
     uint32_t xsize = fsize, magic2 = FP_XSTATE_MAGIC2;
@@ -540,7 +540,7 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
     memcpy(image + 28, &mxcsr_mask, 4);
     bv &= 1ull << XFEATURE_PKRU;
     memcpy(image + XSAVE_HEADER, &bv, 8);
-    if (vm_thread_load(p->vm, fpu))
+    if (vm_fpu_load(p->vm, fpu))
         return false;
 
     s->suspended = false;
@@ -721,12 +721,12 @@ long sys_rt_sigreturn(struct lx_proc *p, const uint64_t a[6])
     vm_get_user_regs(p->vm, 0, &regs);
     uint64_t frame_at = regs.rsp - 8;   /* the handler's `ret` popped the restorer */
     struct guest_sigframe f;
-    struct vm_thread_cpu *fpu = &(struct vm_thread_cpu){ 0 };
-    if (gm_read(p->vm, &f, frame_at, sizeof f) || vm_thread_save(p->vm, fpu))
+    struct kvm_xsave *fpu = &(struct kvm_xsave){ 0 };
+    if (gm_read(p->vm, &f, frame_at, sizeof f) || vm_fpu_save(p->vm, fpu))
         goto bad;
     const struct guest_sigcontext *mc = &f.uc.mcontext;
     if (mc->fpstate) {
-        uint8_t *image = (uint8_t *)fpu->xsave.region;
+        uint8_t *image = (uint8_t *)fpu->region;
         uint32_t fsize = xsave_size();
         uint8_t keep_pkru[8];
         unsigned psize, poff, ecx, edx;
@@ -753,7 +753,7 @@ long sys_rt_sigreturn(struct lx_proc *p, const uint64_t a[6])
         }
         memcpy(image + XSAVE_HEADER, &bv, 8);
         memset(image + XSAVE_HEADER + 8, 0, 56);
-        if (vm_thread_load(p->vm, fpu))
+        if (vm_fpu_load(p->vm, fpu))
             goto bad;
     }
     from_sigcontext(&regs, mc);

@@ -159,6 +159,10 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out);
  * RFLAGS keeps only what user code may set. 0, or -1 for a non-canonical RIP. */
 int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs);
 
+/* The FPU/SSE/AVX state alone (XSAVE image, standard format), for signal frames. 0 or -1. */
+int vm_fpu_save(struct vm *vm, struct kvm_xsave *xsave);
+int vm_fpu_load(struct vm *vm, const struct kvm_xsave *xsave);
+
 /* Runs the vCPU until the handler stops it, the guest crashes or the deadline passes. */
 enum vm_run_result vm_run(struct vm *vm);
 /* Lets KVM finish the exit the vCPU stopped at (without running the guest), so that the
