@@ -55,6 +55,132 @@ long sys_geteuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; ret
 long sys_getgid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getgid(); }
 long sys_getegid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getegid(); }
 
+/* ---- identity: the sandbox's ids are fixed (the host process's own) ------------------
+ * A program started as root that drops its rights (setgroups, setgid, setuid...) is told
+ * it did: it has none to lose here. Afterwards it still sees the same ids, and it holds
+ * no capabilities. A program that is not root gets EPERM for any other id, as on Linux. */
+
+static bool sandbox_root(void) { return geteuid() == 0; }
+
+/* Each id is -1 (unchanged), or the sandbox's own, or anything when root. */
+static long set_ids(const uint64_t *id, int n, unsigned own)
+{
+    for (int i = 0; i < n; i++) {
+        unsigned v = (unsigned)id[i];
+        if (v != (unsigned)-1 && v != own && !sandbox_root())
+            return -EPERM;
+    }
+    return 0;
+}
+
+long sys_setuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 1, getuid()); }
+long sys_setgid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 1, getgid()); }
+long sys_setreuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 2, getuid()); }
+long sys_setregid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 2, getgid()); }
+long sys_setresuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 3, getuid()); }
+long sys_setresgid(struct lx_proc *p, const uint64_t a[6]) { (void)p; return set_ids(a, 3, getgid()); }
+long sys_setfsuid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getuid(); }
+long sys_setfsgid(struct lx_proc *p, const uint64_t a[6]) { (void)p; (void)a; return getgid(); }
+
+static long write_ids(struct lx_proc *p, const uint64_t *gva, unsigned v)
+{
+    uint32_t ids[3] = { v, v, v };
+    for (int i = 0; i < 3; i++)
+        if (gm_write(p->vm, gva[i], &ids[i], sizeof ids[i]))
+            return -EFAULT;
+    return 0;
+}
+
+long sys_getresuid(struct lx_proc *p, const uint64_t a[6]) { return write_ids(p, a, getuid()); }
+long sys_getresgid(struct lx_proc *p, const uint64_t a[6]) { return write_ids(p, a, getgid()); }
+
+long sys_getgroups(struct lx_proc *p, const uint64_t a[6])
+{
+    int size = (int)(uint32_t)a[0];
+    if (size < 0)
+        return -EINVAL;
+    if (p->ngroups && size) {
+        if (size < p->ngroups)
+            return -EINVAL;
+        uint32_t gid = getgid();
+        if (gm_write(p->vm, a[1], &gid, sizeof gid))
+            return -EFAULT;
+    }
+    return p->ngroups;
+}
+
+long sys_setgroups(struct lx_proc *p, const uint64_t a[6])
+{
+    uint64_t n = a[0];
+    if (n > 65536)
+        return -EINVAL;
+    if (!sandbox_root())
+        return -EPERM;
+    /* Whatever the list, the sandbox's only group is its own gid. */
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t gid;
+        if (gm_read(p->vm, &gid, a[1] + i * sizeof gid, sizeof gid))
+            return -EFAULT;
+    }
+    p->ngroups = n ? 1 : 0;
+    return 0;
+}
+
+#define CAP_V1 0x19980330u
+#define CAP_V2 0x20071026u
+#define CAP_V3 0x20080522u
+
+struct guest_cap_header { uint32_t version; int32_t pid; };
+struct guest_cap_data { uint32_t effective, permitted, inheritable; };
+
+/* The number of data words for a header, or -EINVAL after writing the preferred version
+ * back (as Linux does for an unknown one). */
+static long cap_words(struct lx_proc *p, uint64_t hdr_gva, struct guest_cap_header *h)
+{
+    if (gm_read(p->vm, h, hdr_gva, sizeof *h))
+        return -EFAULT;
+    if (h->version == CAP_V1)
+        return 1;
+    if (h->version == CAP_V2 || h->version == CAP_V3)
+        return 2;
+    uint32_t v3 = CAP_V3;
+    if (gm_write(p->vm, hdr_gva, &v3, sizeof v3))
+        return -EFAULT;
+    return -EINVAL;
+}
+
+long sys_capget(struct lx_proc *p, const uint64_t a[6])
+{
+    struct guest_cap_header h;
+    long n = cap_words(p, a[0], &h);
+    if (n < 0)
+        return a[1] || n != -EINVAL ? n : 0;    /* a version probe with no data: 0 */
+    if (h.pid < 0)
+        return -EINVAL;
+    if (!lx_is_self(p, h.pid) && !lx_thread_exists(p, h.pid))
+        return -ESRCH;
+    struct guest_cap_data none[2] = { 0 };      /* the sandbox holds no capabilities */
+    return a[1] && gm_write(p->vm, a[1], none, (size_t)n * sizeof none[0]) ? -EFAULT : 0;
+}
+
+long sys_capset(struct lx_proc *p, const uint64_t a[6])
+{
+    struct guest_cap_header h;
+    long n = cap_words(p, a[0], &h);
+    if (n < 0)
+        return n;
+    if (!lx_is_self(p, h.pid))
+        return -EPERM;
+    struct guest_cap_data want[2];
+    if (gm_read(p->vm, want, a[1], (size_t)n * sizeof want[0]))
+        return -EFAULT;
+    /* Dropping what it does not hold is fine; asking for any capability is not. */
+    for (long i = 0; i < n; i++)
+        if (want[i].effective || want[i].permitted || want[i].inheritable)
+            return -EPERM;
+    return 0;
+}
+
 long sys_getrandom(struct lx_proc *p, const uint64_t a[6])
 {
     unsigned int flags = (uint32_t)a[2];

@@ -385,6 +385,23 @@ long sys_madvise(struct lx_proc *p, const uint64_t a[6])
     return 0;
 }
 
+long sys_msync(struct lx_proc *p, const uint64_t a[6])
+{
+    uint64_t addr = a[0], len = page_up(a[1]);
+    int flags = (int)a[2];
+    if (addr % PAGE || (flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) ||
+        ((flags & MS_ASYNC) && (flags & MS_SYNC)))
+        return -EINVAL;
+    if (len < a[1] || !range_ok(p, addr, len))
+        return -ENOMEM;
+    /* No mapping writes back to a host file (shared file mappings are refused), so there
+     * is nothing to flush: only every page must be mapped, as Linux checks. */
+    for (uint64_t va = addr; va < addr + len; va += PAGE)
+        if (!(pt_lookup(&p->vm->pt, va) & PTE_U))
+            return -ENOMEM;
+    return 0;
+}
+
 long sys_mremap(struct lx_proc *p, const uint64_t a[6])
 {
     uint64_t old = a[0], old_len = page_up(a[1]), new_len = page_up(a[2]);

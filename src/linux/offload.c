@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 
 #include "linux/process.h"
+#include "linux/wait.h"
 #include "vm/vm.h"
 
 /* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says. */
@@ -27,6 +28,13 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     struct lx_proc *p = ctx;
     (void)vm;
     const uint64_t *a = call->arg;
+    /* A signal to deliver, or a timer due: only an exit can enter the handler. */
+    if ((p->sig.pending & ~p->sig.blocked) ||
+        (p->sig.pending && call->nr == __NR_rt_sigprocmask))
+        return false;
+    int64_t timer = lx_signal_next_timer_ns(p);
+    if (timer >= 0 && (uint64_t)timer <= lx_now_ns())
+        return false;
     switch (call->nr) {
     case __NR_read: case __NR_readv: case __NR_recvfrom: case __NR_recvmsg:
     case __NR_accept: case __NR_accept4:
@@ -48,13 +56,13 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     case __NR_getrandom: case __NR_uname: case __NR_getuid: case __NR_geteuid:
     case __NR_getgid: case __NR_getegid: case __NR_sysinfo: case __NR_prlimit64:
     case __NR_sched_getaffinity: case __NR_rt_sigaction:
-    case __NR_rt_sigprocmask: case __NR_sigaltstack: case __NR_getcwd: case __NR_openat:
+    case __NR_rt_sigprocmask: case __NR_getcwd: case __NR_openat:
     case __NR_madvise:
         return true;
     default:
         /* mmap & co. may flush memory slots under the running vCPU, arch_prctl sets vCPU
          * state, exit and sleeps and futexes wait, clone/futex/sched_yield/gettid/exit switch or
-         * name guest threads (thread.h): all on the vCPU thread. */
+         * name guest threads (thread.h), sigaltstack reads RSP: all on the vCPU thread. */
         return false;
     }
 }

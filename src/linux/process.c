@@ -167,4 +167,9 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
 }
 
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,
-                                  .can_serve_shared = lx_can_serve_shared };
+                                  .can_serve_shared = lx_can_serve_shared,
+                                  .exit_after_shared = lx_signal_exit_after_shared,
+                                  .after_syscall = lx_signal_after_syscall,
+                                  .fault = lx_signal_fault,
+                                  .interrupt = lx_signal_interrupt,
+                                  .interrupt_due = lx_signal_interrupt_due };

@@ -10,6 +10,7 @@
 #include "cli/config.h"
 #include "linux/fdtable.h"
 #include "linux/mm.h"
+#include "linux/sig.h"
 #include "linux/thread.h"
 
 struct vm;
@@ -34,12 +35,31 @@ struct lx_sigaction {       /* kernel layout of struct sigaction (rt_sigaction) 
     uint64_t mask;
 };
 
+#define LX_MAX_TIMERS 32
+
+struct lx_timer {           /* ITIMER_REAL, or one timer_create timer */
+    bool used;
+    int32_t signo;          /* 0: SIGEV_NONE */
+    int32_t clock;          /* timer_create's clock, for absolute times */
+    int64_t next_ns;        /* CLOCK_MONOTONIC expiry; 0 = disarmed */
+    int64_t interval_ns;
+    int32_t overrun;        /* expiries missed before the signal was delivered */
+    uint64_t value;         /* sigev_value */
+};
+
+/* All plain data: a fork and a reset copy it with the rest of struct lx_proc. */
 struct lx_signals {
     struct lx_sigaction action[LX_NSIG];   /* index = signal number - 1 */
     uint64_t blocked;
-    uint64_t pending;                      /* sent while blocked: bit = signal number - 1 */
+    uint64_t pending;                      /* not yet delivered: bit = signal number - 1 */
+    struct lx_sig_origin origin[LX_NSIG];  /* how each pending signal was sent */
+    int32_t target[LX_NSIG];               /* the thread it was sent to; 0 = any */
     uint64_t altstack_sp, altstack_size;
     int altstack_flags;
+    bool suspended;                        /* in rt_sigsuspend: after the handler... */
+    uint64_t suspend_mask;                 /* ...the mask goes back to this */
+    struct lx_timer itimer_real;           /* alarm, setitimer(ITIMER_REAL): SIGALRM */
+    struct lx_timer timers[LX_MAX_TIMERS]; /* timer_create: id = index */
 };
 
 /* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
@@ -74,6 +94,7 @@ struct lx_proc {
     struct lx_mm mm;
     struct lx_signals sig;
     uint64_t robust_list, robust_list_len;
+    int ngroups;                   /* info.c: supplementary groups (0, or 1: its own gid) */
     char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
     char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
                                     * "" until the first file-system call sets it up */

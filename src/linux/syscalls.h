@@ -33,13 +33,21 @@ LX_DECLARE(nanosleep); LX_DECLARE(clock_nanosleep);
 LX_DECLARE(uname); LX_DECLARE(getpid); LX_DECLARE(gettid); LX_DECLARE(getppid);
 LX_DECLARE(getuid); LX_DECLARE(geteuid); LX_DECLARE(getgid); LX_DECLARE(getegid);
 LX_DECLARE(getrandom); LX_DECLARE(prlimit64); LX_DECLARE(getrlimit); LX_DECLARE(sched_getaffinity);
-LX_DECLARE(sched_yield); LX_DECLARE(sysinfo);
+LX_DECLARE(sched_yield); LX_DECLARE(sysinfo); LX_DECLARE(setuid); LX_DECLARE(setgid);
+LX_DECLARE(setreuid); LX_DECLARE(setregid); LX_DECLARE(setresuid); LX_DECLARE(setresgid);
+LX_DECLARE(setfsuid); LX_DECLARE(setfsgid); LX_DECLARE(getresuid); LX_DECLARE(getresgid);
+LX_DECLARE(getgroups); LX_DECLARE(setgroups); LX_DECLARE(capget); LX_DECLARE(capset);
 /* signal.c */
 LX_DECLARE(rt_sigaction); LX_DECLARE(rt_sigprocmask); LX_DECLARE(sigaltstack);
-LX_DECLARE(kill); LX_DECLARE(tgkill); LX_DECLARE(tkill);
+LX_DECLARE(kill); LX_DECLARE(tgkill); LX_DECLARE(tkill); LX_DECLARE(rt_sigreturn);
+LX_DECLARE(rt_sigpending); LX_DECLARE(rt_sigsuspend); LX_DECLARE(pause);
+/* itimer.c */
+LX_DECLARE(alarm); LX_DECLARE(getitimer); LX_DECLARE(setitimer); LX_DECLARE(timer_create);
+LX_DECLARE(timer_settime); LX_DECLARE(timer_gettime); LX_DECLARE(timer_getoverrun);
+LX_DECLARE(timer_delete);
 /* mm.c */
 LX_DECLARE(brk); LX_DECLARE(mmap); LX_DECLARE(munmap); LX_DECLARE(mremap);
-LX_DECLARE(mprotect); LX_DECLARE(madvise);
+LX_DECLARE(mprotect); LX_DECLARE(madvise); LX_DECLARE(msync);
 /* proc.c */
 LX_DECLARE(exit); LX_DECLARE(exit_group); LX_DECLARE(arch_prctl); LX_DECLARE(set_tid_address);
 LX_DECLARE(set_robust_list); LX_DECLARE(rseq);

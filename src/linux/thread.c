@@ -161,6 +161,8 @@ static long run_thread(struct lx_proc *p, int next)
     }
     if (vm_thread_load(p->vm, &nt->cpu))
         return host_failure(p, "load");
+    cur->sigmask = p->sig.blocked;      /* signal masks are per thread */
+    p->sig.blocked = nt->sigmask;
     t->current = next;
     while (t->used > 1 && t->slot[t->used - 1].state == LX_THREAD_FREE)
         t->used--;
@@ -187,7 +189,7 @@ long lx_sched_switch(struct lx_proc *p)
         if (next >= 0)
             return run_thread(p, next);
         int64_t wake = earliest_wake(t);
-        if (wake < 0 && t->count > 1) {
+        if (wake < 0 && t->count > 1 && lx_signal_next_timer_ns(p) < 0) {
             fprintf(stderr, "kvmserver: deadlock: all %d guest threads wait on futexes with "
                     "no time limit, and only a guest thread could wake them\n", t->count);
             p->exited = true;
@@ -197,8 +199,9 @@ long lx_sched_switch(struct lx_proc *p)
         /* A lone thread that waits forever waits until the VM's deadline, as a hung
          * program would. */
         long err = lx_wait_until(p, wake < 0 ? -1 : wake - now, sleep_attempt, NULL);
-        if (err < 0)
+        if (err < 0 && p->server.deadline_hit)
             return err;             /* the VM deadline: the VM stops */
+        /* Else a signal woke the thread it is for (lx_signal_send): it runs next. */
     }
 }
 
@@ -400,6 +403,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->in_event_wait = false;
     th->event_end_ns = -1;
     th->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? child_tid : 0;
+    th->sigmask = p->sig.blocked;       /* a new thread inherits its creator's mask */
     t->count++;
     if (i == t->used)
         t->used++;

@@ -31,6 +31,8 @@ struct lx_thread {
     bool in_event_wait;         /* inside a poll/epoll_wait that is being retried... */
     int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
     uint64_t clear_child_tid;   /* CLONE_CHILD_CLEARTID / set_tid_address */
+    uint64_t sigmask;           /* its blocked signals while it is not the running thread
+                                 * (the running one's are in lx_signals.blocked) */
     struct vm_thread_cpu cpu;   /* valid while it is not the running thread */
 };
 

@@ -8,6 +8,7 @@
 
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "linux/wait.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
@@ -158,9 +159,29 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         }
     }
     int err;
-    while ((err = clock_nanosleep(clk, TIMER_ABSTIME, &until, NULL)) == EINTR)
-        ;
-    return -err;
+    for (;;) {
+        /* A timer due first ends this sleep early: its signal interrupts it (EINTR). */
+        struct timespec stop = until;
+        clockid_t stop_clk = clk;
+        bool to_timer = false;
+        int64_t timer = lx_signal_next_timer_ns(p);
+        if (timer >= 0) {
+            struct timespec now;
+            clock_gettime(clk, &now);
+            int64_t timer_left = timer - (int64_t)lx_now_ns();
+            if ((int64_t)(timespec_ns(&until) - timespec_ns(&now)) > timer_left) {
+                to_timer = true;
+                stop_clk = CLOCK_MONOTONIC;
+                stop = (struct timespec){ .tv_sec = timer / NSEC_PER_SEC,
+                                          .tv_nsec = timer % NSEC_PER_SEC };
+            }
+        }
+        err = clock_nanosleep(stop_clk, TIMER_ABSTIME, &stop, NULL);
+        if (lx_signal_interrupts(p))
+            return -EINTR;
+        if (err != EINTR && !to_timer)
+            return -err;
+    }
 }
 
 static long read_timespec(struct lx_proc *p, uint64_t gva, struct timespec *t)

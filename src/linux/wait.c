@@ -38,9 +38,18 @@ long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attemp
             if (left < 0 || vm_left < left)
                 left = vm_left;
         }
+        /* A timer's signal ends the wait, so look again when the next one is due. */
+        int64_t timer = lx_signal_next_timer_ns(p);
+        if (timer >= 0) {
+            int64_t timer_left = (uint64_t)timer > now ? (int64_t)((uint64_t)timer - now) : 0;
+            if (left < 0 || timer_left < left)
+                left = timer_left;
+        }
         long r = attempt(ctx, left);
         if (r > 0 || (r < 0 && r != -EINTR))
             return r;
+        if (lx_signal_interrupts(p))
+            return -EINTR;              /* the handler runs as the call returns */
         /* Timed out or interrupted (the kick signal): who ended it, if anyone? */
         now = lx_now_ns();
         if (timeout_ns >= 0 && now >= guest_end)

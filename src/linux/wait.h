@@ -25,7 +25,8 @@ long lx_check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size);
 typedef long (*lx_wait_attempt)(void *ctx, int64_t timeout_ns);
 
 /* Repeats `attempt` until it reports readiness or an error, the guest's own timeout_ns
- * passes (< 0 = never; returns 0) or the VM deadline passes (deadline_hit, -EINTR). */
+ * passes (< 0 = never; returns 0), a signal would interrupt the guest (-EINTR) or the VM
+ * deadline passes (deadline_hit, -EINTR). */
 long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx);
 
 /* Waits until host_fd reports one of `events` (or an error/hang-up): 0, or -EINTR at the

@@ -22,6 +22,9 @@ struct platform {
     /* Prepares the return from a system call whose result is already in RAX: false if the
      * return cannot be done safely (then the guest is treated as crashed). */
     bool (*complete_return)(struct kvm_regs *regs);
+    /* At a system-call exit: resume user mode with exactly `user` (canonical RIP,
+     * user-settable RFLAGS), all registers included. */
+    void (*resume_user)(struct vm *vm, const struct kvm_regs *user);
 };
 
 extern const struct platform platform_pvm;

@@ -21,6 +21,13 @@ static bool pvm_complete_return(struct kvm_regs *regs)
     return true;
 }
 
+static void pvm_resume_user(struct vm *vm, const struct kvm_regs *user)
+{
+    /* The exit came from ring 3: the registers are the user's, RIP included. */
+    vm->run->s.regs.regs = *user;
+    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+}
+
 const struct platform platform_pvm = {
     .name = "kvm_pvm",
     .syscall_entry = UENTRY_ADDR,
@@ -28,4 +35,5 @@ const struct platform platform_pvm = {
     .trap_is_dear = true,
     .is_syscall_exit = pvm_is_syscall_exit,
     .complete_return = pvm_complete_return,
+    .resume_user = pvm_resume_user,
 };

@@ -157,7 +157,9 @@ static bool serve_one(struct vm *vm)
             t->result = ret;
             t->stop_after = stop;
             page->result = ret;
-            page->exit_instead = stop;     /* the VM must stop: come back by an exit */
+            /* The VM must stop, or a signal is due: come back by an exit. */
+            page->exit_instead = stop || (vm->ops->exit_after_shared &&
+                                          vm->ops->exit_after_shared(vm->ops_ctx, vm, &call, ret));
             atomic_fetch_add(&t->shared_calls, 1);
         } else {
             page->exit_instead = 1;

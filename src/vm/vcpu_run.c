@@ -109,6 +109,89 @@ static enum vm_run_result fetch_from_page0(struct vm *vm, uint64_t at)
     return crash(vm, SIGSEGV, at, at, "page fault (instruction fetch, page not mapped)");
 }
 
+static bool frame_ok(uint64_t frame_gva)
+{
+    return frame_gva >= KSTACK_ADDR && frame_gva <= KSTACK_ADDR + KSTACK_SIZE - 5 * 8;
+}
+
+/* Offers a fault of user code to the Linux layer (vm_ops.fault), with the program's own
+ * registers from the iret frame at frame_gva. */
+static bool deliver_fault(struct vm *vm, unsigned vec, uint64_t error, uint64_t cr2, int sig,
+                          uint64_t frame_gva)
+{
+    if (!vm->ops || !vm->ops->fault || !frame_ok(frame_gva))
+        return false;
+    const uint64_t *frame = (const uint64_t *)(vm->mem + frame_gva);
+    if ((frame[1] & 3) != 3)
+        return false;               /* our own ring-0 code faulted */
+    struct vm_fault f = { .vector = vec, .error = error, .addr = cr2, .signal = sig,
+                          .regs = vm->run->s.regs.regs };
+    f.regs.rip = frame[0];
+    f.regs.rflags = frame[2];
+    f.regs.rsp = frame[3];
+    vm->fault_frame = frame_gva;
+    bool resumed = vm->ops->fault(vm->ops_ctx, vm, &f);
+    vm->fault_frame = 0;
+    vm->user_regs_set = false;
+    return resumed;
+}
+
+void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out)
+{
+    if (vm->user_regs_set) {
+        *out = vm->user_regs;
+        return;
+    }
+    *out = vm->run->s.regs.regs;
+    if (vm->in_interrupt)
+        return;
+    if (vm->fault_frame) {
+        const uint64_t *frame = (const uint64_t *)(vm->mem + vm->fault_frame);
+        out->rip = frame[0];
+        out->rflags = frame[2];
+        out->rsp = frame[3];
+        return;
+    }
+    /* A system call returns as sysret does. */
+    out->rax = (uint64_t)result_rax;
+    out->rip = out->rcx;
+    out->rflags = out->r11;
+}
+
+int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs)
+{
+    if (regs->rip >= (1ull << 47))
+        return -1;
+    struct kvm_regs user = *regs;
+    user.rflags = (regs->rflags & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;
+    vm->user_regs = user;
+    vm->user_regs_set = true;
+    if (vm->in_interrupt) {
+        vm->run->s.regs.regs = user;
+        vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+        return 0;
+    }
+    if (!vm->fault_frame) {
+        vm->plat->resume_user(vm, &user);
+        return 0;
+    }
+    /* In a fault: the stub irets through its frame. */
+    uint64_t *frame = (uint64_t *)(vm->mem + vm->fault_frame);
+    frame[0] = user.rip;
+    frame[1] = SEL_UCODE;
+    frame[2] = user.rflags;
+    frame[3] = user.rsp;
+    frame[4] = SEL_UDATA;
+    struct kvm_regs *r = &vm->run->s.regs.regs;
+    uint64_t ksp = r->rsp, kip = r->rip, kflags = r->rflags;
+    *r = user;
+    r->rsp = ksp;
+    r->rip = kip;
+    r->rflags = kflags;
+    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    return 0;
+}
+
 /* A guest exception: a crash, unless it is fixed up (*resumed: run on). */
 static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
 {
@@ -143,6 +226,10 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
             return fetch_from_page0(vm, rax <= GUEST_PAGE_SIZE ? rax : rip);
         }
     }
+    if (deliver_fault(vm, vec, error, cr2, sig, sp + (has_error ? 8 : 0))) {
+        *resumed = true;
+        return VM_STOPPED;
+    }
     char what[96];
     if (vec == 14) {
         snprintf(what, sizeof what, "page fault (%s, %s)",
@@ -157,6 +244,22 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
     /* The fault address as Linux reports it in si_addr: the instruction for traps and
      * undefined or arithmetic faults, 0 for protection faults. */
     return crash(vm, sig, rip, sig == SIGSEGV || sig == SIGBUS ? 0 : rip, what);
+}
+
+/* A kick found the guest running: if it is in the program's own user-mode code (not in our
+ * stubs or page 0, not in ring 0) and the Linux layer has something due, let it interrupt. */
+static void offer_interrupt(struct vm *vm)
+{
+    if (!vm->ops->interrupt || !vm->ops->interrupt_due(vm->ops_ctx, vm) ||
+        vm->run->s.regs.regs.rip < SYSTEM_AREA_END)
+        return;
+    struct kvm_sregs sr;
+    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0 || (sr.cs.selector & 3) != 3)
+        return;
+    vm->in_interrupt = true;
+    vm->ops->interrupt(vm->ops_ctx, vm);
+    vm->in_interrupt = false;
+    vm->user_regs_set = false;
 }
 
 /* Is the guest sitting on vmcall/vmmcall? kvm_pvm never returns from those by itself. */
@@ -179,7 +282,14 @@ static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
     clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    vm->user_regs_set = false;
     long ret = transport_exit_call(vm, &call, fallback, stop);
+    if (!*stop && vm->ops->after_syscall)
+        ret = vm->ops->after_syscall(vm->ops_ctx, vm, &call, ret, stop);
+    if (vm->user_regs_set) {
+        vm->user_regs_set = false;      /* resumes exactly as the handler said */
+        return VM_STOPPED;
+    }
     r->rax = (uint64_t)ret;
     vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
     if (!*stop && !vm->plat->complete_return(r))
@@ -232,6 +342,7 @@ enum vm_run_result vm_run(struct vm *vm)
             last_kick_rip = rip;
             if (vm->deadline_ns && now_ns() >= vm->deadline_ns)
                 return VM_TIMED_OUT;
+            offer_interrupt(vm);
             continue;
         }
         if (vm->plat->is_syscall_exit(vm, run)) {

@@ -22,6 +22,15 @@ struct vm_syscall {
     uint64_t arg[6];
 };
 
+/* A fault of the program that the engine did not resolve itself (vm_ops.fault). */
+struct vm_fault {
+    unsigned vector;          /* x86 exception vector */
+    uint64_t error;           /* its error code; 0 for vectors without one */
+    uint64_t addr;            /* CR2 for a page fault, else 0 */
+    int signal;               /* what Linux raises for it: SIGSEGV, SIGBUS, SIGFPE, ... */
+    struct kvm_regs regs;     /* the program's registers at the fault (its RIP, RSP, RFLAGS) */
+};
+
 struct vm;
 struct vm_ops {
     /* Runs one guest system call and returns RAX. Setting *stop ends vm_run(). */
@@ -29,6 +38,22 @@ struct vm_ops {
     /* Shared transport: may this call run on a poller thread now, off the vCPU thread?
      * Only if it cannot block and touches no vCPU state. */
     bool (*can_serve_shared)(void *ctx, struct vm *vm, const struct vm_syscall *call);
+    /* On a poller thread, after it ran `call`: must the guest still come back by an exit
+     * (for after_syscall, with the poller's result)? NULL: never. */
+    bool (*exit_after_shared)(void *ctx, struct vm *vm, const struct vm_syscall *call,
+                              long ret);
+    /* On the vCPU thread, after a call that came by an exit (ret: its result): may deliver
+     * a signal (vm_set_user_regs). Returns RAX. NULL: nothing to do. */
+    long (*after_syscall)(void *ctx, struct vm *vm, const struct vm_syscall *call, long ret,
+                          bool *stop);
+    /* A fault of the program: true if it resumes (the callback set its registers with
+     * vm_set_user_regs, e.g. in a signal handler); false makes it the program's crash. */
+    bool (*fault)(void *ctx, struct vm *vm, const struct vm_fault *f);
+    /* The kick timer stopped the guest while it ran its own code: it may be interrupted
+     * here (vm_get_user_regs/vm_set_user_regs), e.g. by a timer's signal. NULL: never. */
+    void (*interrupt)(void *ctx, struct vm *vm);
+    /* Is an interrupt due? Checked at every kick, so cheap. */
+    bool (*interrupt_due)(void *ctx, struct vm *vm);
 };
 
 enum vm_run_result {
@@ -72,6 +97,10 @@ struct vm {
     int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
     struct vm_transport transport;
     struct syscall_sites *sites;   /* rewritten syscall sites; NULL when not rewriting */
+    uint64_t fault_frame;     /* inside vm_ops.fault: the ring-0 iret frame; else 0 */
+    bool in_interrupt;        /* inside vm_ops.interrupt: the registers are the program's */
+    bool user_regs_set;       /* vm_set_user_regs was called in this exit... */
+    struct kvm_regs user_regs;   /* ...with these */
     timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */
     bool kick_armed;
 };
@@ -126,6 +155,19 @@ struct vm_thread_cpu {
 int vm_thread_save(struct vm *vm, struct vm_thread_cpu *t);
 /* ...and puts a saved state on the vCPU: the guest resumes as that thread. 0 or -1. */
 int vm_thread_load(struct vm *vm, const struct vm_thread_cpu *t);
+
+/* The registers the program resumes with after this exit: at a system-call exit
+ * (result_rax: the call's result) RIP and RFLAGS are where the call returns to; in
+ * vm_ops.fault they are the fault's. */
+void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out);
+/* Makes the program resume with exactly these registers (RIP, RSP, RFLAGS and RCX/R11,
+ * which a syscall return would otherwise take), from a syscall exit or in vm_ops.fault.
+ * RFLAGS keeps only what user code may set. 0, or -1 for a non-canonical RIP. */
+int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs);
+
+/* The FPU/SSE/AVX state alone (XSAVE image, standard format), for signal frames. 0 or -1. */
+int vm_fpu_save(struct vm *vm, struct kvm_xsave *xsave);
+int vm_fpu_load(struct vm *vm, const struct kvm_xsave *xsave);
 
 /* Runs the vCPU until the handler stops it, the guest crashes or the deadline passes. */
 enum vm_run_result vm_run(struct vm *vm);

@@ -1,0 +1,87 @@
+"""Signals, stack limits and identity calls (issue 11): the test programs run natively and
+under `kvmserver run`, and print and exit the same (static, static-pie, musl and dynamic).
+Where a sandbox must differ from a native root process (the ids after dropping to nobody,
+capabilities), the guest is checked against fixed expectations instead.
+"""
+import pytest
+
+from conftest import (REPO_ROOT, assert_crash_report, describe, program_path, run_guest,
+                      run_native)
+
+SIGPIPE_STATUS = 128 + 13
+
+
+def guest(kvmserver, programs, name, args=(), **kw):
+    options = ["--allow-read"] if name.endswith("_dyn") else []
+    return run_guest(kvmserver, program_path(programs, name), args, options=options,
+                     cwd=REPO_ROOT, **kw)
+
+
+@pytest.mark.parametrize("variant", ["static", "pie", "musl", "dyn"])
+def test_signals_same_as_native(kvmserver, programs, variant):
+    """Fault handlers (siginfo, ucontext, siglongjmp, fixing the fault and returning), the
+    alternate stack, SIGFPE/SIGILL/SIGTRAP, SA_RESETHAND/NODEFER, masks, raise/kill/tgkill,
+    a signal to another thread, alarm/setitimer/timer_create interrupting pause, nanosleep
+    and read (with and without SA_RESTART), SIGPIPE ignored, handled, and by default."""
+    name = f"signals_{variant}"
+    native = run_native(program_path(programs, name), cwd=REPO_ROOT)
+    assert native.status == SIGPIPE_STATUS, "native run: " + describe(native)
+    assert b"sigpipe handled: write -1 sig 13\n" in native.stdout, describe(native)
+    outcome = guest(kvmserver, programs, name)
+    assert outcome.stdout.decode() == native.stdout.decode(), "guest " + describe(outcome)
+    assert outcome.status == native.status, "guest " + describe(outcome)
+
+
+@pytest.mark.parametrize("variant", ["static", "pie"])
+def test_stack_overflow_dies_of_sigsegv_at_once(kvmserver, programs, variant):
+    """A runaway recursion meets the 8 MiB stack limit: SIGSEGV, in well under a second,
+    not a spin until --max-boot-time."""
+    name = f"stack_overflow_{variant}"
+    native = run_native(program_path(programs, name), cwd=REPO_ROOT)
+    outcome = run_guest(kvmserver, program_path(programs, name),
+                        options=["--max-boot-time", "10"], cwd=REPO_ROOT)
+    assert outcome.stdout == native.stdout == b"stack limit 8 MiB\n", describe(outcome)
+    assert_crash_report(outcome, 11)
+    assert outcome.seconds < 3, f"took {outcome.seconds:.1f} s: " + describe(outcome)
+
+
+@pytest.mark.parametrize("variant", ["static", "pie"])
+def test_stack_overflow_caught_on_altstack(kvmserver, programs, variant):
+    name = f"stack_overflow_{variant}"
+    native = run_native(program_path(programs, name), ["altstack"], cwd=REPO_ROOT)
+    assert native.status == 0, describe(native)
+    outcome = guest(kvmserver, programs, name, ["altstack"])
+    assert outcome.stdout == native.stdout, "guest " + describe(outcome)
+    assert outcome.status == 0, "guest " + describe(outcome)
+
+
+def split_identity(stdout: bytes):
+    """The lines a sandbox shares with a native run, and the ones it answers its own way."""
+    lines = stdout.decode().splitlines()
+    drop = next(i for i, line in enumerate(lines) if line.startswith("setgid(nobody)"))
+    common = [line for line in lines[:drop] if not line.startswith("caps ")]
+    own = [line for line in lines if line.startswith("caps ")] + lines[drop:]
+    return common, own
+
+
+@pytest.mark.parametrize("variant", ["static", "pie"])
+def test_identity_calls_of_a_root_daemon(kvmserver, programs, variant):
+    """setgroups/setgid/setuid and the re/res forms succeed for a root-started program (they
+    only drop rights) and the sandbox's ids stay its own; it holds no capabilities; msync
+    validates as Linux does. The test runs as root natively, so the calls succeed there
+    too and only the ids after dropping to nobody and the capabilities differ."""
+    name = f"identity_{variant}"
+    native = run_native(program_path(programs, name), cwd=REPO_ROOT)
+    outcome = guest(kvmserver, programs, name)
+    assert outcome.status == native.status == 0, "guest " + describe(outcome)
+    native_common, _ = split_identity(native.stdout)
+    common, own = split_identity(outcome.stdout)
+    assert common == native_common, "guest " + describe(outcome)
+    first_ids = common[0].split(" groups")[0]       # "uid U U U gid G G G"
+    if first_ids == "uid 0 0 0 gid 0 0 0":
+        assert own[0] == "caps effective 0 permitted 0", describe(outcome)
+        assert own[1].split() == ["setgid(nobody)", "0"], describe(outcome)
+        assert own[2].split() == ["setuid(nobody)", "0"], describe(outcome)
+        assert own[3] == "uid 0 0 0 gid 0 0 0 groups 1", describe(outcome)
+    else:
+        assert own[1].split() == ["setgid(nobody)", "-1", "EPERM"], describe(outcome)

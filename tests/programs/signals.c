@@ -1,0 +1,315 @@
+/* Signals as Linux delivers them: fault handlers with siginfo and ucontext, recovery by
+ * siglongjmp and by fixing the fault, the alternate stack, masks, SA_RESETHAND/NODEFER,
+ * signals sent to oneself and between threads, timers interrupting waits, SA_RESTART,
+ * SIGPIPE. Prints only what is the same natively and in kvmserver. */
+#include <errno.h>
+#include <fenv.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+static sigjmp_buf jump;
+static volatile sig_atomic_t got_sig, got_code, count, depth, max_depth, reraise;
+static void *volatile got_addr;
+static volatile uintptr_t got_rip, got_rsp, got_cr2, got_fp, got_mask_has_usr2;
+static char *page;
+static char altstack[64 * 1024];
+
+static void on_fault_jump(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    got_sig = sig;
+    got_code = si->si_code;
+    got_addr = si->si_addr;
+    got_rip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    got_rsp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    got_cr2 = (uintptr_t)uc->uc_mcontext.gregs[REG_CR2];
+    got_fp = (uintptr_t)uc->uc_mcontext.fpregs;
+    siglongjmp(jump, 1);
+}
+
+static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
+{
+    struct sigaction sa = { .sa_sigaction = fn, .sa_flags = SA_SIGINFO | flags };
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static void segv_jump(void)
+{
+    install(SIGSEGV, on_fault_jump, 0);
+    volatile char *bad = (char *)0x1234;
+    if (sigsetjmp(jump, 1) == 0) {
+        *bad = 1;
+        puts("segv: not reached");
+    }
+    printf("segv: sig %d code %d (MAPERR %d) addr %p cr2 ok %d fpregs %d\n", got_sig,
+           got_code, SEGV_MAPERR, got_addr, got_cr2 == 0x1234, got_fp != 0);
+    /* A protection fault: ACCERR, and the handler may run again (the mask came back). */
+    page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (sigsetjmp(jump, 1) == 0)
+        page[8] = 1;
+    printf("segv: write to read-only: code %d (ACCERR %d) addr ok %d\n", got_code,
+           SEGV_ACCERR, got_addr == page + 8);
+}
+
+static void on_fault_fix(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    got_sig = sig;
+    got_code = fegetround() == FE_TONEAREST;  /* a handler starts with a clean FPU */
+    count++;
+    /* Make the page writable and return: the write is made again and succeeds. */
+    mprotect((void *)((uintptr_t)si->si_addr & ~4095ul), 4096, PROT_READ | PROT_WRITE);
+}
+
+static void segv_fix(void)
+{
+    install(SIGSEGV, on_fault_fix, 0);
+    count = 0;
+    volatile double x = 1.5;
+    fesetround(FE_UPWARD);
+    page[100] = 42;
+    int upward = fegetround() == FE_UPWARD;
+    fesetround(FE_TONEAREST);
+    x *= 2;     /* FPU state survives the handler */
+    printf("fix: handler ran %d time(s), page[100] = %d, x = %.1f\n", count, page[100], x);
+    printf("fix: handler's rounding default %d, the program's back after it %d\n", got_code,
+           upward);
+}
+
+static void on_onstack(int sig, siginfo_t *si, void *uc)
+{
+    (void)si; (void)uc;
+    char here;
+    got_sig = sig;
+    got_rsp = (uintptr_t)&here;
+    stack_t ss;
+    sigaltstack(NULL, &ss);
+    got_code = ss.ss_flags;
+    siglongjmp(jump, 1);
+}
+
+static void altstack_test(void)
+{
+    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
+    sigaltstack(&ss, NULL);
+    install(SIGSEGV, on_onstack, SA_ONSTACK);
+    if (sigsetjmp(jump, 1) == 0)
+        *(volatile int *)page = 1;     /* read-only */
+    int on = got_rsp > (uintptr_t)altstack && got_rsp < (uintptr_t)altstack + sizeof altstack;
+    printf("altstack: handler on the alternate stack %d, SS_ONSTACK %d\n", on,
+           (got_code & SS_ONSTACK) != 0);
+    stack_t now;
+    sigaltstack(NULL, &now);
+    printf("altstack: after: flags %d\n", now.ss_flags);
+}
+
+static void arith_traps(void)
+{
+    install(SIGFPE, on_fault_jump, 0);
+    volatile int zero = 0, one = 1;
+    if (sigsetjmp(jump, 1) == 0)
+        one = one / zero;
+    printf("fpe: sig %d code %d (INTDIV %d) addr is rip %d\n", got_sig, got_code, FPE_INTDIV,
+           (uintptr_t)got_addr == got_rip);
+    install(SIGILL, on_fault_jump, 0);
+    if (sigsetjmp(jump, 1) == 0)
+        __asm__ volatile("ud2");
+    printf("ill: sig %d code %d (ILLOPN %d) addr is rip %d\n", got_sig, got_code, ILL_ILLOPN,
+           (uintptr_t)got_addr == got_rip);
+    install(SIGTRAP, on_fault_jump, 0);
+    if (sigsetjmp(jump, 1) == 0)
+        __asm__ volatile("int3");
+    printf("trap: sig %d code %d (SI_KERNEL %d)\n", got_sig, got_code, SI_KERNEL);
+}
+
+static void on_count(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    got_sig = sig;
+    got_code = si->si_code;
+    count++;
+    depth++;
+    if (depth > max_depth)
+        max_depth = depth;
+    got_mask_has_usr2 = sigismember(&uc->uc_sigmask, SIGUSR2);
+    sigset_t now;
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    got_fp = sigismember(&now, sig);    /* is the signal itself blocked in its handler? */
+    if (reraise && count < 3)
+        raise(sig);             /* nested with SA_NODEFER; else after the handler returns */
+    depth--;
+}
+
+static void flags_and_masks(void)
+{
+    install(SIGUSR1, on_count, 0);
+    count = 0; max_depth = 0; reraise = 1;
+    raise(SIGUSR1);
+    printf("raise: sig %d code %d (SI_TKILL %d) count %d depth %d self blocked %d\n", got_sig,
+           got_code, SI_TKILL, count, max_depth, (int)got_fp);
+    install(SIGUSR1, on_count, SA_NODEFER);
+    count = 0; max_depth = 0;
+    kill(getpid(), SIGUSR1);
+    printf("nodefer: count %d depth %d self blocked %d\n", count, max_depth, (int)got_fp);
+    reraise = 0;
+    kill(getpid(), SIGUSR1);
+    printf("kill: code %d (SI_USER %d)\n", got_code, SI_USER);
+    install(SIGUSR1, on_count, SA_RESETHAND);
+    count = 0;
+    raise(SIGUSR1);
+    struct sigaction old;
+    sigaction(SIGUSR1, NULL, &old);
+    printf("resethand: count %d, now default %d\n", count, old.sa_handler == SIG_DFL);
+    /* Blocked: pending until unblocked, then delivered once. */
+    install(SIGUSR2, on_count, 0);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    count = 0;
+    raise(SIGUSR2);
+    raise(SIGUSR2);
+    sigset_t pend;
+    sigpending(&pend);
+    printf("mask: while blocked count %d pending %d\n", count, sigismember(&pend, SIGUSR2));
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    printf("mask: after unblock count %d\n", count);
+    /* sa_mask is blocked during the handler, and the old mask is in uc_sigmask. */
+    struct sigaction sa = { .sa_sigaction = on_count, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGUSR2);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    raise(SIGUSR1);
+    printf("mask: uc_sigmask has the blocked SIGUSR2 %d\n", (int)got_mask_has_usr2);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    /* tgkill to ourselves. */
+    install(SIGUSR1, on_count, 0);
+    count = 0;
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGUSR1);
+    printf("tgkill: count %d code %d\n", count, got_code);
+}
+
+static volatile pid_t thread_tid;
+static volatile int thread_got;
+static void on_thread_sig(int sig) { (void)sig; thread_got = (int)syscall(SYS_gettid) == thread_tid; }
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    thread_tid = (pid_t)syscall(SYS_gettid);
+    while (!thread_got)
+        sched_yield();
+    return NULL;
+}
+
+static void between_threads(void)
+{
+    signal(SIGUSR2, on_thread_sig);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_main, NULL);
+    while (!thread_tid)
+        sched_yield();
+    pthread_kill(t, SIGUSR2);
+    pthread_join(t, NULL);
+    printf("threads: the target thread ran the handler %d\n", thread_got);
+}
+
+static void on_alarm(int sig) { got_sig = sig; count++; }
+static int restart_pipe[2];
+static void on_alarm_write(int sig) { (void)sig; (void)!write(restart_pipe[1], "r", 1); }
+
+static void timers(void)
+{
+    struct sigaction sa = { .sa_handler = on_alarm };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    count = 0;
+    alarm(1);
+    int r = pause();
+    printf("alarm: pause %d errno EINTR %d count %d\n", r, errno == EINTR, count);
+    struct itimerval it = { .it_value = { 0, 50000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timespec ts = { 5, 0 }, rem = { 0, 0 };
+    r = nanosleep(&ts, &rem);
+    printf("setitimer: nanosleep %d errno EINTR %d count %d rem < 5s %d\n", r, errno == EINTR,
+           count, rem.tv_sec < 5);
+    /* A loop that makes no system call is interrupted too. */
+    count = 0;
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval spin = { .it_value = { 0, 20000 } };
+    setitimer(ITIMER_REAL, &spin, NULL);
+    while (!count)
+        __asm__ volatile("" ::: "memory");
+    printf("spin: interrupted, count %d\n", count);
+    /* A read the timer interrupts: its handler writes what the read then gets, if
+     * SA_RESTART makes it again; without, the read fails with EINTR. */
+    if (pipe(restart_pipe) < 0)
+        return;
+    for (int restart = 0; restart <= 1; restart++) {
+        struct sigaction wr = { .sa_handler = on_alarm_write, .sa_flags = restart ? SA_RESTART : 0 };
+        sigemptyset(&wr.sa_mask);
+        sigaction(SIGALRM, &wr, NULL);
+        timer_t timer;
+        struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+        timer_create(CLOCK_MONOTONIC, &ev, &timer);
+        struct itimerspec its = { .it_value = { 0, 30000000 } };
+        timer_settime(timer, 0, &its, NULL);
+        char c = 0;
+        errno = 0;
+        ssize_t n = read(restart_pipe[0], &c, 1);
+        printf("timer_create: SA_RESTART %d: read %zd EINTR %d byte %c\n", restart, n,
+               errno == EINTR, n == 1 ? c : '-');
+        if (n < 0)
+            (void)!read(restart_pipe[0], &c, 1);    /* the handler's byte */
+        timer_delete(timer);
+    }
+}
+
+static void pipes(void)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return;
+    close(fds[0]);
+    signal(SIGPIPE, SIG_IGN);
+    ssize_t n = write(fds[1], "x", 1);
+    printf("sigpipe ignored: write %zd EPIPE %d\n", n, errno == EPIPE);
+    struct sigaction sa = { .sa_handler = on_alarm };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+    got_sig = 0;
+    n = write(fds[1], "x", 1);
+    printf("sigpipe handled: write %zd sig %d\n", n, got_sig);
+    fflush(stdout);
+    signal(SIGPIPE, SIG_DFL);
+    n = write(fds[1], "x", 1);
+    printf("sigpipe default: not reached\n");
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    segv_jump();
+    segv_fix();
+    altstack_test();
+    arith_traps();
+    flags_and_masks();
+    between_threads();
+    timers();
+    pipes();
+    return 0;
+}
