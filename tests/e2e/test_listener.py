@@ -184,7 +184,7 @@ def test_no_second_connection_in_a_request(kvmserver, server_factory, servers_di
     # One more than the other VMs can hold: at least one stays queued on the listener.
     waiting = [endpoint.connect() for _ in range(threads + 1)]
     try:
-        first.sendall(b"GET /accept2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first.sendall(b"GET /accept2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = b""
         while chunk := first.recv(4096):
             reply += chunk
@@ -192,7 +192,7 @@ def test_no_second_connection_in_a_request(kvmserver, server_factory, servers_di
             b"accept=EAGAIN poll=0 epoll=0 dup_accept=EAGAIN dup_poll=0 passed_accept=EAGAIN "
             b"passed_poll=0 passed_epoll=0\n"), server.describe()
         for sock in waiting:        # every one of them is still served, by a fresh VM
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = b""
             while chunk := sock.recv(4096):
                 data += chunk

@@ -1,9 +1,7 @@
 /* Test server: requests that do things to the listening socket, which every kvmserver request
- * VM shares (tests/e2e/test_listener.py). A blocking accept loop, one request per connection
- * (Connection: close). Routes:
- *   /            hello
+ * VM shares (tests/e2e/test_listener.py). http.c's blocking loop with these routes of its own:
  *   /state       what this process sees of the listener: its O_NONBLOCK, SO_ACCEPTCONN and
- *                SO_RCVBUF, and the SO_RCVBUF this connection inherited from it
+ *                SO_RCVBUF
  *   /shutdown    shutdown(SHUT_RDWR) on the listener, then a non-blocking accept
  *   /disconnect  connect(AF_UNSPEC) on the listener (Linux: it stops listening), then accept
  *   /setsockopt  SO_RCVBUF = 4096 on the listener; answers what getsockopt says then
@@ -98,16 +96,15 @@ static int passed_copy(int fd)
     return copy;
 }
 
-static void route(const char *path, int conn, char *body, size_t cap)
+static int route(const char *path, const char *query, char *body, size_t cap)
 {
+    (void)query;
     int one = 1, r;
-    if (!strcmp(path, "/")) {
-        snprintf(body, cap, "hello\n");
-    } else if (!strcmp(path, "/state")) {
+    if (!strcmp(path, "/state")) {
         int fl = fcntl(listener, F_GETFL);
-        snprintf(body, cap, "nonblock=%d acceptconn=%d rcvbuf=%d conn_rcvbuf=%d\n",
+        snprintf(body, cap, "nonblock=%d acceptconn=%d rcvbuf=%d\n",
                  fl >= 0 && (fl & O_NONBLOCK), sock_int(listener, SO_ACCEPTCONN),
-                 sock_int(listener, SO_RCVBUF), sock_int(conn, SO_RCVBUF));
+                 sock_int(listener, SO_RCVBUF));
     } else if (!strcmp(path, "/shutdown")) {
         r = shutdown(listener, SHUT_RDWR);
         const char *result = errno_name(r);
@@ -153,44 +150,16 @@ static void route(const char *path, int conn, char *body, size_t cap)
         if (copy >= 0)
             close(copy);
     } else {
-        snprintf(body, cap, "not found\n");
+        return 0;
     }
-}
-
-/* Reads the request head and answers it (the connection then closes). */
-static void serve(int conn)
-{
-    char in[4096];
-    size_t used = 0;
-    while (used < sizeof in - 1 && !memmem(in, used, "\r\n\r\n", 4)) {
-        ssize_t n = read(conn, in + used, sizeof in - 1 - used);
-        if (n <= 0)
-            return;
-        used += (size_t)n;
-    }
-    in[used] = 0;
-    char path[256] = "";
-    if (sscanf(in, "GET %255s HTTP/1.", path) != 1)
-        return;
-    char body[1024], head[128];
-    route(path, conn, body, sizeof body);
-    int hn = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", strlen(body));
-    if (write(conn, head, (size_t)hn) == hn)
-        (void)!write(conn, body, strlen(body));
+    return 200;
 }
 
 int main(int argc, char **argv)
 {
     http_check_usage(argc, argv);
+    http_app_init();
     listener = http_listen(argv[1], false);
-    for (;;) {
-        int conn = http_accept(listener);
-        if (conn < 0) {
-            perror("accept");
-            return 1;
-        }
-        serve(conn);
-        close(conn);
-    }
+    http_set_app_route(route);
+    return http_serve_blocking(listener);
 }
