@@ -3,6 +3,7 @@
  * host fds. The host registration carries the guest's own data word, so events go to the
  * guest without translation. */
 #include "linux/epoll.h"
+#include "linux/listener.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -125,22 +126,34 @@ void lx_epoll_forget_fd(struct lx_proc *p, int guest_fd)
         struct lx_epoll_reg *r = find_reg(e->epoll, guest_fd);
         if (!r)
             continue;
-        if (target)
-            epoll_ctl(e->host_fd, EPOLL_CTL_DEL, target->host_fd, NULL);
+        int host = target ? lx_wait_host_fd(p, target) : -1;
+        if (host >= 0)
+            epoll_ctl(e->host_fd, EPOLL_CTL_DEL, host, NULL);
         del_reg(e->epoll, r);
     }
 }
 
-void lx_epoll_hide_listeners(struct lx_proc *p)
+void lx_epoll_sync_listeners(struct lx_proc *p)
 {
     for (int i = 0; i < LX_MAX_FDS; i++) {
         struct lx_fd *e = &p->fds.fd[i];
         if (!is_epoll(e))
             continue;
         for (size_t j = 0; j < e->epoll->count; j++) {
-            struct lx_fd *t = fdt_get(&p->fds, e->epoll->regs[j].guest_fd);
-            if (t && t->type == LX_FT_LISTENER)
-                epoll_ctl(e->host_fd, EPOLL_CTL_DEL, t->host_fd, NULL);
+            const struct lx_epoll_reg *r = &e->epoll->regs[j];
+            struct lx_fd *t = fdt_get(&p->fds, r->guest_fd);
+            if (!t || t->type != LX_FT_LISTENER)
+                continue;
+            /* Already in (EEXIST) or already out (ENOENT): nothing to do. At boot the
+             * host instance watches the private listener. */
+            const struct lx_listener *l = lx_listener_of(p, t);
+            int watched = l && l->private_fd >= 0 ? l->private_fd : t->host_fd;
+            int host = lx_wait_host_fd(p, t);
+            struct epoll_event ev = { .events = r->events, .data.u64 = r->data };
+            if (host < 0)
+                epoll_ctl(e->host_fd, EPOLL_CTL_DEL, watched, NULL);
+            else
+                epoll_ctl(e->host_fd, EPOLL_CTL_ADD, host, &ev);
         }
     }
 }
@@ -183,7 +196,7 @@ long sys_epoll_create1(struct lx_proc *p, const uint64_t a[6])
     return new_epoll(p, flags & EPOLL_CLOEXEC);
 }
 
-/* epoll_ctl for a listener that is out of its host instance (spent budget): the record alone
+/* epoll_ctl for a listener that is out of its host instance (spent): the record alone
  * answers, with the errors Linux would give. */
 static long ctl_record_only(struct lx_epoll *ep, int op, int fd, const struct epoll_event *ev)
 {
@@ -226,7 +239,8 @@ long sys_epoll_ctl(struct lx_proc *p, const uint64_t a[6])
         return ctl_record_only(e->epoll, op, fd, &ev);
 
     struct lx_epoll_reg *r = find_reg(e->epoll, fd);
-    if (epoll_ctl(e->host_fd, op, t->host_fd, &ev) < 0) {
+    int host = lx_wait_host_fd(p, t);     /* a listener's private one at boot */
+    if (epoll_ctl(e->host_fd, op, host, &ev) < 0) {
         int err = errno;
         if (op == EPOLL_CTL_DEL && err == ENOENT && r)
             del_reg(e->epoll, r);       /* keep the record in step with the host */
@@ -244,7 +258,7 @@ long sys_epoll_ctl(struct lx_proc *p, const uint64_t a[6])
     }
     int err = add_reg(e->epoll, fd, ev.events, ev.data.u64);
     if (err)
-        epoll_ctl(e->host_fd, EPOLL_CTL_DEL, t->host_fd, NULL);
+        epoll_ctl(e->host_fd, EPOLL_CTL_DEL, host, NULL);
     return err;
 }
 

@@ -36,8 +36,9 @@ struct lx_proc;
  * record of p, and from the host instances. Call it BEFORE the host fd is closed (the host
  * registration can only be removed through it; another VM may keep the open file alive). */
 void lx_epoll_forget_fd(struct lx_proc *p, int guest_fd);
-/* p has used up its accept budget: take its listeners out of its host epoll instances (the
- * records keep them, so epoll_ctl still answers as if they were there). */
-void lx_epoll_hide_listeners(struct lx_proc *p);
+/* A listener of p became spent or usable again (accept budget, shutdown, listen): take the
+ * spent ones out of p's host epoll instances and put the others back (the records keep
+ * them all, so epoll_ctl still answers as if they were there). */
+void lx_epoll_sync_listeners(struct lx_proc *p);
 
 #endif

@@ -281,6 +281,11 @@ long sys_ioctl(struct lx_proc *p, const uint64_t a[6])
         int on;
         if (gm_read(p->vm, &on, a[2], sizeof on))
             return -EFAULT;
+        struct lx_listener *l = lx_listener_of(p, f);
+        if (l) {                /* this VM's flag alone: the host socket is shared */
+            l->status_flags = on ? l->status_flags | O_NONBLOCK : l->status_flags & ~O_NONBLOCK;
+            return 0;
+        }
         return ioctl(f->host_fd, FIONBIO, &on) < 0 ? -errno : 0;
     }
     case FIONREAD: {
@@ -376,11 +381,14 @@ long sys_fcntl(struct lx_proc *p, const uint64_t a[6])
     case F_SETFD:
         f->cloexec = (arg & FD_CLOEXEC) != 0;
         return 0;
-    case F_GETFL: {
-        int fl = fcntl(f->host_fd, F_GETFL);
-        return fl < 0 ? -errno : fl;
-    }
+    case F_GETFL:
+        return lx_fd_status_flags(p, f);
     case F_SETFL: {
+        struct lx_listener *l = lx_listener_of(p, f);
+        if (l) {                /* this VM's flags alone: the host socket is shared */
+            l->status_flags = (l->status_flags & ~SETFL_PASSED) | ((int)arg & SETFL_PASSED);
+            return 0;
+        }
         int fl = fcntl(f->host_fd, F_GETFL);
         if (fl < 0)
             return -errno;

@@ -3,7 +3,8 @@
  * (netpolicy.h) before bind, listen, connect and addressed sends. Blocking calls never block
  * in the host kernel where it can be avoided: they try without waiting and then wait through
  * wait.h, which honours the VM deadline. accept also carries the server-mode hooks: freezing
- * at boot, and the ephemeral connection budget. */
+ * at boot, and the ephemeral connection budget; calls on the program's listening sockets go
+ * through listener.h, which keeps them private at boot and per VM afterwards. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "linux/epoll.h"
+#include "linux/listener.h"
 #include "linux/netpolicy.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
@@ -312,6 +314,16 @@ static long translate_sent_control(struct lx_proc *p, unsigned char *buf, size_t
     return bad ? -EINVAL : 0;
 }
 
+/* A listening socket that comes back over a unix socket is still a listener: the server
+ * hooks (the accept budget, per-VM state) must see it as one. */
+static enum lx_fd_type received_fd_type(int host_fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(host_fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on
+               ? LX_FT_LISTENER : LX_FT_OTHER;
+}
+
 /* Incoming ancillary data: received host fds (close-on-exec on the host) become guest fds.
  * When the table is full the rest are closed and the message is cut short with MSG_CTRUNC,
  * as Linux does. Returns the control length to give the guest. */
@@ -338,7 +350,7 @@ static size_t adopt_received_control(struct lx_proc *p, unsigned char *buf, size
         int *fds = (int *)CMSG_DATA(c);
         size_t n = cmsg_fd_count(c);
         for (size_t i = 0; i < n; i++) {
-            int fd = full ? -1 : lx_install_fd(p, fds[i], cloexec, LX_FT_OTHER);
+            int fd = full ? -1 : lx_install_fd(p, fds[i], cloexec, received_fd_type(fds[i]));
             if (fd >= 0) {
                 fds[i] = fd;
                 continue;
@@ -692,8 +704,9 @@ long sys_listen(struct lx_proc *p, const uint64_t a[6])
                 return err;
         }
     }
-    if (listen(f->host_fd, int_arg(a[1])) < 0)
-        return -errno;
+    long err = lx_listener_listen(p, f, int_arg(a[1]));
+    if (err)
+        return err;
     f->type = LX_FT_LISTENER;
     return 0;
 }
@@ -708,6 +721,9 @@ long sys_connect(struct lx_proc *p, const uint64_t a[6])
     long err = read_sockaddr(p, a[1], a[2], &ss, &len);
     if (err)
         return err;
+    struct lx_listener *l = lx_listener_of(p, f);
+    if (l)
+        return lx_listener_connect(p, l, &ss, len);
     if (len >= sizeof(sa_family_t) && ss.ss_family == AF_UNSPEC) {
         /* Dissolves a datagram association: goes nowhere, needs no permission. */
     } else if (len <= sizeof(sa_family_t)) {
@@ -758,21 +774,21 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     const struct lx_fd *f = sock_fd(p, fd_reg);
     if (!f)
         return -EBADF;
-    int host = f->host_fd;
-    bool listener = f->type == LX_FT_LISTENER;
-    bool blocks = lx_host_fd_blocks(host);
-    if (listener) {
-        /* At boot, a blocking accept is the program waiting for its first client: freeze. */
-        if (blocks && lx_freeze_due(p) && lx_freeze_for_readiness(p))
-            return 0;
-        if (p->server.accepts_left == 0) {
-            /* An ephemeral VM's one connection is taken; waiting for another means the
-             * request is over. */
-            if (blocks)
-                p->server.request_done = true;
-            return -EAGAIN;
-        }
+    const struct lx_listener *l = lx_listener_of(p, f);
+    if (l && l->read_shut)
+        return -EINVAL;             /* Linux: it does not listen */
+    int status = lx_fd_status_flags(p, f);
+    bool blocks = status >= 0 && !(status & O_NONBLOCK);
+    if (p->server.accepts_left == 0) {
+        /* An ephemeral VM's one connection is taken (through whichever fd); waiting for
+         * another means the request is over. */
+        if (blocks)
+            p->server.request_done = true;
+        return -EAGAIN;
     }
+    /* The program's listeners are non-blocking on the host (at boot the private one, later
+     * the one every VM shares): a blocking accept waits here and tries again. */
+    int host = l ? lx_wait_host_fd(p, f) : f->host_fd;
     struct addr_out out;
     long err = prepare_addr_out(p, addr, lenp, &out);
     if (err)
@@ -784,9 +800,12 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     socklen_t len;
     int conn;
     for (;;) {
+        /* At boot, a blocking accept is the program waiting for its first client: freeze
+         * (also when the warm-up ends while it waits: it wakes the program). */
+        if (blocks && f->type == LX_FT_LISTENER && lx_freeze_due(p) && lx_freeze_for_readiness(p))
+            return 0;
         /* Waiting here, not in accept4, keeps the deadline in force. Another VM sharing the
-         * listener can still take the connection between the two; accept4 then blocks until
-         * the next one, as competing accepts do natively. */
+         * listener can take the connection between the two: then this one waits again. */
         if (blocks) {
             int w = lx_wait_fd(p, host, POLLIN);
             if (w < 0)
@@ -794,10 +813,16 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         }
         len = sizeof ss;
         conn = accept4(host, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | (flags & SOCK_NONBLOCK));
-        if (conn >= 0)
-            break;
-        if (errno != EINTR)
-            return -errno;
+        if (conn >= 0) {
+            /* At boot only the warm-up is served; anyone else is turned away unseen. */
+            if (!p->server.listen_privately || lx_accepted_from_warmup(p, conn))
+                break;
+            close(conn);
+            errno = EAGAIN;
+        }
+        if (errno == EINTR || (errno == EAGAIN && blocks))
+            continue;
+        return -errno;
     }
     int fd = lx_install_fd(p, conn, flags & SOCK_CLOEXEC, LX_FT_CONNECTION);
     if (fd < 0)
@@ -806,10 +831,10 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         fdt_close(&p->fds, fd);
         return -EFAULT;
     }
-    if (listener && p->server.accepts_left > 0) {
+    if (p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
         if (--p->server.accepts_left == 0)
-            lx_epoll_hide_listeners(p);
+            lx_epoll_sync_listeners(p);
     }
     return fd;
 }
@@ -832,6 +857,9 @@ long sys_shutdown(struct lx_proc *p, const uint64_t a[6])
     int how = int_arg(a[1]);
     if (how < SHUT_RD || how > SHUT_RDWR)
         return -EINVAL;
+    struct lx_listener *l = lx_listener_of(p, f);
+    if (l)
+        return lx_listener_shutdown(p, l, how);
     return shutdown(f->host_fd, how) < 0 ? -errno : 0;
 }
 
@@ -947,6 +975,10 @@ long sys_setsockopt(struct lx_proc *p, const uint64_t a[6])
         if (prio < 0 || prio > 6)
             return -EPERM;      /* higher priorities need CAP_NET_ADMIN */
     }
+    struct lx_listener *l = lx_listener_of(p, f);
+    if (l)
+        return lx_listener_setsockopt(p, l, f->host_fd, level, name, len ? val : NULL,
+                                      (socklen_t)len);
     return setsockopt(f->host_fd, level, name, len ? val : NULL, (socklen_t)len) < 0 ? -errno : 0;
 }
 
@@ -970,8 +1002,17 @@ long sys_getsockopt(struct lx_proc *p, const uint64_t a[6])
     _Alignas(8) unsigned char val[2 * OPTLEN_MAX] = { 0 };
     if (len && gm_read(p->vm, val, a[3], len))
         return -EFAULT;
-    if (getsockopt(f->host_fd, level, name, val, &len) < 0)
+    const struct lx_listener *l = lx_listener_of(p, f);
+    if (l && level == SOL_SOCKET && name == SO_ACCEPTCONN) {
+        /* The host socket does not listen at boot; a VM may have shut it down for itself
+         * (which leaves a unix listener listening, as on Linux). */
+        int on = !l->read_shut || l->family == AF_UNIX;
+        memcpy(val, &on, sizeof on);
+        len = len < sizeof on ? len : sizeof on;
+    } else if (getsockopt(l ? lx_listener_option_fd(l, f->host_fd, level, name) : f->host_fd,
+                          level, name, val, &len) < 0) {
         return -errno;
+    }
     if (len > OPTLEN_MAX)
         len = OPTLEN_MAX;
     if (level == SOL_SOCKET && name == SO_PEERCRED && len >= sizeof(struct ucred)) {

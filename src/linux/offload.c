@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <sys/syscall.h>
 
+#include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/wait.h"
 #include "vm/vm.h"
@@ -16,7 +17,7 @@ static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
     struct lx_fd *f = fdt_get(&p->fds, (long)(uint32_t)guest_fd);
     if (!f || fdt_never_waits(f))
         return true;                   /* -EBADF, or a file: at once */
-    int flags = fcntl(f->host_fd, F_GETFL);
+    int flags = lx_fd_status_flags(p, f);
     if (flags >= 0 && (flags & O_NONBLOCK))
         return true;                   /* EAGAIN rather than a wait */
     struct pollfd pfd = { .fd = f->host_fd, .events = events };

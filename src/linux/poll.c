@@ -1,6 +1,6 @@
 /* poll, ppoll, select, pselect6. All four become one host ppoll() on the host fds behind the
- * guest's numbers, bounded by the VM deadline (wait.h). A listener whose process spent its
- * accept budget is left out, so it never looks ready; at boot, a wait on a listener freezes
+ * guest's numbers, bounded by the VM deadline (wait.h). A listener the process may not accept
+ * from (listener.h) is left out, so it never looks ready; at boot, a wait on a listener freezes
  * the program instead (server mode's readiness point). */
 #include <errno.h>
 #include <poll.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
@@ -100,8 +101,8 @@ static long poll_common(struct lx_proc *p, uint64_t fds_gva, uint64_t nfds_reg, 
         const struct lx_fd *f = fdt_get(&p->fds, guest[i].fd);
         if (!f)
             any_invalid = true;         /* answered POLLNVAL below, at once */
-        else if (!lx_listener_spent(p, f))
-            host[i].fd = f->host_fd;
+        else
+            host[i].fd = lx_wait_host_fd(p, f);    /* -1: never ready */
     }
     long err = wait_on(p, host, nfds, any_invalid ? 0 : timeout_ns);
     if (err)
@@ -191,9 +192,10 @@ static long select_common(struct lx_proc *p, const uint64_t a[6], int64_t timeou
             return -EBADF;
         if (f->type == LX_FT_LISTENER && bit(in[SEL_READ], fd))
             freeze = true;
-        if (lx_listener_spent(p, f))
+        int host_fd = lx_wait_host_fd(p, f);
+        if (host_fd < 0)
             continue;           /* never ready for this guest any more */
-        host[count] = (struct pollfd){ .fd = f->host_fd, .events = events };
+        host[count] = (struct pollfd){ .fd = host_fd, .events = events };
         guest_fd_of[count++] = fd;
     }
     if (freeze && lx_freeze_due(p) && timeout_ns != 0 && lx_freeze_for_readiness(p))

@@ -76,6 +76,7 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
 
 void lx_proc_destroy(struct lx_proc *p)
 {
+    lx_listeners_release(p);
     fdt_close_all(&p->fds);
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli/config.h"
 #include "linux/fdtable.h"
+#include "linux/listener.h"
 #include "linux/mm.h"
 #include "linux/sig.h"
 #include "linux/thread.h"
@@ -67,12 +68,20 @@ struct lx_signals {
 struct lx_server_state {
     bool freeze_on_wait;    /* boot: stop when the program first waits for a connection
                              * (written by the warm-up thread too: atomic accesses) */
-    /* Warm-up: called once, at the first wait for a connection, with the listener's host
-     * fd, instead of freezing; the server layer warms the program up, then sets
-     * freeze_on_wait again. */
-    void (*warmup)(void *ctx, int listener_host_fd);
+    /* Warm-up: called once, at the first wait for a connection, with the private listener's
+     * host fd, instead of freezing; the server layer warms the program up, then sets
+     * freeze_on_wait again. Returns 0, or -errno when the warm-up cannot start. */
+    int (*warmup)(void *ctx, int listener_host_fd);
     void *warmup_ctx;
+    /* The warm-up thread's (atomic accesses): the loopback port its connection comes from
+     * (listener.h: only that one is accepted at boot), and whether it failed to connect. */
+    uint32_t warmup_port;
+    bool warmup_failed;
+    bool listen_privately;  /* boot: listeners are private until the freeze (listener.h) */
+    int nlisteners;
+    struct lx_listener listeners[LX_MAX_LISTENERS];
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
+    bool boot_failed;       /* -> no, it cannot be: the VM's crash_report says why */
     uint64_t pending_nr, pending_args[6];
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
     int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */

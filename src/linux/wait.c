@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <time.h>
 
+#include "linux/listener.h"
 #include "linux/process.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
@@ -99,26 +101,35 @@ bool lx_host_fd_blocks(int host_fd)
     return fl >= 0 && !(fl & O_NONBLOCK);
 }
 
-bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f)
+/* The freeze cannot be reached: the VM stops, and the boot reports why. */
+static bool boot_fails(struct lx_proc *p, const char *why)
 {
-    return f->type == LX_FT_LISTENER && p->server.accepts_left == 0;
+    snprintf(p->vm->crash_report, sizeof p->vm->crash_report, "%s", why);
+    p->server.boot_failed = true;
+    p->server.frozen = true;
+    return true;
 }
 
 bool lx_freeze_for_readiness(struct lx_proc *p)
 {
     if (p->server.warmup) {
-        /* Warm-up first: the server layer sends its requests while the program goes on
-         * serving them; it asks for the freeze again once they are done. */
+        /* Warm-up first: the server layer sends its requests (to the private listener) while
+         * the program goes on serving them; it asks for the freeze again once they are done. */
         for (int fd = 0; fd < LX_MAX_FDS; fd++) {
             const struct lx_fd *f = fdt_get(&p->fds, fd);
-            if (f && f->type == LX_FT_LISTENER) {
+            int host = f && f->type == LX_FT_LISTENER ? lx_wait_host_fd(p, f) : -1;
+            if (host >= 0) {
                 __atomic_store_n(&p->server.freeze_on_wait, false, __ATOMIC_RELEASE);
-                p->server.warmup(p->server.warmup_ctx, f->host_fd);
+                int err = p->server.warmup(p->server.warmup_ctx, host);
                 p->server.warmup = NULL;
+                if (err < 0)
+                    return boot_fails(p, "the warm-up cannot start (see above); not serving");
                 return false;
             }
         }
     }
+    if (__atomic_load_n(&p->server.warmup_failed, __ATOMIC_ACQUIRE))
+        return boot_fails(p, "the warm-up could not reach the program's listener; not serving");
     p->server.frozen = true;
     return true;
 }

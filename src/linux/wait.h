@@ -38,10 +38,7 @@ int lx_wait_fd_timeout(struct lx_proc *p, int host_fd, short events, int64_t tim
 /* True when host_fd is in blocking mode (no O_NONBLOCK on its open file). */
 bool lx_host_fd_blocks(int host_fd);
 
-/* Server hooks. A listener whose process has used up its ephemeral accept budget must never
- * look ready to that guest. */
-bool lx_listener_spent(const struct lx_proc *p, const struct lx_fd *f);
-/* The guest is about to wait for a connection while booting: freeze it there and return
+/* Server hooks (and linux/listener.h). The guest is about to wait for a connection while booting: freeze it there and return
  * true (the caller returns 0; the dispatcher records the call and each request VM redoes
  * it) — unless a warm-up is due: then start it and return false, and the wait goes on. */
 bool lx_freeze_for_readiness(struct lx_proc *p);

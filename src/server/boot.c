@@ -140,6 +140,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         return 1;
     }
     b->proc->server.freeze_on_wait = true;
+    b->proc->server.listen_privately = true;
     if (cfg->warmup)
         warmup_arm(b->proc, cfg->warmup);
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
@@ -158,6 +159,10 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     transport_detach(&b->vm);       /* frozen memory is never written again */
     if (res == VM_STOPPED && b->proc->server.deadline_hit)
         res = VM_TIMED_OUT;         /* a blocking call reached --max-boot-time */
+    if (res == VM_STOPPED && b->proc->server.boot_failed)
+        res = VM_HOST_ERROR;        /* crash_report says why */
+    if (res == VM_STOPPED && b->proc->server.frozen && lx_listeners_publish(b->proc) < 0)
+        res = VM_HOST_ERROR;
     if (res == VM_STOPPED && b->proc->server.frozen) {
         b->vm.deadline_ns = 0;
         vm_disarm(&b->vm);

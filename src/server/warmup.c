@@ -19,32 +19,29 @@
 struct warmup {
     struct lx_proc *proc;
     unsigned count;
+    int listener;                   /* the private listener (host fd) */
     struct sockaddr_storage addr;
     socklen_t addr_len;
 };
 
-/* Where to connect: the listener's own address, with a wildcard turned into loopback. */
+/* Where to connect: the private listener's address (loopback, or an abstract unix name). */
 static int connect_address(struct warmup *w, int listener)
 {
     w->addr_len = sizeof w->addr;
     if (getsockname(listener, (struct sockaddr *)&w->addr, &w->addr_len) < 0)
         return -1;
-    if (w->addr.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&w->addr;
-        if (in->sin_addr.s_addr == htonl(INADDR_ANY))
-            in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else if (w->addr.ss_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&w->addr;
-        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
-            in6->sin6_addr = in6addr_loopback;
-    } else if (w->addr.ss_family != AF_UNIX) {
+    if (w->addr.ss_family != AF_INET && w->addr.ss_family != AF_INET6 &&
+        w->addr.ss_family != AF_UNIX) {
         errno = EAFNOSUPPORT;
         return -1;
     }
     return 0;
 }
 
-static int open_connection(const struct warmup *w)
+/* A socket to connect to the private listener with. That listener accepts only the warm-up:
+ * over TCP, a connection from the listener's own loopback address and the port published
+ * here before connecting; over unix sockets, one from this process (linux/listener.h). */
+static int warmup_socket(struct warmup *w)
 {
     int fd = socket(w->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -52,22 +49,46 @@ static int open_connection(const struct warmup *w)
     struct timeval tv = { .tv_sec = WARMUP_IO_TIMEOUT_S };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (const struct sockaddr *)&w->addr, w->addr_len) < 0) {
-        close(fd);
-        return -1;
+    if (w->addr.ss_family != AF_UNIX) {
+        struct sockaddr_storage self = w->addr;
+        socklen_t len = w->addr_len;
+        if (self.ss_family == AF_INET)
+            ((struct sockaddr_in *)&self)->sin_port = 0;
+        else
+            ((struct sockaddr_in6 *)&self)->sin6_port = 0;
+        if (bind(fd, (struct sockaddr *)&self, len) < 0 ||
+            getsockname(fd, (struct sockaddr *)&self, &len) < 0) {
+            close(fd);
+            return -1;
+        }
+        uint16_t port = self.ss_family == AF_INET ? ((struct sockaddr_in *)&self)->sin_port
+                                                  : ((struct sockaddr_in6 *)&self)->sin6_port;
+        __atomic_store_n(&w->proc->server.warmup_port, ntohs(port), __ATOMIC_RELEASE);
     }
     return fd;
 }
 
+static int connect_listener(const struct warmup *w, int fd)
+{
+    return connect(fd, (const struct sockaddr *)&w->addr, w->addr_len);
+}
+
 /* One GET / with Connection: close, reading the response to its end. */
-static int one_request(const struct warmup *w)
+static int one_request(struct warmup *w)
 {
     static const char request[] =
         "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: kvmserver-warmup\r\n"
         "Connection: close\r\n\r\n";
-    int fd = open_connection(w);
-    if (fd < 0)
+    int fd = warmup_socket(w);
+    if (fd < 0 || connect_listener(w, fd) < 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "kvmserver: warm-up: cannot connect to the program's listener: %s\n",
+                strerror(err));
+        __atomic_store_n(&w->proc->server.warmup_failed, true, __ATOMIC_RELEASE);
         return -1;
+    }
     int rc = send(fd, request, sizeof request - 1, MSG_NOSIGNAL) == sizeof request - 1 ? 0 : -1;
     char buf[4096];
     ssize_t n;
@@ -84,34 +105,48 @@ static void *warmup_main(void *arg)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned ok = 0;
-    for (unsigned i = 0; i < w->count; i++)
+    for (unsigned i = 0; i < w->count &&
+                         !__atomic_load_n(&w->proc->server.warmup_failed, __ATOMIC_ACQUIRE); i++)
         ok += one_request(w) == 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "kvmserver: warm-up: %u of %u requests answered in %.1f ms\n", ok,
             w->count, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
     /* Freeze at the program's next wait. It may be blocked in one already: an empty
-     * connection wakes it (if it is left pending, a request VM gets it and sees EOF). */
+     * connection wakes it (if it is left pending, the freeze closes it with the private
+     * listener); after a failure, shutting that listener down does (the program's accept
+     * fails, and its next wait ends the boot). Neither the process nor its listener is
+     * touched after freeze_on_wait: the freeze, and closing the listener, may follow. */
+    int fd = -1;
+    if (__atomic_load_n(&w->proc->server.warmup_failed, __ATOMIC_ACQUIRE))
+        shutdown(w->listener, SHUT_RD);
+    else
+        fd = warmup_socket(w);
     __atomic_store_n(&w->proc->server.freeze_on_wait, true, __ATOMIC_RELEASE);
-    int fd = open_connection(w);
-    if (fd >= 0)
+    if (fd >= 0) {
+        connect_listener(w, fd);
         close(fd);
+    }
     free(w);
     return NULL;
 }
 
-static void warmup_start(void *ctx, int listener_host_fd)
+static int warmup_start(void *ctx, int listener_host_fd)
 {
     struct warmup *w = ctx;
     pthread_t thread;
-    if (connect_address(w, listener_host_fd) < 0 ||
-        pthread_create(&thread, NULL, warmup_main, w) != 0) {
-        fprintf(stderr, "kvmserver: warm-up skipped: cannot reach the listener: %s\n",
-                strerror(errno));
-        __atomic_store_n(&w->proc->server.freeze_on_wait, true, __ATOMIC_RELEASE);
+    int err = 0;
+    w->listener = listener_host_fd;
+    if (connect_address(w, listener_host_fd) < 0)
+        err = errno;
+    else
+        err = pthread_create(&thread, NULL, warmup_main, w);
+    if (err) {
+        fprintf(stderr, "kvmserver: cannot start the warm-up: %s\n", strerror(err));
         free(w);
-        return;
+        return -err;
     }
     pthread_detach(thread);
+    return 0;
 }
 
 void warmup_arm(struct lx_proc *p, unsigned count)

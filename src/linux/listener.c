@@ -1,0 +1,334 @@
+/* The program's listening sockets in server mode (see listener.h). */
+#include "linux/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "linux/epoll.h"
+#include "linux/process.h"
+#include "vm/vm.h"
+
+static bool host_inode(int host_fd, uint64_t *ino)
+{
+    struct stat st;
+    if (fstat(host_fd, &st) < 0)
+        return false;
+    *ino = st.st_ino;
+    return true;
+}
+
+struct lx_listener *lx_listener_of(struct lx_proc *p, const struct lx_fd *f)
+{
+    struct lx_server_state *s = &p->server;
+    uint64_t ino;
+    if (f->type != LX_FT_LISTENER || s->nlisteners == 0 || !host_inode(f->host_fd, &ino))
+        return NULL;
+    for (int i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i].ino == ino)
+            return &s->listeners[i];
+    return NULL;
+}
+
+/* A host fd of one of the guest's listening fds on this socket, or -1 if it closed them. */
+static int guest_host_fd(struct lx_proc *p, uint64_t ino)
+{
+    for (int fd = 0; fd < LX_MAX_FDS; fd++) {
+        const struct lx_fd *f = fdt_get(&p->fds, fd);
+        uint64_t i;
+        if (f && f->type == LX_FT_LISTENER && host_inode(f->host_fd, &i) && i == ino)
+            return f->host_fd;
+    }
+    return -1;
+}
+
+static int sock_int(int fd, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof v;
+    return getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0 ? -1 : v;
+}
+
+/* ---- boot: the private listener ---- */
+
+/* A listener of the guest socket's kind that only this process can reach in practice:
+ * loopback port 0, or a fresh abstract unix name (autobind). Non-blocking: the host never
+ * waits in accept. */
+static int open_private(const struct lx_listener *l)
+{
+    int fd = socket(l->family, l->type | SOCK_CLOEXEC | SOCK_NONBLOCK, l->protocol);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_storage ss = { .ss_family = (sa_family_t)l->family };
+    socklen_t len = sizeof(sa_family_t);
+    if (l->family == AF_INET) {
+        ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(struct sockaddr_in);
+    } else if (l->family == AF_INET6) {
+        ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+        len = sizeof(struct sockaddr_in6);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, l->backlog) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* What listen() itself does to an inet socket that bind() never named: a wildcard address
+ * and an ephemeral port, so that getsockname tells the program its port. */
+static int autobind(int host_fd, const struct sockaddr_storage *name)
+{
+    struct sockaddr_storage any = { .ss_family = name->ss_family };
+    socklen_t len;
+    if (name->ss_family == AF_INET) {
+        if (((const struct sockaddr_in *)name)->sin_port)
+            return 0;
+        len = sizeof(struct sockaddr_in);
+    } else if (name->ss_family == AF_INET6) {
+        if (((const struct sockaddr_in6 *)name)->sin6_port)
+            return 0;
+        len = sizeof(struct sockaddr_in6);
+    } else {
+        return 0;
+    }
+    return bind(host_fd, (struct sockaddr *)&any, len) < 0 ? -errno : 0;
+}
+
+/* Before a new record: forget the ones whose every guest fd was closed. */
+static void drop_closed(struct lx_proc *p)
+{
+    struct lx_server_state *s = &p->server;
+    int kept = 0;
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (guest_host_fd(p, s->listeners[i].ino) < 0) {
+            close(s->listeners[i].private_fd);
+            continue;
+        }
+        s->listeners[kept++] = s->listeners[i];
+    }
+    s->nlisteners = kept;
+}
+
+static long listen_privately(struct lx_proc *p, struct lx_fd *f, int backlog)
+{
+    struct lx_server_state *s = &p->server;
+    struct lx_listener l = { .private_fd = -1, .backlog = backlog, .shadow_fd = -1 };
+    int host = f->host_fd;
+    l.family = sock_int(host, SO_DOMAIN);
+    l.type = sock_int(host, SO_TYPE);
+    l.protocol = sock_int(host, SO_PROTOCOL);
+    if (l.type != SOCK_STREAM && l.type != SOCK_SEQPACKET)
+        return -EOPNOTSUPP;         /* Linux: datagram sockets do not listen */
+    struct sockaddr_storage name, peer;
+    socklen_t len = sizeof name, peer_len = sizeof peer;
+    if (getsockname(host, (struct sockaddr *)&name, &len) < 0)
+        return -errno;
+    if (name.ss_family == AF_UNIX && len <= sizeof(sa_family_t))
+        return -EINVAL;             /* Linux: no listening on an unbound unix socket */
+    if (getpeername(host, (struct sockaddr *)&peer, &peer_len) == 0)
+        return -EINVAL;             /* connected */
+    long err = autobind(host, &name);
+    if (err)
+        return err;
+    if (s->nlisteners == LX_MAX_LISTENERS)
+        drop_closed(p);
+    if (s->nlisteners == LX_MAX_LISTENERS) {
+        fprintf(stderr, "kvmserver: more than %d listening sockets before the freeze\n",
+                LX_MAX_LISTENERS);
+        return -ENOBUFS;
+    }
+    l.status_flags = fcntl(host, F_GETFL);
+    if (l.status_flags < 0 || !host_inode(host, &l.ino))
+        return -errno;
+    l.private_fd = open_private(&l);
+    if (l.private_fd < 0) {
+        fprintf(stderr, "kvmserver: cannot open the private listener the warm-up connects "
+                "to: %s\n", strerror(-l.private_fd));
+        return l.private_fd;
+    }
+    s->listeners[s->nlisteners++] = l;
+    return 0;
+}
+
+long lx_listener_listen(struct lx_proc *p, struct lx_fd *f, int backlog)
+{
+    struct lx_listener *l = lx_listener_of(p, f);
+    if (l) {
+        l->backlog = backlog;
+        if (l->read_shut) {
+            l->read_shut = false;
+            lx_epoll_sync_listeners(p);
+        }
+        return 0;
+    }
+    if (!p->server.listen_privately)    /* a request VM's own new socket */
+        return listen(f->host_fd, backlog) < 0 ? -errno : 0;
+    return listen_privately(p, f, backlog);
+}
+
+bool lx_accepted_from_warmup(struct lx_proc *p, int conn)
+{
+    struct sockaddr_storage local, peer;
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(conn, (struct sockaddr *)&local, &local_len) < 0 ||
+        getpeername(conn, (struct sockaddr *)&peer, &peer_len) < 0 ||
+        peer.ss_family != local.ss_family)
+        return false;
+    if (peer.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        return getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+               cred.pid == getpid();
+    }
+    /* The warm-up binds its socket to the private listener's loopback address and a port it
+     * publishes before connecting; nobody else can hold that address and port meanwhile. */
+    uint32_t port = __atomic_load_n(&p->server.warmup_port, __ATOMIC_ACQUIRE);
+    if (peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (void *)&peer, *b = (void *)&local;
+        return a->sin_addr.s_addr == b->sin_addr.s_addr && ntohs(a->sin_port) == port;
+    }
+    if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (void *)&peer, *b = (void *)&local;
+        return !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) &&
+               ntohs(a->sin6_port) == port;
+    }
+    return false;
+}
+
+/* ---- the freeze ---- */
+
+int lx_listeners_publish(struct lx_proc *p)
+{
+    struct lx_server_state *s = &p->server;
+    s->listen_privately = false;
+    int kept = 0, rc = 0;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct lx_listener l = s->listeners[i];
+        /* Whatever is still queued there (the warm-up's last connection) is reset with it. */
+        close(l.private_fd);
+        l.private_fd = -1;
+        int host = guest_host_fd(p, l.ino);
+        if (host < 0 || rc < 0)
+            continue;
+        if (listen(host, l.backlog) < 0 ||
+            fcntl(host, F_SETFL, l.status_flags | O_NONBLOCK) < 0) {
+            snprintf(p->vm->crash_report, sizeof p->vm->crash_report,
+                     "cannot make the program's socket listen at the freeze: %s",
+                     strerror(errno));
+            rc = -1;
+            continue;
+        }
+        s->listeners[kept++] = l;
+    }
+    s->nlisteners = kept;
+    return rc;
+}
+
+void lx_listeners_release(struct lx_proc *p)
+{
+    struct lx_server_state *s = &p->server;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct lx_listener *l = &s->listeners[i];
+        if (l->private_fd >= 0)
+            close(l->private_fd);
+        if (l->shadow_fd >= 0)
+            close(l->shadow_fd);
+        l->private_fd = l->shadow_fd = -1;
+    }
+}
+
+/* ---- what one VM does to a listener ---- */
+
+int lx_fd_status_flags(struct lx_proc *p, const struct lx_fd *f)
+{
+    const struct lx_listener *l = lx_listener_of(p, f);
+    if (l)
+        return l->status_flags;
+    int fl = fcntl(f->host_fd, F_GETFL);
+    return fl < 0 ? -errno : fl;
+}
+
+int lx_wait_host_fd(struct lx_proc *p, const struct lx_fd *f)
+{
+    if (f->type != LX_FT_LISTENER)
+        return f->host_fd;
+    if (p->server.accepts_left == 0)
+        return -1;
+    const struct lx_listener *l = lx_listener_of(p, f);
+    if (!l)
+        return f->host_fd;
+    if (l->read_shut)
+        return -1;
+    return l->private_fd >= 0 ? l->private_fd : f->host_fd;
+}
+
+bool lx_listener_spent(struct lx_proc *p, const struct lx_fd *f)
+{
+    return f->type == LX_FT_LISTENER && lx_wait_host_fd(p, f) < 0;
+}
+
+/* Linux: SHUT_RD (or RDWR) on a TCP listener stops it listening; SHUT_WR does nothing. A
+ * unix listener's accept fails as well once its receiving side is shut. */
+long lx_listener_shutdown(struct lx_proc *p, struct lx_listener *l, int how)
+{
+    if (how != SHUT_WR && !l->read_shut) {
+        l->read_shut = true;
+        lx_epoll_sync_listeners(p);
+    }
+    return 0;
+}
+
+/* Linux: connecting a TCP listener is EISCONN, but AF_UNSPEC disconnects it (it stops
+ * listening); a unix listener cannot connect (EINVAL). */
+long lx_listener_connect(struct lx_proc *p, struct lx_listener *l,
+                         const struct sockaddr_storage *ss, socklen_t len)
+{
+    if (l->family == AF_UNIX)
+        return -EINVAL;
+    if (len >= sizeof(sa_family_t) && ss->ss_family == AF_UNSPEC)
+        return lx_listener_shutdown(p, l, SHUT_RD);
+    return -EISCONN;
+}
+
+static int find_opt(const struct lx_listener *l, int level, int name)
+{
+    for (int i = 0; i < l->nopts; i++)
+        if (l->opts[i][0] == level && l->opts[i][1] == name)
+            return i;
+    return -1;
+}
+
+long lx_listener_setsockopt(struct lx_proc *p, struct lx_listener *l, int host_fd, int level,
+                            int name, const void *val, socklen_t len)
+{
+    if (p->server.listen_privately)
+        return setsockopt(host_fd, level, name, val, len) < 0 ? -errno : 0;
+    bool known = find_opt(l, level, name) >= 0;
+    if (!known && l->nopts == LX_LISTENER_OPTS)
+        return -ENOMEM;
+    if (l->shadow_fd < 0) {
+        l->shadow_fd = socket(l->family, l->type | SOCK_CLOEXEC, l->protocol);
+        if (l->shadow_fd < 0)
+            return -errno;
+    }
+    /* The host checks and normalises the value (SO_RCVBUF doubles...) on the VM's socket. */
+    if (setsockopt(l->shadow_fd, level, name, val, len) < 0)
+        return -errno;
+    if (!known) {
+        l->opts[l->nopts][0] = level;
+        l->opts[l->nopts++][1] = name;
+    }
+    return 0;
+}
+
+int lx_listener_option_fd(const struct lx_listener *l, int host_fd, int level, int name)
+{
+    return l->shadow_fd >= 0 && find_opt(l, level, name) >= 0 ? l->shadow_fd : host_fd;
+}
