@@ -56,6 +56,18 @@ static const char *check_transport(const char *item)
     return "must be exit, shared or auto";
 }
 
+static const char *check_host_port(const char *item)
+{
+    const char *colon = strrchr(item, ':');
+    if (!colon)
+        return "expected HOST:PORT";
+    const char *port = colon + 1;
+    const size_t digits = strspn(port, "0123456789");
+    if (digits == 0 || port[digits] != '\0' || digits > 5 || atoi(port) > 65535)
+        return "the port must be a number from 0 to 65535";
+    return NULL;
+}
+
 static const char *check_nonempty(const char *item)
 {
     return *item ? NULL : "must not be empty";
@@ -155,6 +167,9 @@ static const struct opt_desc options[] = {
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),
       .arg = "SECONDS", .help = "time one request may take" },
+    { .name = "metrics", .kind = OPT_STRING, .field = AT(metrics), .check = check_host_port,
+      .arg = "HOST:PORT", .help = "serve Prometheus metrics at http://HOST:PORT/metrics",
+      .default_text = "off" },
     MEMORY("max-main-memory", max_main_memory, "memory of the booted program", true),
     MEMORY("max-address-space", max_address_space, "guest address space", false),
     MEMORY("max-request-memory", max_request_memory, "private memory a request VM may use",

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "linux/counters.h"
 #include "linux/epoll.h"
 #include "linux/netpolicy.h"
 #include "linux/process.h"
@@ -806,6 +807,8 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         fdt_close(&p->fds, fd);
         return -EFAULT;
     }
+    if (listener)
+        lx_count_accepted();
     if (listener && p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
         if (--p->server.accepts_left == 0)
