@@ -167,6 +167,8 @@ static const struct opt_desc options[] = {
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),
       .arg = "SECONDS", .help = "time one request may take" },
+    { .name = "shutdown-timeout", .kind = OPT_SECONDS, .field = AT(shutdown_timeout),
+      .arg = "SECONDS", .help = "on SIGTERM, how long requests in flight may take to finish" },
     { .name = "metrics", .kind = OPT_STRING, .field = AT(metrics), .check = check_host_port,
       .arg = "HOST:PORT", .help = "serve Prometheus metrics at http://HOST:PORT/metrics",
       .default_text = "off" },
@@ -285,6 +287,7 @@ void config_defaults(struct config *cfg)
     cfg->threads = 1;
     cfg->max_boot_time = 20;
     cfg->max_request_time = 8;
+    cfg->shutdown_timeout = 10;
     cfg->syscall_spin_us = 100;
     cfg->max_main_memory = 8192;
     cfg->max_address_space = 122880;

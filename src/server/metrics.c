@@ -76,6 +76,11 @@ void metrics_request_end(struct metrics *m, uint64_t begun, bool timed, enum vm_
     atomic_fetch_sub_explicit(&m->vms_busy, 1, memory_order_release);
 }
 
+void metrics_request_abandon(struct metrics *m)
+{
+    atomic_fetch_sub_explicit(&m->vms_busy, 1, memory_order_release);
+}
+
 void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st)
 {
     observe(&m->reset_ns, &reset_desc, st->ns);

@@ -41,6 +41,8 @@ uint64_t metrics_request_begin(struct metrics *m);
  * metrics_request_begin's answer; `timed`: observe it in the duration histogram. */
 void metrics_request_end(struct metrics *m, uint64_t begun, bool timed, enum vm_run_result res,
                          uint64_t exits);
+/* A request begun but not served (the server is stopping). */
+void metrics_request_abandon(struct metrics *m);
 void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st);
 
 /* The Prometheus text exposition format (version 0.0.4). */

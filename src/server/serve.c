@@ -17,6 +17,7 @@
 #include "linux/syscalls.h"
 #include "server/boot.h"
 #include "server/metrics_http.h"
+#include "server/stop.h"
 #include "vm/fork.h"
 #include "vm/platform.h"
 #include "vm/vm.h"
@@ -37,6 +38,7 @@ struct server {
     unsigned nvms;
     struct request_vm *vms;
     struct metrics metrics;
+    atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
 };
 
 static uint64_t now_ns(void)
@@ -128,8 +130,15 @@ static void *request_loop(void *arg)
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     for (;;) {
         uint64_t exits_before = rv->vm.exits;
+        if (atomic_load(&srv->stopping))
+            return NULL;
         resume_frozen_wait(rv);
         uint64_t begun = metrics_request_begin(&srv->metrics);
+        /* Woken by the stop, not by a client: nothing to finish. */
+        if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left) {
+            metrics_request_abandon(&srv->metrics);
+            return NULL;
+        }
         /* Ephemeral: the whole connection is the request. Otherwise the process layer
          * times the work between two event waits. */
         if (cfg->max_request_time > 0)
@@ -234,6 +243,14 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
+    atomic_store(&srv.stopping, true);
+    stop_accepting(srv.boot.proc);
+    /* Only an ephemeral VM's request has an end to wait for. */
+    if (sig == SIGTERM && cfg->ephemeral) {
+        uint64_t cut = wait_for_requests(&srv.metrics, cfg->shutdown_timeout, &stop);
+        fprintf(stderr, "kvmserver: stopped accepting; %llu requests in flight cut short\n",
+                (unsigned long long)cut);
+    }
     uint64_t exits = 0, shared = 0;
     for (unsigned i = 0; i < srv.nvms; i++) {      /* racy reads are fine for a report */
         exits += srv.vms[i].vm.exits;

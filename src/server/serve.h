@@ -7,7 +7,8 @@
 #include "cli/config.h"
 
 /* Runs until SIGINT/SIGTERM (exit status 0) or until the program cannot be served (it
- * exits or crashes before listening: its status, 128+signal, or 1). env_withheld: host
+ * exits or crashes before listening: its status, 128+signal, or 1). SIGTERM under -e lets
+ * the requests in flight finish first (up to --shutdown-timeout). env_withheld: host
  * variables the policy kept from the guest (a metric). */
 int serve(const struct config *cfg, char **guest_env, size_t env_withheld);
 

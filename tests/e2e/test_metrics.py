@@ -1,20 +1,25 @@
-"""Operating kvmserver: the Prometheus metrics of --metrics, parsed by `promtool check
-metrics`, and moving with real requests, crashes, time-outs and denials.
+"""Operating kvmserver: the Prometheus metrics of --metrics (parsed by `promtool check
+metrics`, and moving with real requests, crashes, time-outs and denials) and the graceful stop
+on SIGTERM (--shutdown-timeout).
 """
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
-from servers import (free_port, http_get, request_outcome, server_factory, server_path,
-                     servers_dir)
+from servers import (STOP_TIMEOUT, Response, free_port, http_get,
+                     request_outcome, server_factory, server_path, servers_dir, wait_for_log)
 
 # Imported fixtures must be module globals for pytest to find them.
 __all__ = ["server_factory", "servers_dir"]
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+CUT_LINE = re.compile(r"stopped accepting; (\d+) requests in flight cut short")
 
 
 def scrape_text(port: int) -> str:
@@ -126,3 +131,67 @@ def test_metrics_bind_failure_stops_start_up(kvmserver, servers_dir):
     assert result.returncode != 0
     assert b"--metrics" in result.stderr and b"Address already in use" in result.stderr
     assert b"Program '" not in result.stdout, "the program booted despite the failure"
+
+
+# ---------------------------------------------------------------------------- graceful stop
+
+def start_slow_request(endpoint, ms):
+    """Sends /sleep?ms=N; the thread's result list gets the Response or the failure."""
+    result = []
+
+    def run():
+        try:
+            result.append(http_get(endpoint, f"/sleep?ms={ms}", timeout=ms / 1000 + 10))
+        except Exception as error:            # noqa: BLE001 - reported by the test
+            result.append(error)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def sigterm_and_wait_for_stop(server):
+    since = server.log_line_count()
+    server.process.send_signal(signal.SIGTERM)
+    assert wait_for_log(server, since, lambda line: "received, stopping" in line), \
+        server.describe()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+@pytest.mark.parametrize("name", ["srv_accept", "srv_epoll"])
+def test_sigterm_lets_request_in_flight_finish(kvmserver, server_factory, servers_dir, name,
+                                               kind):
+    server = server_factory.kvmserver(kvmserver, server_path(servers_dir, name), kind,
+                                      options=["-e", "-t", "2"])
+    thread, result = start_slow_request(server.endpoint, 1500)
+    time.sleep(0.3)                              # the request VM is in its sleep
+    started = time.monotonic()
+    sigterm_and_wait_for_stop(server)
+    time.sleep(0.1)
+    assert server.process.poll() is None, "kvmserver did not wait for the request"
+    with pytest.raises(ConnectionRefusedError):
+        server.endpoint.connect(timeout=2).close()
+    code = server.process.wait(STOP_TIMEOUT)
+    thread.join(5)
+    assert code == 0, server.describe()
+    assert time.monotonic() - started < 1.5 + 1
+    assert result and isinstance(result[0], Response), result
+    assert result[0].status == 200 and result[0].text == "slept 1500 ms\n"
+    cut = [CUT_LINE.search(line) for line in server.stderr_lines]
+    assert [m.group(1) for m in cut if m] == ["0"], server.describe()
+
+
+def test_sigterm_cuts_request_past_shutdown_timeout(kvmserver, server_factory, servers_dir):
+    server = server_factory.kvmserver(kvmserver, server_path(servers_dir, "srv_accept"),
+                                      options=["-e", "--shutdown-timeout", "1"])
+    thread, result = start_slow_request(server.endpoint, 5000)
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(STOP_TIMEOUT)
+    elapsed = time.monotonic() - started
+    thread.join(5)
+    assert code == 0, server.describe()
+    assert 0.9 < elapsed < 1 + 1, f"exited {elapsed:.2f} s after SIGTERM"
+    assert result and not isinstance(result[0], Response), result
+    cut = [CUT_LINE.search(line) for line in server.stderr_lines]
+    assert [m.group(1) for m in cut if m] == ["1"], server.describe()

@@ -113,6 +113,7 @@ static void test_defaults(void **state)
                  cfg.allow_listen_set);
     assert_true(cfg.max_boot_time == 20.0);
     assert_true(cfg.max_request_time == 8.0);
+    assert_true(cfg.shutdown_timeout == 10.0);
     assert_null(cfg.metrics);
     assert_int_equal(cfg.max_main_memory, 8192);
     assert_int_equal(cfg.max_address_space, 122880);
@@ -145,7 +146,7 @@ static void test_option_kinds(void **state)
     int status = CLI(&cfg, "-e", "--verbose-syscalls", "--cwd", "/srv", "-w", "3",
                      "--max-boot-time=2.5", "--max-request-time", ".5", "--max-main-memory",
                      "1024", "--heap-address-hint=512", "--no-executable-heap", "--allow-all",
-                     "--metrics", "[::1]:9100",
+                     "--metrics", "[::1]:9100", "--shutdown-timeout=2.5",
                      "run", "--dylink-address-hint", "8", "-v", "--env", "A=1", "./prog");
     assert_int_equal(status, -1);
     assert_true(cfg.ephemeral);
@@ -160,6 +161,7 @@ static void test_option_kinds(void **state)
     assert_true(cfg.no_executable_heap);
     assert_true(cfg.allow_all);
     assert_string_equal(cfg.metrics, "[::1]:9100");
+    assert_true(cfg.shutdown_timeout == 2.5);
     assert_int_equal(cfg.dylink_address_hint, 8);
     assert_int_equal(cfg.env.count, 1);
     assert_string_equal(cfg.env.items[0], "A=1");
@@ -299,6 +301,7 @@ static void test_usage_errors(void **state)
         { { "--metrics", "9100", "run", "p" }, "option '--metrics': expected HOST:PORT" },
         { { "--metrics=:http", "run", "p" }, "option '--metrics': the port must be a number from 0 to 65535" },
         { { "--metrics=h:65536", "run", "p" }, "option '--metrics': the port must be a number from 0 to 65535" },
+        { { "--shutdown-timeout=-1", "run", "p" }, "option '--shutdown-timeout': '-1' is not a number of seconds" },
         { { "-t-1", "run", "p" }, "option '--threads': '-1' is not a non-negative integer" },
         { { "--threads=", "run", "p" }, "option '--threads': '' is not a non-negative integer" },
         { { "--threads=4294967296", "run", "p" }, "option '--threads': '4294967296' is too large" },
@@ -483,6 +486,7 @@ static void test_print_config(void **state)
     assert_non_null(strstr(text, "\nallow-net = true\n"));
     assert_non_null(strstr(text, "\nallow-read = false\n"));
     assert_non_null(strstr(text, "\nmax-boot-time = 20.0\n"));
+    assert_non_null(strstr(text, "\nshutdown-timeout = 10.0\n"));
     assert_non_null(strstr(text, "\nmetrics = \"127.0.0.1:9100\"\n"));
     assert_non_null(strstr(text, "\n[run]\ndylink-address-hint = 2\n"));
     config_free(&cfg);
