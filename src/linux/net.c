@@ -811,6 +811,7 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         lx_count_accepted();
     if (listener && p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
+        p->server.conn_accepted_ns = lx_now_ns();
         if (--p->server.accepts_left == 0)
             lx_epoll_hide_listeners(p);
     }

@@ -57,28 +57,18 @@ static void observe(struct histogram *h, const struct histogram_desc *d, uint64_
     add(&h->sum, value);
 }
 
-uint64_t metrics_request_begin(struct metrics *m)
-{
-    add(&m->vms_busy, 1);
-    return lx_now_ns();
-}
-
-void metrics_request_end(struct metrics *m, uint64_t begun, bool timed, enum vm_run_result res,
+void metrics_request_end(struct metrics *m, uint64_t accepted_ns, enum vm_run_result res,
                          uint64_t exits)
 {
-    if (timed)
-        observe(&m->request_ns, &request_desc, lx_now_ns() - begun);
     add(&m->vm_exits, exits);
     if (res == VM_TIMED_OUT)
         add(&m->timeouts, 1);
     else if (res == VM_CRASHED)
         add(&m->crashes, 1);
-    atomic_fetch_sub_explicit(&m->vms_busy, 1, memory_order_release);
-}
-
-void metrics_request_abandon(struct metrics *m)
-{
-    atomic_fetch_sub_explicit(&m->vms_busy, 1, memory_order_release);
+    if (accepted_ns) {
+        observe(&m->request_ns, &request_desc, lx_now_ns() - accepted_ns);
+        atomic_fetch_add_explicit(&m->served, 1, memory_order_release);
+    }
 }
 
 void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st)
@@ -125,11 +115,22 @@ static void histogram(FILE *out, const struct histogram *h, const struct histogr
             (unsigned long long)cumulative);
 }
 
-static uint64_t requests_served(const struct metrics *m)
+uint64_t metrics_requests(const struct metrics *m)
 {
     if (!get(&m->boot_ns))
         return 0;   /* connections so far are the warm-up's */
     return get(&m->lx.accepted) - get(&m->accepted_at_ready);
+}
+
+uint64_t metrics_in_flight(const struct metrics *m)
+{
+    if (!atomic_load(&m->ephemeral))
+        return 0;
+    /* served before accepted: every ended connection was accepted first, so the difference
+     * of the two reads cannot go below zero */
+    const uint64_t served = atomic_load_explicit(&m->served, memory_order_acquire);
+    const uint64_t requests = metrics_requests(m);
+    return requests > served ? requests - served : 0;
 }
 
 void metrics_format(const struct metrics *m, FILE *out)
@@ -141,13 +142,15 @@ void metrics_format(const struct metrics *m, FILE *out)
     if (get(&m->boot_ns))
         fprintf(out, "kvmserver_boot_seconds %.9g\n", get(&m->boot_ns) * 1e-9);
     counter(out, "kvmserver_requests_total", "Connections accepted by request VMs.",
-            requests_served(m));
+            metrics_requests(m));
     histogram(out, &m->request_ns, &request_desc);
     histogram(out, &m->reset_ns, &reset_desc);
     histogram(out, &m->reset_pages, &pages_desc);
     counter(out, "kvmserver_vm_exits_total", "VM exits of request VMs, counted as each "
             "request ends.", get(&m->vm_exits));
-    const uint64_t live = get(&m->vms_live), busy = get(&m->vms_busy);
+    /* Without -e a VM serves connections continuously: busy. */
+    const uint64_t live = get(&m->vms_live);
+    const uint64_t busy = atomic_load(&m->ephemeral) ? metrics_in_flight(m) : live;
     family(out, "kvmserver_request_vms", "gauge", "Request VMs serving a connection (busy) "
            "or waiting for one (idle).");
     fprintf(out, "kvmserver_request_vms{state=\"busy\"} %llu\n", (unsigned long long)busy);

@@ -27,23 +27,26 @@ struct metrics {
                                                * connections before it were the warm-up's */
     atomic_uint_fast64_t boot_ns;         /* boot to readiness; 0 = not ready yet */
     atomic_uint_fast64_t env_withheld;    /* host variables the guest was not given */
+    atomic_bool ephemeral;                /* -e: a request is one accepted connection */
+    atomic_uint_fast64_t served;          /* -e: connections whose request VM ended them */
     atomic_uint_fast64_t vms_live;        /* request VMs running (not stopped by a failure) */
-    atomic_uint_fast64_t vms_busy;        /* ... of which serving a connection */
     atomic_uint_fast64_t vm_exits;        /* total over the requests that ended */
     atomic_uint_fast64_t timeouts, crashes;
     struct histogram request_ns;          /* -e: one connection, accept to close */
     struct histogram reset_ns, reset_pages;
 };
 
-/* A request VM took a connection (or, without -e, started serving); returns its start. */
-uint64_t metrics_request_begin(struct metrics *m);
-/* Its connection ended (or, without -e, the VM stopped serving) how `res` says; begun =
- * metrics_request_begin's answer; `timed`: observe it in the duration histogram. */
-void metrics_request_end(struct metrics *m, uint64_t begun, bool timed, enum vm_run_result res,
+/* A request VM's run ended how `res` says, after `exits` VM exits. accepted_ns: with -e,
+ * when it accepted its connection (now closed); 0 when it accepted none. */
+void metrics_request_end(struct metrics *m, uint64_t accepted_ns, enum vm_run_result res,
                          uint64_t exits);
-/* A request begun but not served (the server is stopping). */
-void metrics_request_abandon(struct metrics *m);
 void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st);
+
+/* Connections accepted since the freeze. */
+uint64_t metrics_requests(const struct metrics *m);
+/* -e: connections accepted and not yet ended (a VM counts from its accept, not from waking
+ * up for a connection another VM may take). 0 without -e. */
+uint64_t metrics_in_flight(const struct metrics *m);
 
 /* The Prometheus text exposition format (version 0.0.4). */
 void metrics_format(const struct metrics *m, FILE *out);

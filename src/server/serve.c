@@ -133,12 +133,9 @@ static void *request_loop(void *arg)
         if (atomic_load(&srv->stopping))
             return NULL;
         resume_frozen_wait(rv);
-        uint64_t begun = metrics_request_begin(&srv->metrics);
         /* Woken by the stop, not by a client: nothing to finish. */
-        if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left) {
-            metrics_request_abandon(&srv->metrics);
+        if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
             return NULL;
-        }
         /* Ephemeral: the whole connection is the request. Otherwise the process layer
          * times the work between two event waits. */
         if (cfg->max_request_time > 0)
@@ -147,10 +144,11 @@ static void *request_loop(void *arg)
         if (res == VM_STOPPED && rv->proc.server.deadline_hit)
             res = VM_TIMED_OUT;
         bool anywhere = request_ended_badly(rv, res);
+        uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
+                                   ? rv->proc.server.conn_accepted_ns : 0;
         /* Closing the fork's fds closes the connection: the client sees the end. */
         lx_proc_destroy(&rv->proc);
-        metrics_request_end(&srv->metrics, begun, cfg->ephemeral, res,
-                            rv->vm.exits - exits_before);
+        metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
         struct vm_reset_stats st;
         if (vm_reset(&rv->vm, anywhere, &st) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
@@ -226,6 +224,7 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
         return 1;
     srv.poller = srv.boot.poller;
     atomic_store(&srv.metrics.vms_live, srv.nvms);
+    atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);
     atomic_store(&srv.metrics.accepted_at_ready, atomic_load(&srv.metrics.lx.accepted));
     atomic_store(&srv.metrics.boot_ns, (uint64_t)(boot_ms * 1e6));
     printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s transport=%s\n",

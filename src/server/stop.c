@@ -27,11 +27,11 @@ uint64_t wait_for_requests(const struct metrics *m, double timeout_s, const sigs
 {
     const uint64_t start = lx_now_ns();
     const uint64_t limit = (uint64_t)(timeout_s * 1e9);
-    /* A VM that accepted its connection just before the listener went down marks itself
-     * busy a moment later: give it that moment before trusting a count of zero. */
+    /* A VM that accepted a connection just before the listener went down counts it a
+     * moment later: give it that moment before trusting a count of zero. */
     for (;;) {
         const uint64_t spent = lx_now_ns() - start;
-        const uint64_t busy = atomic_load_explicit(&m->vms_busy, memory_order_acquire);
+        const uint64_t busy = metrics_in_flight(m);
         if ((busy == 0 && spent >= SETTLE_NS) || spent >= limit)
             return busy;
         const uint64_t wait = limit - spent < POLL_NS ? limit - spent : POLL_NS;

@@ -13,8 +13,8 @@
  * and a VM waiting in accept wakes with an error. */
 void stop_accepting(const struct lx_proc *master);
 
-/* Waits until no request VM is busy, timeout_s passes or one of `signals` arrives again.
- * Returns the requests still in flight (cut short). */
+/* With -e: waits until no accepted connection is left open, timeout_s passes or one of
+ * `signals` arrives again. Returns the requests still in flight (cut short). */
 uint64_t wait_for_requests(const struct metrics *m, double timeout_s, const sigset_t *signals);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linux/wait.h"
 #include "server/metrics.h"
 #include "vm/fork.h"
 
@@ -52,14 +53,15 @@ static void test_counts(void **state)
 {
     (void)state;
     static struct metrics m;
-    atomic_store(&m.lx.accepted, 12);
-    atomic_store(&m.accepted_at_ready, 2);
+    atomic_store(&m.lx.accepted, 5);
+    atomic_store(&m.accepted_at_ready, 2);          /* 3 requests since the freeze */
     atomic_store(&m.boot_ns, 1500000000);
     atomic_store(&m.vms_live, 3);
-    uint64_t begun = metrics_request_begin(&m);
-    metrics_request_end(&m, begun, true, VM_CRASHED, 4);
-    metrics_request_end(&m, metrics_request_begin(&m), true, VM_TIMED_OUT, 2);
-    metrics_request_begin(&m);                       /* still busy */
+    atomic_store(&m.ephemeral, true);
+    metrics_request_end(&m, lx_now_ns(), VM_CRASHED, 4);
+    metrics_request_end(&m, lx_now_ns(), VM_TIMED_OUT, 2);
+    metrics_request_end(&m, 0, VM_STOPPED, 0);       /* woke, accepted nothing */
+    assert_int_equal(metrics_in_flight(&m), 1);
     metrics_count_reset(&m, &(struct vm_reset_stats){ .pages_restored = 1, .ns = 7000 });
     metrics_count_reset(&m, &(struct vm_reset_stats){ .pages_restored = 9, .ns = 20000000 });
     metrics_count_reset(&m, &(struct vm_reset_stats){ .pages_restored = 100000, .ns = 1 });
@@ -69,7 +71,7 @@ static void test_counts(void **state)
     char *text = format(&m);
     assert_line(text, "kvmserver_build_info{version=\"" KVMS_VERSION "\"} 1");
     assert_line(text, "kvmserver_boot_seconds 1.5");
-    assert_line(text, "kvmserver_requests_total 10");
+    assert_line(text, "kvmserver_requests_total 3");
     assert_line(text, "# TYPE kvmserver_request_duration_seconds histogram");
     assert_line(text, "kvmserver_request_duration_seconds_count 2");
     /* buckets are cumulative: 1 page <= 1, 9 pages <= 16, 100000 pages only in +Inf */
@@ -95,6 +97,22 @@ static void test_counts(void **state)
     assert_line(text, "kvmserver_denied_total{kind=\"listen\"} 0");
     assert_line(text, "kvmserver_denied_total{kind=\"env\"} 2");
     assert_line(text, "kvmserver_unsupported_syscalls_total 1");
+    free(text);
+}
+
+/* Without -e a request VM serves connections continuously: no request is "in flight". */
+static void test_persistent_vms_are_busy(void **state)
+{
+    (void)state;
+    static struct metrics m;
+    atomic_store(&m.lx.accepted, 4);
+    atomic_store(&m.boot_ns, 1);
+    atomic_store(&m.vms_live, 2);
+    assert_int_equal(metrics_in_flight(&m), 0);
+    char *text = format(&m);
+    assert_line(text, "kvmserver_requests_total 4");
+    assert_line(text, "kvmserver_request_vms{state=\"busy\"} 2");
+    assert_line(text, "kvmserver_request_vms{state=\"idle\"} 0");
     free(text);
 }
 
@@ -124,6 +142,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_before_readiness),
         cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_persistent_vms_are_busy),
         cmocka_unit_test(test_linux_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
