@@ -171,6 +171,7 @@ static void *request_loop(void *arg)
         if (start_request_state(rv) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
                     rv->index);
+            atomic_fetch_sub(&srv->metrics.vms_live, 1);
             return NULL;
         }
         transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
