@@ -2,8 +2,10 @@
 # Installs the Debian packages the build and the tests need, and Bun for the randomness tests
 # (into ~/.cache/kvmserver/bun, from npm); does nothing when all are present.
 set -eu
+# prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition).
 pkgs="meson ninja-build gcc clang libcmocka-dev python3-pytest musl-tools
-      nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev"
+      nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev
+      prometheus"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -26,13 +26,14 @@ int main(int argc, char **argv)
         goto out;
     }
     config_warn_partial(&cfg, stderr);
-    char **env = guest_environ(&cfg, environ);
+    size_t env_withheld;
+    char **env = guest_environ(&cfg, environ, &env_withheld);
     if (!env) {
         fprintf(stderr, "kvmserver: out of memory building the guest environment\n");
         status = 1;
         goto out;
     }
-    status = serve(&cfg, env);
+    status = serve(&cfg, env, env_withheld);
     guest_environ_free(env);
 out:
     config_free(&cfg);

@@ -39,6 +39,8 @@ struct config {
     bool no_syscall_rewrite;       /* kvm_pvm: keep `syscall` instructions (syscall_sites.h) */
     double max_boot_time;          /* seconds, default 20 */
     double max_request_time;       /* seconds, default 8 */
+    double shutdown_timeout;       /* seconds SIGTERM waits for requests in flight, default 10 */
+    const char *metrics;           /* --metrics HOST:PORT; NULL = no metrics listener */
     uint64_t max_main_memory;      /* MiB, default 8192 */
     uint64_t max_address_space;    /* MiB, default 122880 */
     uint64_t max_request_memory;   /* MiB, default 128 */

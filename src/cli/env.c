@@ -41,7 +41,7 @@ void guest_environ_free(char **env)
     free(env);
 }
 
-char **guest_environ(const struct config *cfg, char *const *host_environ)
+char **guest_environ(const struct config *cfg, char *const *host_environ, size_t *withheld)
 {
     size_t host_count = 0;
     if (host_environ)
@@ -52,11 +52,15 @@ char **guest_environ(const struct config *cfg, char *const *host_environ)
     char **env = calloc(host_count + cfg->env.count + 1, sizeof *env);
     if (!env)
         return NULL;
-    size_t n = 0;
+    size_t n = 0, refused = 0;
     for (size_t i = 0; i < host_count; i++) {
         const char *entry = host_environ[i];
-        if (!strchr(entry, '=') || !host_variable_allowed(cfg, entry))
+        if (!strchr(entry, '='))
             continue;   /* entries without '=' are not variables */
+        if (!host_variable_allowed(cfg, entry)) {
+            refused++;
+            continue;
+        }
         if (!(env[n++] = strdup(entry)))
             goto out_of_memory;
     }
@@ -86,6 +90,8 @@ char **guest_environ(const struct config *cfg, char *const *host_environ)
         env[n] = NULL;
     }
     env[n] = NULL;
+    if (withheld)
+        *withheld = refused;
     return env;
 
 out_of_memory:

@@ -8,8 +8,9 @@
  * --allow-env pattern (all of them for the bare flag or --allow-all; "API_*" matches names
  * starting with "API_"; other patterns match exactly), in host order, then each --env K=V,
  * replacing an earlier entry of the same name. host_environ may be NULL. Returns NULL if
- * out of memory. Free with guest_environ_free. */
-char **guest_environ(const struct config *cfg, char *const *host_environ);
+ * out of memory. Free with guest_environ_free. *withheld (if not NULL): the host variables
+ * the policy kept out. */
+char **guest_environ(const struct config *cfg, char *const *host_environ, size_t *withheld);
 void guest_environ_free(char **env);
 
 #endif

@@ -56,6 +56,18 @@ static const char *check_transport(const char *item)
     return "must be exit, shared or auto";
 }
 
+static const char *check_host_port(const char *item)
+{
+    const char *colon = strrchr(item, ':');
+    if (!colon)
+        return "expected HOST:PORT";
+    const char *port = colon + 1;
+    const size_t digits = strspn(port, "0123456789");
+    if (digits == 0 || port[digits] != '\0' || digits > 5 || atoi(port) > 65535)
+        return "the port must be a number from 0 to 65535";
+    return NULL;
+}
+
 static const char *check_nonempty(const char *item)
 {
     return *item ? NULL : "must not be empty";
@@ -155,6 +167,11 @@ static const struct opt_desc options[] = {
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),
       .arg = "SECONDS", .help = "time one request may take" },
+    { .name = "shutdown-timeout", .kind = OPT_SECONDS, .field = AT(shutdown_timeout),
+      .arg = "SECONDS", .help = "on SIGTERM, how long requests in flight may take to finish" },
+    { .name = "metrics", .kind = OPT_STRING, .field = AT(metrics), .check = check_host_port,
+      .arg = "HOST:PORT", .help = "serve Prometheus metrics at http://HOST:PORT/metrics",
+      .default_text = "off" },
     MEMORY("max-main-memory", max_main_memory, "memory of the booted program", true),
     MEMORY("max-address-space", max_address_space, "guest address space", false),
     MEMORY("max-request-memory", max_request_memory, "private memory a request VM may use",
@@ -270,6 +287,7 @@ void config_defaults(struct config *cfg)
     cfg->threads = 1;
     cfg->max_boot_time = 20;
     cfg->max_request_time = 8;
+    cfg->shutdown_timeout = 10;
     cfg->syscall_spin_us = 100;
     cfg->max_main_memory = 8192;
     cfg->max_address_space = 122880;

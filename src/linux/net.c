@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "linux/counters.h"
 #include "linux/epoll.h"
 #include "linux/listener.h"
 #include "linux/netpolicy.h"
@@ -831,8 +832,11 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         fdt_close(&p->fds, fd);
         return -EFAULT;
     }
+    if (l)
+        lx_count_accepted();
     if (p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
+        p->server.conn_accepted_ns = lx_now_ns();
         if (--p->server.accepts_left == 0)
             lx_epoll_sync_listeners(p);
     }

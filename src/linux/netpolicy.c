@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "cli/config.h"
+#include "linux/counters.h"
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
@@ -283,6 +284,7 @@ int np_check(const struct config *cfg, enum np_direction dir, const struct np_ad
 {
     if (np_allowed(cfg, dir, a))
         return 0;
+    lx_count_denied(dir == NP_LISTEN ? LX_DENIED_LISTEN : LX_DENIED_CONNECT);
     char addr[4 * NP_PATH_MAX + 8];
     np_addr_format(a, addr, sizeof addr);
     char key[sizeof addr + 2];

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/config.h"
+#include "linux/counters.h"
 #include "vm/elf.h"
 
 #define MAX_SYMLINKS 40     /* Linux's limit on symlinks followed in one resolution */
@@ -723,6 +724,7 @@ void fsp_log_denied(const char *guest_path, int need)
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static uint64_t logged[LOGGED_MAX];
     static size_t nlogged;
+    lx_count_denied((need & FSP_WRITE) ? LX_DENIED_WRITE : LX_DENIED_READ);
     uint64_t h = 1469598103934665603ull ^ (uint64_t)need;   /* FNV-1a */
     for (const char *s = guest_path; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;

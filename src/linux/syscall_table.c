@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "linux/counters.h"
 #include "linux/process.h"
 
 #define E(name) [__NR_##name] = { #name, sys_##name }
@@ -55,6 +56,7 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
 static void report_unknown(struct lx_proc *p, uint64_t nr)
 {
     p->unknown_syscalls++;
+    lx_count_unsupported_syscall();
     /* Once per number, so a guest probing in a loop cannot flood the log. */
     static unsigned char seen[LX_NR_SYSCALLS / 8];
     if (nr < LX_NR_SYSCALLS) {

@@ -6,13 +6,11 @@
 
 #include "cli/config.h"
 #include "linux/process.h"
-#include "server/metrics.h"
 #include "vm/vm.h"
 
 struct booted_program {
     struct vm vm;
     struct lx_proc *proc;
-    struct metrics metrics;
     struct poller *poller;    /* shared syscall transport; NULL = VM exits only */
     cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */
     bool pin_vms;

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "server/boot.h"
+#include "server/metrics_http.h"
+#include "server/stop.h"
 #include "vm/fork.h"
 #include "vm/platform.h"
 #include "vm/vm.h"
@@ -34,6 +37,8 @@ struct server {
     struct vm_snapshot snap;
     unsigned nvms;
     struct request_vm *vms;
+    struct metrics metrics;
+    atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
 };
 
 static uint64_t now_ns(void)
@@ -112,6 +117,7 @@ static void *request_loop(void *arg)
         pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
     if (vm_fork(&rv->vm, &srv->snap) < 0 || start_request_state(rv) < 0) {
         fprintf(stderr, "kvmserver: request VM %u could not be created\n", rv->index);
+        atomic_fetch_sub(&srv->metrics.vms_live, 1);
         return NULL;
     }
     rv->vm.ops = &lx_vm_ops;
@@ -124,7 +130,12 @@ static void *request_loop(void *arg)
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     for (;;) {
         uint64_t exits_before = rv->vm.exits;
+        if (atomic_load(&srv->stopping))
+            return NULL;
         resume_frozen_wait(rv);
+        /* Woken by the stop, not by a client: nothing to finish. */
+        if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
+            return NULL;
         /* Ephemeral: the whole connection is the request. Otherwise the process layer
          * times the work between two event waits. */
         if (cfg->max_request_time > 0)
@@ -133,12 +144,16 @@ static void *request_loop(void *arg)
         if (res == VM_STOPPED && rv->proc.server.deadline_hit)
             res = VM_TIMED_OUT;
         bool anywhere = request_ended_badly(rv, res);
+        uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
+                                   ? rv->proc.server.conn_accepted_ns : 0;
         /* Closing the fork's fds closes the connection: the client sees the end. */
         lx_proc_destroy(&rv->proc);
+        metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
         struct vm_reset_stats st;
         if (vm_reset(&rv->vm, anywhere, &st) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
                     rv->index);
+            atomic_fetch_sub(&srv->metrics.vms_live, 1);
             return NULL;
         }
         /* Keeping the working set makes resets cheap and spares the next request its page
@@ -149,16 +164,18 @@ static void *request_loop(void *arg)
             vm_reset_full(&rv->vm) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset fully; stopping it\n",
                     rv->index);
+            atomic_fetch_sub(&srv->metrics.vms_live, 1);
             return NULL;
         }
         /* After the memory is back: the new generation's pid and wiped memory go on top. */
         if (start_request_state(rv) < 0) {
             fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
                     rv->index);
+            atomic_fetch_sub(&srv->metrics.vms_live, 1);
             return NULL;
         }
         transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
-        metrics_count_request(&srv->boot.metrics, &st, rv->vm.exits - exits_before);
+        metrics_count_reset(&srv->metrics, &st);
         if (cfg->verbose)
             fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
                     "with their rights, in %.1f us\n", rv->index, st.pages_restored,
@@ -175,7 +192,7 @@ static double rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-int serve(const struct config *cfg, char **guest_env)
+int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
 {
     /* The main thread only waits for the stop signals: block them everywhere else. */
     sigset_t stop;
@@ -185,7 +202,15 @@ int serve(const struct config *cfg, char **guest_env)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct server srv = { .cfg = cfg };
+    static struct server srv;       /* the metrics thread reads it until the process ends */
+    srv.cfg = cfg;
+    atomic_store(&srv.metrics.env_withheld, env_withheld);
+    lx_counters_attach(&srv.metrics.lx);
+    if (cfg->metrics) {
+        int fd = metrics_listen(cfg->metrics);
+        if (fd < 0 || metrics_serve(fd, &srv.metrics) < 0)
+            return 1;
+    }
     uint64_t t0 = now_ns();
     int status = boot_until_ready(&srv.boot, cfg, guest_env);
     if (status >= 0)
@@ -199,6 +224,10 @@ int serve(const struct config *cfg, char **guest_env)
     if (!srv.vms)
         return 1;
     srv.poller = srv.boot.poller;
+    atomic_store(&srv.metrics.vms_live, srv.nvms);
+    atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);
+    atomic_store(&srv.metrics.accepted_at_ready, atomic_load(&srv.metrics.lx.accepted));
+    atomic_store(&srv.metrics.boot_ns, (uint64_t)(boot_ms * 1e6));
     printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s transport=%s\n",
            cfg->program, boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
            srv.poller ? "shared" : "exit");
@@ -214,6 +243,14 @@ int serve(const struct config *cfg, char **guest_env)
     int sig = 0;
     sigwait(&stop, &sig);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
+    atomic_store(&srv.stopping, true);
+    stop_accepting(srv.boot.proc);
+    /* Only an ephemeral VM's request has an end to wait for. */
+    if (sig == SIGTERM && cfg->ephemeral) {
+        uint64_t cut = wait_for_requests(&srv.metrics, cfg->shutdown_timeout, &stop);
+        fprintf(stderr, "kvmserver: stopped accepting; %llu requests in flight cut short\n",
+                (unsigned long long)cut);
+    }
     uint64_t exits = 0, shared = 0;
     for (unsigned i = 0; i < srv.nvms; i++) {      /* racy reads are fine for a report */
         exits += srv.vms[i].vm.exits;
@@ -221,7 +258,7 @@ int serve(const struct config *cfg, char **guest_env)
     }
     fprintf(stderr, "kvmserver: %llu VM exits in request VMs, %llu calls served through "
             "shared memory\n", (unsigned long long)exits, (unsigned long long)shared);
-    metrics_print(&srv.boot.metrics, stderr);
+    metrics_print(&srv.metrics, stderr);
     fflush(NULL);
     /* Request VMs may be blocked in the guest's accept(): end the process rather than
      * unwinding every thread; the kernel releases VMs, memory and sockets. */

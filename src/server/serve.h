@@ -2,10 +2,14 @@
  * and serve connections from request VMs forked from the frozen image. */
 #ifndef KVMS_SERVE_H
 #define KVMS_SERVE_H
+#include <stddef.h>
+
 #include "cli/config.h"
 
 /* Runs until SIGINT/SIGTERM (exit status 0) or until the program cannot be served (it
- * exits or crashes before listening: its status, 128+signal, or 1). */
-int serve(const struct config *cfg, char **guest_env);
+ * exits or crashes before listening: its status, 128+signal, or 1). SIGTERM under -e lets
+ * the requests in flight finish first (up to --shutdown-timeout). env_withheld: host
+ * variables the policy kept from the guest (a metric). */
+int serve(const struct config *cfg, char **guest_env, size_t env_withheld);
 
 #endif

@@ -304,6 +304,25 @@ static void route_sleep(struct response *r, const char *query)
     snprintf(r->body, sizeof r->body, "slept %lu ms\n", ms);
 }
 
+/* An outgoing connection to 127.0.0.1:port, answered with its outcome ("connect: 0" or the
+ * errno), so a test can see the network policy refuse it. */
+static void route_connect(struct response *r, const char *query)
+{
+    unsigned long port;
+    if (!query_number(query, "port", 65535, &port)) {
+        set_body(r, 400, "usage: /connect?port=N\n");
+        return;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int err = fd < 0 ? errno : connect(fd, (struct sockaddr *)&to, sizeof to) < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    r->status = 200;
+    snprintf(r->body, sizeof r->body, "connect: %d\n", err);
+}
+
 static http_app_route_fn *app_route;
 
 void http_set_app_route(http_app_route_fn *route)
@@ -329,6 +348,8 @@ static void route(struct response *r, const char *path, const char *query)
         route_eat(r, query);
     else if (strcmp(path, "/sleep") == 0)
         route_sleep(r, query);
+    else if (strcmp(path, "/connect") == 0)
+        route_connect(r, query);
     else
         set_body(r, 404, "not found\n");
 }

@@ -113,6 +113,8 @@ static void test_defaults(void **state)
                  cfg.allow_listen_set);
     assert_true(cfg.max_boot_time == 20.0);
     assert_true(cfg.max_request_time == 8.0);
+    assert_true(cfg.shutdown_timeout == 10.0);
+    assert_null(cfg.metrics);
     assert_int_equal(cfg.max_main_memory, 8192);
     assert_int_equal(cfg.max_address_space, 122880);
     assert_int_equal(cfg.max_request_memory, 128);
@@ -144,6 +146,7 @@ static void test_option_kinds(void **state)
     int status = CLI(&cfg, "-e", "--verbose-syscalls", "--cwd", "/srv", "-w", "3",
                      "--max-boot-time=2.5", "--max-request-time", ".5", "--max-main-memory",
                      "1024", "--heap-address-hint=512", "--no-executable-heap", "--allow-all",
+                     "--metrics", "[::1]:9100", "--shutdown-timeout=2.5",
                      "run", "--dylink-address-hint", "8", "-v", "--env", "A=1", "./prog");
     assert_int_equal(status, -1);
     assert_true(cfg.ephemeral);
@@ -157,6 +160,8 @@ static void test_option_kinds(void **state)
     assert_int_equal(cfg.heap_address_hint, 512);
     assert_true(cfg.no_executable_heap);
     assert_true(cfg.allow_all);
+    assert_string_equal(cfg.metrics, "[::1]:9100");
+    assert_true(cfg.shutdown_timeout == 2.5);
     assert_int_equal(cfg.dylink_address_hint, 8);
     assert_int_equal(cfg.env.count, 1);
     assert_string_equal(cfg.env.items[0], "A=1");
@@ -293,6 +298,10 @@ static void test_usage_errors(void **state)
         { { "run", "--bogus=1", "p" }, "unknown option '--bogus'" },
         { { "-x", "run", "p" }, "unknown option '-x'" },
         { { "-t", "abc", "run", "p" }, "option '--threads': 'abc' is not a non-negative integer" },
+        { { "--metrics", "9100", "run", "p" }, "option '--metrics': expected HOST:PORT" },
+        { { "--metrics=:http", "run", "p" }, "option '--metrics': the port must be a number from 0 to 65535" },
+        { { "--metrics=h:65536", "run", "p" }, "option '--metrics': the port must be a number from 0 to 65535" },
+        { { "--shutdown-timeout=-1", "run", "p" }, "option '--shutdown-timeout': '-1' is not a number of seconds" },
         { { "-t-1", "run", "p" }, "option '--threads': '-1' is not a non-negative integer" },
         { { "--threads=", "run", "p" }, "option '--threads': '' is not a non-negative integer" },
         { { "--threads=4294967296", "run", "p" }, "option '--threads': '4294967296' is too large" },
@@ -466,7 +475,7 @@ static void test_print_config(void **state)
     (void)state;
     struct config cfg;
     assert_int_equal(CLI(&cfg, "--print-config", "-t", "6", "--env", "X=\"q\"",
-                         "--allow-net", "run", "p"), -1);
+                         "--allow-net", "--metrics", "127.0.0.1:9100", "run", "p"), -1);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -477,6 +486,8 @@ static void test_print_config(void **state)
     assert_non_null(strstr(text, "\nallow-net = true\n"));
     assert_non_null(strstr(text, "\nallow-read = false\n"));
     assert_non_null(strstr(text, "\nmax-boot-time = 20.0\n"));
+    assert_non_null(strstr(text, "\nshutdown-timeout = 10.0\n"));
+    assert_non_null(strstr(text, "\nmetrics = \"127.0.0.1:9100\"\n"));
     assert_non_null(strstr(text, "\n[run]\ndylink-address-hint = 2\n"));
     config_free(&cfg);
 
@@ -488,6 +499,7 @@ static void test_print_config(void **state)
     assert_string_equal(cfg.env.items[0], "X=\"q\"");
     assert_true(cfg.allow_net_set);
     assert_int_equal(cfg.allow_net.count, 0);
+    assert_string_equal(cfg.metrics, "127.0.0.1:9100");
     config_free(&cfg);
 }
 
@@ -549,7 +561,7 @@ static size_t env_count(char **env)
 static char **env_for(struct config *cfg, char **argv)
 {
     assert_int_equal(cli_argv(cfg, argv), -1);
-    char **env = guest_environ(cfg, host_env);
+    char **env = guest_environ(cfg, host_env, NULL);
     assert_non_null(env);
     return env;
 }
@@ -609,11 +621,11 @@ static void test_guest_environ(void **state)
     /* Duplicate host entries collapse into the --env value. */
     char *dup_env[] = { "X=1", "Y=2", "X=3", NULL };
     assert_int_equal(CLI(&cfg, "--allow-env=X", "--env", "X=9", "run", "p"), -1);
-    env = guest_environ(&cfg, dup_env);
+    env = guest_environ(&cfg, dup_env, NULL);
     assert_int_equal(env_count(env), 1);
     assert_string_equal(env[0], "X=9");
     guest_environ_free(env);
-    env = guest_environ(&cfg, NULL);
+    env = guest_environ(&cfg, NULL, NULL);
     assert_int_equal(env_count(env), 1);
     guest_environ_free(env);
     config_free(&cfg);

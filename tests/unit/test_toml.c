@@ -322,6 +322,8 @@ static void test_config_files(void **state)
         { "max-boot-time = \"20\"\n", NULL, "t.toml:1: 'max-boot-time': expected a number of seconds, not a string" },
         { "ephemeral = 1\n", NULL, "t.toml:1: 'ephemeral': expected true or false, not an integer" },
         { "cwd = \"\"\n", NULL, "t.toml:1: 'cwd': must not be empty" },
+        { "metrics = \"localhost\"\n", NULL, "t.toml:1: 'metrics': expected HOST:PORT" },
+        { "metrics = 9100\n", NULL, "t.toml:1: 'metrics': expected a string, not an integer" },
         { "cwd = [\"/a\"]\n", NULL, "t.toml:1: 'cwd': expected a string, not an array" },
         { "env = [\"NOVALUE\"]\n", NULL, "t.toml:1: 'env': 'NOVALUE': expected NAME=VALUE" },
         { "env = true\n", NULL, "t.toml:1: 'env': expected a string or an array of strings, not a boolean" },
@@ -379,6 +381,7 @@ static void test_print_reads_back(void **state)
         "allow-write = [\"/tmp\", \"/var,odd\"]\nallow-env = \"API_*\"\nallow-net = true\n"
         "allow-listen = [\"0.0.0.0:8080\"]\nvolume = \"/h:/g:r\"\nmax-boot-time = 0.1\n"
         "max-request-time = 12.125\nmax-main-memory = 512\nshared-memory = 64\n"
+        "metrics = \"0.0.0.0:9100\"\nshutdown-timeout = 30\n"
         "no-split-hugepages = true\n[run]\ndylink-address-hint = 4\nremapping = [\"1:2\"]\n";
     char err[512];
     assert_true(config_apply_toml(&cfg, "in.toml", text, sizeof text - 1, err, sizeof err));
@@ -404,6 +407,8 @@ static void test_print_reads_back(void **state)
     assert_int_equal(back.warmup, 12);
     assert_true(back.max_boot_time == 0.1);
     assert_true(back.max_request_time == 12.125);
+    assert_string_equal(back.metrics, "0.0.0.0:9100");
+    assert_true(back.shutdown_timeout == 30.0);
     assert_string_equal(back.env.items[1], "B=line\nbreak");
     assert_int_equal(back.allow_write.count, 2);
     assert_string_equal(back.allow_write.items[1], "/var,odd");
