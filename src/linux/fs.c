@@ -48,16 +48,16 @@ static unsigned host_umask(void)
 
 void fs_ready(struct lx_proc *p)
 {
-    if (p->cwd[0])
+    if (p->task.cwd[0])
         return;
-    p->umask = host_umask();
+    p->task.umask = host_umask();
     char host[PATH_MAX];
     const char *cfg_cwd = p->cfg ? p->cfg->cwd : NULL;
     if (!getcwd(host, sizeof host))
         strcpy(host, "/");
-    if (fsp_absolute(p->cwd, sizeof p->cwd, host, cfg_cwd ? cfg_cwd : ".") ||
-        fsp_lexical(p->cwd, sizeof p->cwd, strcpy(host, p->cwd)))
-        strcpy(p->cwd, "/");
+    if (fsp_absolute(p->task.cwd, sizeof p->task.cwd, host, cfg_cwd ? cfg_cwd : ".") ||
+        fsp_lexical(p->task.cwd, sizeof p->task.cwd, strcpy(host, p->task.cwd)))
+        strcpy(p->task.cwd, "/");
 }
 
 long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX])
@@ -104,7 +104,7 @@ long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
         return 0;
     }
     if (dirfd == AT_FDCWD) {
-        strcpy(out, p->cwd);
+        strcpy(out, p->task.cwd);
         return 0;
     }
     long host = fs_dir_host_fd(p, dirfd);
@@ -248,7 +248,7 @@ static long do_openat(struct lx_proc *p, int dirfd, uint64_t path_gva, int flags
         flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     fs_ready(p);
     if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
-        mode &= 07777 & ~p->umask;
+        mode &= 07777 & ~p->task.umask;
     else
         mode = 0;
     long host = fs_open_path(p, dirfd, path, flags, mode, open_need(flags));
@@ -489,10 +489,10 @@ long sys_readlinkat(struct lx_proc *p, const uint64_t a[6])
 long sys_getcwd(struct lx_proc *p, const uint64_t a[6])
 {
     fs_ready(p);
-    size_t len = strlen(p->cwd) + 1;
+    size_t len = strlen(p->task.cwd) + 1;
     if (a[1] < len)
         return -ERANGE;
-    if (gm_write(p->vm, a[0], p->cwd, len))
+    if (gm_write(p->vm, a[0], p->task.cwd, len))
         return -EFAULT;
     return (long)len;
 }
@@ -505,7 +505,7 @@ long sys_chdir(struct lx_proc *p, const uint64_t a[6])
         return n;
     fs_ready(p);
     bool pseudo;
-    int err = fsp_canonical(fs_policy(p), p->cwd, path, canon, &pseudo);
+    int err = fsp_canonical(fs_policy(p), p->task.cwd, path, canon, &pseudo);
     if (err == -EACCES)
         fsp_log_denied(canon, FSP_LOOK);    /* the walk left the refused path there */
     if (err)
@@ -516,7 +516,7 @@ long sys_chdir(struct lx_proc *p, const uint64_t a[6])
     if (fd < 0)
         return fd;
     close((int)fd);
-    strcpy(p->cwd, canon);
+    strcpy(p->task.cwd, canon);
     return 0;
 }
 
@@ -530,14 +530,14 @@ long sys_fchdir(struct lx_proc *p, const uint64_t a[6])
     int err = fsp_guest_path_of_fd(fs_policy(p), (int)host, guest);
     if (err)
         return err;
-    strcpy(p->cwd, guest);
+    strcpy(p->task.cwd, guest);
     return 0;
 }
 
 long sys_umask(struct lx_proc *p, const uint64_t a[6])
 {
     fs_ready(p);
-    unsigned old = p->umask;
-    p->umask = (unsigned)a[0] & 0777;
+    unsigned old = p->task.umask;
+    p->task.umask = (unsigned)a[0] & 0777;
     return old;
 }

@@ -11,14 +11,14 @@ struct lx_proc;
 
 /* The policy of p's configuration. */
 const struct fs_policy *fs_policy(const struct lx_proc *p);
-/* Sets up p->cwd (--cwd, else the host's working directory) and p->umask on first use. */
+/* Sets up p->task.cwd (--cwd, else the host's working directory) and p->task.umask on first use. */
 void fs_ready(struct lx_proc *p);
 
 /* Copies a guest path argument: its length, -EFAULT or -ENAMETOOLONG. */
 long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
 /* The same, for calls where an empty path is an error: -ENOENT for "". */
 long fs_read_name(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
-/* The absolute guest directory a path given with `dirfd` is relative to: p->cwd for
+/* The absolute guest directory a path given with `dirfd` is relative to: p->task.cwd for
  * AT_FDCWD, else the guest path of the directory fd (-EBADF, -ENOTDIR). Absolute paths need
  * no base (out gets "/"). */
 long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX]);

@@ -50,7 +50,7 @@ static long mkdir_at(struct lx_proc *p, int dirfd, uint64_t path_gva, unsigned m
     long err = parent_for_write(p, dirfd, path_gva, &res, name);
     if (err)
         return err;
-    return done(&res, mkdirat(res.fd, name, mode & 07777 & ~p->umask));
+    return done(&res, mkdirat(res.fd, name, mode & 07777 & ~p->task.umask));
 }
 
 long sys_mkdir(struct lx_proc *p, const uint64_t a[6])

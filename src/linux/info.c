@@ -99,14 +99,14 @@ long sys_getgroups(struct lx_proc *p, const uint64_t a[6])
     int size = (int)(uint32_t)a[0];
     if (size < 0)
         return -EINVAL;
-    if (p->ngroups && size) {
-        if (size < p->ngroups)
+    if (p->task.ngroups && size) {
+        if (size < p->task.ngroups)
             return -EINVAL;
         uint32_t gid = getgid();
         if (gm_write(p->vm, a[1], &gid, sizeof gid))
             return -EFAULT;
     }
-    return p->ngroups;
+    return p->task.ngroups;
 }
 
 long sys_setgroups(struct lx_proc *p, const uint64_t a[6])
@@ -122,7 +122,7 @@ long sys_setgroups(struct lx_proc *p, const uint64_t a[6])
         if (gm_read(p->vm, &gid, a[1] + i * sizeof gid, sizeof gid))
             return -EFAULT;
     }
-    p->ngroups = n ? 1 : 0;
+    p->task.ngroups = n ? 1 : 0;
     return 0;
 }
 

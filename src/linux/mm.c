@@ -3,6 +3,7 @@
 #include "linux/mm.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -179,6 +180,13 @@ static void wipe_follow(struct lx_mm *mm, uint64_t old, uint64_t len, uint64_t t
         moved[n - 1].end = to + new_len;
     for (size_t i = 0; i < n; i++)
         wipe_add(mm, moved[i].start, moved[i].end);
+}
+
+void mm_fork(struct lx_mm *dst, const struct lx_mm *src)
+{
+    memcpy(dst, src, offsetof(struct lx_mm, free));
+    memcpy(dst->free, src->free, src->nfree * sizeof src->free[0]);
+    dst->charged_bytes = 0;
 }
 
 void mm_wipe_on_fork(struct lx_proc *p)

@@ -30,6 +30,9 @@ uint64_t mm_alloc(struct lx_mm *mm, uint64_t len);
 /* Returns [addr, addr+len) to the free list. */
 void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len);
 
+/* A fork's address-space bookkeeping: the frozen one's areas and lists (their used part:
+ * this runs at every reset); memory it maps from now on is charged afresh. */
+void mm_fork(struct lx_mm *dst, const struct lx_mm *src);
 /* A new request VM generation: zero the wipe-on-fork ranges, as fork(2) does for the child. */
 void mm_wipe_on_fork(struct lx_proc *p);
 

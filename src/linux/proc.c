@@ -46,8 +46,8 @@ long sys_set_robust_list(struct lx_proc *p, const uint64_t a[6])
 {
     if (a[1] != 24)            /* sizeof(struct robust_list_head) */
         return -EINVAL;
-    p->robust_list = a[0];
-    p->robust_list_len = a[1];
+    p->task.robust_list = a[0];
+    p->task.robust_list_len = a[1];
     return 0;
 }
 

@@ -61,8 +61,8 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
     p->pid = LX_MASTER_PID;
     p->ppid = LX_MASTER_PPID;
     publish_ids(p);
-    if (!realpath(exe_path, p->exe_path))
-        snprintf(p->exe_path, sizeof p->exe_path, "%s", exe_path);
+    if (!realpath(exe_path, p->task.exe_path))
+        snprintf(p->task.exe_path, sizeof p->task.exe_path, "%s", exe_path);
     mm_init(&p->mm, li);
     p->server.accepts_left = -1;
     p->server.conn_fd = -1;
@@ -89,33 +89,59 @@ int lx_proc_freeze(struct lx_proc *p)
     return err;
 }
 
+void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src)
+{
+    *dst = *src;
+    dst->frozen = false;
+    dst->boot_failed = false;
+    dst->request_done = false;
+    dst->freeze_on_wait = false;
+    dst->warmup = NULL;
+    dst->memory_exceeded = false;
+    dst->deadline_hit = false;
+}
+
+/* Every member of struct lx_proc, in order: lx_proc_fork below makes each one, so a member
+ * added without being listed here (and made there) fails the build. */
+#define MEMBER_END(m) (offsetof(struct lx_proc, m) + sizeof ((struct lx_proc *)0)->m)
+#define FOLLOWS(m, prev)                                                                      \
+    _Static_assert(offsetof(struct lx_proc, m) - MEMBER_END(prev) <                         \
+                       _Alignof(__typeof__(((struct lx_proc *)0)->m)),                        \
+                   "struct lx_proc: a member between " #prev " and " #m " is not forked")
+_Static_assert(offsetof(struct lx_proc, vm) == 0, "struct lx_proc starts with vm");
+FOLLOWS(cfg, vm);
+FOLLOWS(pid, cfg);
+FOLLOWS(ppid, pid);
+FOLLOWS(exit_status, ppid);
+FOLLOWS(exited, exit_status);
+FOLLOWS(task, exited);
+FOLLOWS(stats, task);
+FOLLOWS(sig, stats);
+FOLLOWS(mm, sig);
+FOLLOWS(server, mm);
+FOLLOWS(fds, server);
+FOLLOWS(threads, fds);
+_Static_assert(sizeof(struct lx_proc) - MEMBER_END(threads) < _Alignof(struct lx_proc),
+               "struct lx_proc: a member after threads is not forked");
+
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
 {
-    /* Everything but the fds is plain data: brk, mmap area, signal state, ids. The free
-     * list is copied only as far as it is used: this runs at every ephemeral reset. */
-    memcpy(dst, src, offsetof(struct lx_proc, fds));
-    memcpy(&dst->mm, &src->mm, offsetof(struct lx_mm, free));
-    memcpy(dst->mm.free, src->mm.free, src->mm.nfree * sizeof src->mm.free[0]);
-    memcpy((char *)dst + offsetof(struct lx_proc, mm) + sizeof dst->mm,
-           (const char *)src + offsetof(struct lx_proc, mm) + sizeof src->mm,
-           offsetof(struct lx_proc, threads) - offsetof(struct lx_proc, mm) - sizeof dst->mm);
-    /* The thread table holds each waiting thread's registers and FPU state (a few KiB per
-     * thread): copy the live slots only. */
-    memcpy(&dst->threads, &src->threads, lx_threads_copy_size(&src->threads));
     dst->vm = vm;
-    dst->server.frozen = false;
-    dst->server.request_done = false;
-    dst->server.freeze_on_wait = false;
-    dst->server.warmup = NULL;
-    dst->server.memory_exceeded = false;
-    dst->server.deadline_hit = false;
-    dst->mm.charged_bytes = 0;
-    /* A new process, as a forked child is: a new pid, and its wipe-on-fork memory zero. */
+    dst->cfg = src->cfg;
+    /* A new process, as a forked child is: a new pid, its parent the frozen program. */
     dst->pid = new_fork_pid(src);
     dst->ppid = src->pid;
     publish_ids(dst);
-    mm_wipe_on_fork(dst);
-    int err = fdt_clone(&dst->fds, &src->fds);
+    dst->exited = false;
+    dst->exit_status = 0;
+    dst->task = src->task;
+    dst->stats = src->stats;
+    dst->sig = src->sig;                /* plain data: dispositions, mask, timers */
+    mm_fork(&dst->mm, &src->mm);
+    mm_wipe_on_fork(dst);               /* its wipe-on-fork memory is zero, as after fork(2) */
+    lx_server_fork(&dst->server, &src->server);
+    lx_threads_fork(&dst->threads, &src->threads);
+    int err = fdt_clone(&dst->fds, &src->fds);  /* last: the parts above never fail */
     if (err < 0)
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
                 strerror(-err));

@@ -96,24 +96,36 @@ struct lx_server_state {
                              * between two waits for events (--max-request-time); 0 = any */
 };
 
-struct lx_proc {
-    struct vm *vm;
-    const struct config *cfg;
-    int pid, ppid;                 /* what getpid/getppid answer (published for the stub) */
-    struct lx_fdtable fds;
-    struct lx_mm mm;
-    struct lx_signals sig;
+/* What a fork inherits as it is: plain data, copied with one assignment (a field added here
+ * is inherited, never left over from the last request). */
+struct lx_task {
     uint64_t robust_list, robust_list_len;
     int ngroups;                   /* info.c: supplementary groups (0, or 1: its own gid) */
     char exe_path[PATH_MAX];       /* host path of the program: /proc/self/exe */
     char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
                                     * "" until the first file-system call sets it up */
     unsigned umask;                /* fs.c: valid once cwd is set */
-    bool exited;
-    int exit_status;               /* valid when exited: 0..255, or 128+signal */
+};
+
+struct lx_stats {
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
     uint64_t handler_ns, fs_handler_ns;   /* -v: host time in handlers, and in file calls */
+};
+
+/* One guest process: one member per part, each made for a fork by its owner in
+ * lx_proc_fork (process.c lists them all, and fails to build when one is missing). */
+struct lx_proc {
+    struct vm *vm;
+    const struct config *cfg;
+    int pid, ppid;                 /* what getpid/getppid answer (published for the stub) */
+    int exit_status;               /* valid when exited: 0..255, or 128+signal */
+    bool exited;
+    struct lx_task task;
+    struct lx_stats stats;
+    struct lx_signals sig;
+    struct lx_mm mm;
     struct lx_server_state server;
+    struct lx_fdtable fds;
     struct lx_threads threads;     /* last: a fork copies only its live part */
 };
 
@@ -124,8 +136,12 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
 void lx_proc_destroy(struct lx_proc *p);
 /* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */
 int lx_proc_freeze(struct lx_proc *p);
-/* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM). */
+/* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM, whose
+ * memory is already as at the freeze: the new generation's pid and wiped pages go on top).
+ * A reset is lx_proc_destroy, then this again. */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
+/* The server-mode part of a fork: the policy and listeners as frozen, no request's flags. */
+void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)

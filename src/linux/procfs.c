@@ -48,7 +48,7 @@ static const char *label_of(const struct lx_proc *p, uint64_t va)
     if (va < SYSTEM_AREA_END)
         return "[vvar]";
     if (va >= SYSTEM_AREA_END && va < p->mm.brk_start)
-        return p->exe_path;
+        return p->task.exe_path;
     if (va >= p->mm.brk_start && va < p->mm.brk_mapped)
         return "[heap]";
     if (va >= p->mm.mmap_limit)
@@ -71,7 +71,7 @@ static void add_leaf(struct maps_walk *w, uint64_t va, uint64_t size, bool write
 {
     const char *label = label_of(w->p, va);
     w->pages += size / PAGE;
-    if (label == w->p->exe_path)
+    if (label == w->p->task.exe_path)
         w->image_pages += size / PAGE;
     if (!w->out)
         return;
@@ -139,8 +139,8 @@ static void usage_pages(const struct lx_proc *p, uint64_t *pages, uint64_t *imag
 static const char *program_name(const struct lx_proc *p, char out[16])
 {
     /* Linux keeps the first 15 bytes of the name (TASK_COMM_LEN). */
-    const char *slash = strrchr(p->exe_path, '/');
-    const char *name = slash ? slash + 1 : p->exe_path;
+    const char *slash = strrchr(p->task.exe_path, '/');
+    const char *name = slash ? slash + 1 : p->task.exe_path;
     size_t n = strnlen(name, 15);
     memcpy(out, name, n);
     out[n] = 0;
@@ -195,7 +195,7 @@ static void gen_status(struct lx_proc *p, FILE *out)
             "Pid:\t%d\nPPid:\t%d\nTracerPid:\t0\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n"
             "FDSize:\t%d\nGroups:\t\nVmPeak:\t%8llu kB\nVmSize:\t%8llu kB\nVmRSS:\t%8llu kB\n"
             "Threads:\t1\nSigBlk:\t%016llx\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n",
-            program_name(p, name), p->umask & 0777, p->pid, p->pid, p->ppid,
+            program_name(p, name), p->task.umask & 0777, p->pid, p->pid, p->ppid,
             getuid(), geteuid(), geteuid(), geteuid(), getgid(), getegid(), getegid(),
             getegid(), LX_MAX_FDS, kb, kb, kb, (unsigned long long)p->sig.blocked);
 }
@@ -420,9 +420,9 @@ static int lookup_normal(struct lx_proc *p, const char *path, struct pfs_node *o
         size_t n = (size_t)(slash - self);
         const char *rest = *slash ? slash + 1 : "";
         if (n == 3 && strncmp(self, "exe", 3) == 0)
-            return link_to(out, p->exe_path, p->exe_path, rest);
+            return link_to(out, p->task.exe_path, p->task.exe_path, rest);
         if (n == 3 && strncmp(self, "cwd", 3) == 0)
-            return link_to(out, p->cwd, p->cwd, rest);
+            return link_to(out, p->task.cwd, p->task.cwd, rest);
         if (n == 4 && strncmp(self, "root", 4) == 0)
             return link_to(out, "/", "/", rest);
         if (n == 2 && strncmp(self, "fd", 2) == 0 && rest[0])

@@ -55,7 +55,7 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
 
 static void report_unknown(struct lx_proc *p, uint64_t nr)
 {
-    p->unknown_syscalls++;
+    p->stats.unknown_syscalls++;
     lx_count_unsupported_syscall();
     /* Once per number, so a guest probing in a loop cannot flood the log. */
     static unsigned char seen[LX_NR_SYSCALLS / 8];
@@ -63,7 +63,7 @@ static void report_unknown(struct lx_proc *p, uint64_t nr)
         if (seen[nr / 8] & (1u << (nr % 8)))
             return;
         seen[nr / 8] |= (unsigned char)(1u << (nr % 8));
-    } else if (p->unknown_syscalls > 1 && !p->cfg->verbose_syscalls) {
+    } else if (p->stats.unknown_syscalls > 1 && !p->cfg->verbose_syscalls) {
         return;
     }
     fprintf(stderr, "kvmserver: unsupported system call %llu: answered ENOSYS\n",
@@ -104,9 +104,9 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
     }
     if (start) {
         uint64_t spent = now_ns() - start;
-        p->handler_ns += spent;
+        p->stats.handler_ns += spent;
         if (is_file_system_call(nr))
-            p->fs_handler_ns += spent;
+            p->stats.fs_handler_ns += spent;
     }
     if (p->cfg->verbose_syscalls)
         fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",

@@ -42,6 +42,11 @@ size_t lx_threads_copy_size(const struct lx_threads *t)
     return offsetof(struct lx_threads, slot) + (size_t)used * sizeof t->slot[0];
 }
 
+void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src)
+{
+    memcpy(dst, src, lx_threads_copy_size(src));
+}
+
 struct lx_thread *lx_current_thread(struct lx_proc *p)
 {
     return &p->threads.slot[p->threads.current];

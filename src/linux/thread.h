@@ -49,6 +49,8 @@ struct lx_proc;
 void lx_threads_init(struct lx_threads *t);
 /* The bytes of the table worth copying (live slots only): a fork copies just these. */
 size_t lx_threads_copy_size(const struct lx_threads *t);
+/* A fork's thread table: the frozen one's threads, registers and FPU states (live slots). */
+void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src);
 
 int lx_current_tid(const struct lx_proc *p);
 struct lx_thread *lx_current_thread(struct lx_proc *p);

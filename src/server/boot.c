@@ -103,8 +103,8 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
         fprintf(stderr, "kvmserver: %llu VM exits, %llu system-call exits, %llu unsupported "
                 "system calls; %.2f ms in system-call handlers, %.2f ms of it in file-system "
                 "calls\n", (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
-                (unsigned long long)b->proc->unknown_syscalls, b->proc->handler_ns / 1e6,
-                b->proc->fs_handler_ns / 1e6);
+                (unsigned long long)b->proc->stats.unknown_syscalls, b->proc->stats.handler_ns / 1e6,
+                b->proc->stats.fs_handler_ns / 1e6);
     if (cfg->verbose && vm->sites)
         fprintf(stderr, "kvmserver: %llu syscall sites rewritten, %llu left trapping (code "
                 "near them uses the red zone)\n", (unsigned long long)vm->sites->rewritten,

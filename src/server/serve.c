@@ -108,6 +108,68 @@ static int start_request_state(struct request_vm *rv)
     return 0;
 }
 
+/* A request VM that cannot be brought back stops; the others go on serving. */
+static int stop_vm(struct request_vm *rv, const char *what)
+{
+    fprintf(stderr, "kvmserver: request VM %u could not be %s; stopping it\n", rv->index, what);
+    atomic_fetch_sub(&rv->srv->metrics.vms_live, 1);
+    return -1;
+}
+
+/* One request's whole lifecycle, every reset in one place and in this order:
+ *  1. the fork continues the wait the master was frozen in, and runs until the request ends
+ *     (ephemeral: its connection closed) or fails;
+ *  2. lx_proc_destroy closes the fork's fds: the client sees the end of its connection;
+ *  3. vm_reset puts memory back from the frozen image (working set, page tables, dropped
+ *     translations), then the vCPU and the clock page; past --limit-request-memory (or
+ *     with --no-ephemeral-keep-working-memory) vm_reset_full starts the memory over;
+ *  4. start_request_state: lx_proc_fork makes each part of the Linux personality again
+ *     from the frozen process (pid, mm, wipe-on-fork pages, signals, server state, threads,
+ *     fds: after step 3, so its writes are not undone), then the server's request policy;
+ *  5. the transport is attached again.
+ * Returns 0, or -1 when the VM is stopped (or kvmserver stops). */
+static int serve_one_request(struct request_vm *rv)
+{
+    struct server *srv = rv->srv;
+    const struct config *cfg = srv->cfg;
+    uint64_t exits_before = rv->vm.exits;
+    resume_frozen_wait(rv);
+    /* Woken by the stop, not by a client: nothing to finish. */
+    if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
+        return -1;
+    /* Ephemeral: the whole connection is the request. Otherwise the process layer times
+     * the work between two event waits. */
+    if (cfg->max_request_time > 0)
+        rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
+    enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
+    if (res == VM_STOPPED && rv->proc.server.deadline_hit)
+        res = VM_TIMED_OUT;
+    bool anywhere = request_ended_badly(rv, res);
+    uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
+                               ? rv->proc.server.conn_accepted_ns : 0;
+
+    lx_proc_destroy(&rv->proc);
+    metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
+    struct vm_reset_stats st;
+    if (vm_reset(&rv->vm, anywhere, &st) < 0)
+        return stop_vm(rv, "reset");
+    /* Keeping the working set makes resets cheap and spares the next request its page
+     * faults; past the limit the fork starts over from the image instead. */
+    if ((cfg->no_ephemeral_keep_working_memory ||
+         (uint64_t)st.pages_restored * 4096 > (cfg->limit_request_memory << 20)) &&
+        vm_reset_full(&rv->vm) < 0)
+        return stop_vm(rv, "reset fully");
+    if (start_request_state(rv) < 0)
+        return stop_vm(rv, "reset");
+    transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
+    metrics_count_reset(&srv->metrics, &st);
+    if (cfg->verbose)
+        fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
+                "with their rights, in %.1f us\n", rv->index, st.pages_restored,
+                st.pages_new, st.pages_dropped, st.ns / 1e3);
+    return 0;
+}
+
 static void *request_loop(void *arg)
 {
     struct request_vm *rv = arg;
@@ -116,8 +178,7 @@ static void *request_loop(void *arg)
     if (srv->boot.pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
     if (vm_fork(&rv->vm, &srv->snap) < 0 || start_request_state(rv) < 0) {
-        fprintf(stderr, "kvmserver: request VM %u could not be created\n", rv->index);
-        atomic_fetch_sub(&srv->metrics.vms_live, 1);
+        stop_vm(rv, "created");
         return NULL;
     }
     rv->vm.ops = &lx_vm_ops;
@@ -128,59 +189,8 @@ static void *request_loop(void *arg)
         srv->poller = NULL;
     }
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
-    for (;;) {
-        uint64_t exits_before = rv->vm.exits;
-        if (atomic_load(&srv->stopping))
-            return NULL;
-        resume_frozen_wait(rv);
-        /* Woken by the stop, not by a client: nothing to finish. */
-        if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
-            return NULL;
-        /* Ephemeral: the whole connection is the request. Otherwise the process layer
-         * times the work between two event waits. */
-        if (cfg->max_request_time > 0)
-            rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
-        enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
-        if (res == VM_STOPPED && rv->proc.server.deadline_hit)
-            res = VM_TIMED_OUT;
-        bool anywhere = request_ended_badly(rv, res);
-        uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
-                                   ? rv->proc.server.conn_accepted_ns : 0;
-        /* Closing the fork's fds closes the connection: the client sees the end. */
-        lx_proc_destroy(&rv->proc);
-        metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
-        struct vm_reset_stats st;
-        if (vm_reset(&rv->vm, anywhere, &st) < 0) {
-            fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
-                    rv->index);
-            atomic_fetch_sub(&srv->metrics.vms_live, 1);
-            return NULL;
-        }
-        /* Keeping the working set makes resets cheap and spares the next request its page
-         * faults; past --limit-request-memory (or with --no-ephemeral-keep-working-memory)
-         * the fork starts over from the image instead. */
-        if ((cfg->no_ephemeral_keep_working_memory ||
-             (uint64_t)st.pages_restored * 4096 > (cfg->limit_request_memory << 20)) &&
-            vm_reset_full(&rv->vm) < 0) {
-            fprintf(stderr, "kvmserver: request VM %u could not be reset fully; stopping it\n",
-                    rv->index);
-            atomic_fetch_sub(&srv->metrics.vms_live, 1);
-            return NULL;
-        }
-        /* After the memory is back: the new generation's pid and wiped memory go on top. */
-        if (start_request_state(rv) < 0) {
-            fprintf(stderr, "kvmserver: request VM %u could not be reset; stopping it\n",
-                    rv->index);
-            atomic_fetch_sub(&srv->metrics.vms_live, 1);
-            return NULL;
-        }
-        transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
-        metrics_count_reset(&srv->metrics, &st);
-        if (cfg->verbose)
-            fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
-                    "with their rights, in %.1f us\n", rv->index, st.pages_restored,
-                    st.pages_new, st.pages_dropped, st.ns / 1e3);
-    }
+    while (!atomic_load(&srv->stopping) && serve_one_request(rv) == 0)
+        ;
     return NULL;
 }
 

@@ -766,6 +766,33 @@ static void test_file_mmap_with_bad_fd_changes_nothing(void **state)
     assert_int_not_equal(c, a);
 }
 
+/* A fork's mm is the frozen one's (areas, free and wipe lists), with nothing charged yet;
+ * what the last request mapped, freed or charged is gone. */
+static void test_mm_fork_starts_from_the_frozen_lists(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    long a = SYS(mmap, p, 0, 4 * PAGE, RW, ANON, (uint64_t)-1, 0);
+    assert_int_equal(SYS(munmap, p, (uint64_t)a + PAGE, PAGE), 0);
+    assert_int_equal(SYS(madvise, p, (uint64_t)a, PAGE, MADV_WIPEONFORK), 0);
+    static struct lx_mm frozen, child;
+    frozen = p->mm;
+    memset(&child, 0x5a, sizeof child);         /* the last request's leftovers */
+    mm_fork(&child, &frozen);
+    assert_int_equal(child.charged_bytes, 0);
+    child.charged_bytes = frozen.charged_bytes;
+    assert_memory_equal(&child, &frozen, offsetof(struct lx_mm, free));
+    assert_int_equal(child.nfree, 1);
+    assert_memory_equal(child.free, frozen.free, frozen.nfree * sizeof frozen.free[0]);
+    /* The request maps and frees; the next fork sees the frozen lists again. */
+    mm_free(&child, child.mmap_top, PAGE);
+    assert_int_not_equal(mm_alloc(&child, 8 * PAGE), 0);
+    mm_fork(&child, &frozen);
+    assert_int_equal(child.mmap_top, frozen.mmap_top);
+    assert_int_equal(child.nfree, frozen.nfree);
+    assert_int_equal(child.nwipe, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -798,6 +825,7 @@ int main(void)
         T(test_madvise_rejects_unknown_advice),
         T(test_wipe_on_fork_ranges),
         T(test_wipe_on_fork_follows_mremap),
+        T(test_mm_fork_starts_from_the_frozen_lists),
         T(test_wipe_on_fork_list_full),
         T(test_mprotect),
         T(test_alloc_stays_inside_area_after_fixed_map_across_limit),

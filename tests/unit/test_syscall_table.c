@@ -106,12 +106,12 @@ static void test_unknown_numbers_are_enosys_and_counted(void **state)
     assert_null(lx_syscall_table[LX_NR_SYSCALLS - 1].fn);
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         assert_int_equal(lx_dispatch(p, unknown[i], no_args), -ENOSYS);
-        assert_int_equal(p->unknown_syscalls, i + 1);
+        assert_int_equal(p->stats.unknown_syscalls, i + 1);
     }
     /* Repeats are counted every time (only the log is once per number). */
     assert_int_equal(lx_dispatch(p, 1000, no_args), -ENOSYS);
     assert_int_equal(lx_dispatch(p, 1000, no_args), -ENOSYS);
-    assert_int_equal(p->unknown_syscalls, sizeof unknown / sizeof unknown[0] + 2);
+    assert_int_equal(p->stats.unknown_syscalls, sizeof unknown / sizeof unknown[0] + 2);
     assert_false(p->exited);
 }
 
@@ -125,7 +125,7 @@ static void test_every_empty_slot_is_enosys(void **state)
             continue;
         empty++;
         assert_int_equal(lx_dispatch(p, nr, no_args), -ENOSYS);
-        assert_int_equal(p->unknown_syscalls, empty);
+        assert_int_equal(p->stats.unknown_syscalls, empty);
     }
     assert_true(empty > 0);
 }
@@ -135,7 +135,7 @@ static void test_getpid_dispatches(void **state)
     struct fixture *f = *state;
     struct lx_proc *p = &f->proc;
     assert_int_equal(lx_dispatch(p, __NR_getpid, no_args), LX_MASTER_PID);
-    assert_int_equal(p->unknown_syscalls, 0);
+    assert_int_equal(p->stats.unknown_syscalls, 0);
 }
 
 static void test_known_numbers_dispatch(void **state)
@@ -147,11 +147,11 @@ static void test_known_numbers_dispatch(void **state)
 
     const uint64_t bad_len[6] = { 0x7000, 23 };
     assert_int_equal(lx_dispatch(p, __NR_set_robust_list, bad_len), -EINVAL);
-    assert_int_equal(p->robust_list, 0);
+    assert_int_equal(p->task.robust_list, 0);
     const uint64_t good_len[6] = { 0x7000, 24 };
     assert_int_equal(lx_dispatch(p, __NR_set_robust_list, good_len), 0);
-    assert_int_equal(p->robust_list, 0x7000);
-    assert_int_equal(p->robust_list_len, 24);
+    assert_int_equal(p->task.robust_list, 0x7000);
+    assert_int_equal(p->task.robust_list_len, 24);
 
     const uint64_t tid_addr[6] = { 0x8123 };
     assert_int_equal(lx_dispatch(p, __NR_set_tid_address, tid_addr), LX_MASTER_PID);
@@ -160,7 +160,7 @@ static void test_known_numbers_dispatch(void **state)
     const uint64_t too_high[6] = { 0x1002 /* ARCH_SET_FS */, 1ull << 47 };
     assert_int_equal(lx_dispatch(p, __NR_arch_prctl, too_high), -EPERM);
 
-    assert_int_equal(p->unknown_syscalls, 0);
+    assert_int_equal(p->stats.unknown_syscalls, 0);
     assert_false(p->exited);
 }
 
@@ -191,7 +191,7 @@ static void test_tracing_does_not_change_results(void **state)
     assert_int_equal(lx_dispatch(p, __NR_set_robust_list, bad_len), -EINVAL);
     assert_int_equal(lx_dispatch(p, 4242, no_args), -ENOSYS);
     assert_int_equal(lx_dispatch(p, UINT64_MAX, no_args), -ENOSYS);
-    assert_int_equal(p->unknown_syscalls, 2);
+    assert_int_equal(p->stats.unknown_syscalls, 2);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

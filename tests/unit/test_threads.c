@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 
 #include "cli/config.h"
@@ -99,6 +100,31 @@ static void test_first_thread(void **state)
                      offsetof(struct lx_threads, slot) + sizeof p->threads.slot[0]);
 }
 
+/* A fork's thread table is the frozen one's live slots (registers, waits, tids), whatever the
+ * last request left in it; slots past the frozen ones are never looked at. */
+static void test_threads_fork_copies_the_frozen_threads(void **state)
+{
+    struct fixture *f = *state;
+    struct lx_proc *p = &f->proc;
+    add_waiter(p, 1, 7, 0x3000, ~0u, 1);
+    add_waiter(p, 2, 8, 0x1000, ~0u, 2);
+    p->threads.next_tid = 9;
+    static struct lx_threads child;
+    memset(&child, 0x5a, sizeof child);
+    lx_threads_fork(&child, &p->threads);
+    assert_memory_equal(&child, &p->threads, lx_threads_copy_size(&p->threads));
+    assert_int_equal(child.used, 3);
+    assert_int_equal(child.count, p->threads.count);
+    /* A thread the request started, and the state it changed, are gone at the next fork. */
+    child.slot[3].tid = 9;
+    child.used = 4;
+    child.slot[1].state = LX_THREAD_RUNNABLE;
+    lx_threads_fork(&child, &p->threads);
+    assert_int_equal(child.used, 3);
+    assert_int_equal(child.slot[1].state, LX_THREAD_FUTEX);
+    assert_int_equal(child.next_tid, 9);
+}
+
 static void test_wake_oldest_first_with_bitsets(void **state)
 {
     struct fixture *f = *state;
@@ -169,6 +195,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_process_has_its_own_pid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_fork_copies_the_frozen_threads, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wake_oldest_first_with_bitsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_and_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fork_like_clones_are_refused, setup, teardown),

@@ -1,0 +1,58 @@
+/* Unit tests for the server-mode part of a fork (linux/process.c lx_server_fork): a request
+ * VM starts from the frozen policy and listener records, with none of the flags the last
+ * request (or the boot) raised. The other parts have theirs next to their owners' tests:
+ * mm_fork (test_mm.c), lx_threads_fork (test_threads.c), fdt_clone (test_fdclone.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "linux/process.h"
+
+static void test_server_fork_keeps_policy_and_listeners(void **state)
+{
+    (void)state;
+    static struct lx_server_state frozen, child;
+    frozen.memory_limit = 1 << 20;
+    frozen.nlisteners = 1;
+    frozen.listeners[0] = (struct lx_listener){ .ino = 42, .family = 2, .type = 1,
+                                                .private_fd = -1, .backlog = 128,
+                                                .shadow_fd = -1 };
+    frozen.frozen = true;                   /* the master stopped at its wait */
+    frozen.freeze_on_wait = true;
+    frozen.pending_nr = 43;
+    frozen.accepts_left = -1;
+    frozen.conn_fd = -1;
+    memset(&child, 0x5a, sizeof child);     /* what the last request left */
+    lx_server_fork(&child, &frozen);
+    assert_false(child.frozen);
+    assert_false(child.freeze_on_wait);
+    assert_false(child.request_done);
+    assert_false(child.memory_exceeded);
+    assert_false(child.deadline_hit);
+    assert_false(child.boot_failed);
+    assert_null(child.warmup);
+    assert_int_equal(child.pending_nr, 43);         /* the wait every fork resumes */
+    assert_int_equal(child.memory_limit, 1 << 20);
+    assert_int_equal(child.nlisteners, 1);
+    assert_memory_equal(&child.listeners[0], &frozen.listeners[0], sizeof frozen.listeners[0]);
+    /* A request that shut its listener down, or ran past its limits: gone next time. */
+    child.listeners[0].read_shut = true;
+    child.listeners[0].backlog = 1;
+    child.request_done = child.memory_exceeded = child.deadline_hit = true;
+    lx_server_fork(&child, &frozen);
+    assert_false(child.listeners[0].read_shut);
+    assert_int_equal(child.listeners[0].backlog, 128);
+    assert_false(child.request_done || child.memory_exceeded || child.deadline_hit);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_fork_keeps_policy_and_listeners),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
