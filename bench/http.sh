@@ -5,6 +5,9 @@
 # fork-per-connection, kvmserver -t 1, -e and -e -w 1 with each syscall transport, with keep-alive and
 # with Connection: close. The shared transport's poller needs a CPU of its own: those runs
 # give kvmserver CPUs 0-1 (wrk stays on CPU 0).
+# `resets` counts the request-VM resets of a run against the requests wrk made: an -e figure
+# is per-request isolation only where they are equal (Connection: close). With keep-alive a
+# connection is one request VM for all its requests; such rows are marked "(per conn)".
 # Usage: bench/http.sh [BUILD_DIR] [SECONDS] [EXTRA KVMSERVER OPTIONS...]
 set -euo pipefail
 build=${1:-build}
@@ -39,14 +42,19 @@ run_wrk() {  # run_wrk MODE -> "rps p50 p99 requests"
     END { print rps, p50, p99, n }'
 }
 
-printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s\n' setup mode "req/s" p50 p99 "exits/rq" \
-  "reset us" "pages/rs" "cpu us/rq"
-row() {  # row LABEL MODE "rps p50 p99 n" [exits reset_us pages cpu_seconds]
+printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s %s\n' setup mode "req/s" p50 p99 "exits/rq" \
+  "reset us" "pages/rs" "cpu us/rq" "resets/requests"
+row() {  # row LABEL MODE "rps p50 p99 n" [exits reset_us pages cpu_seconds resets]
   local rps p50 p99 n; read -r rps p50 p99 n <<<"$3"
-  local epr="-" rus="${5:--}" pgs="${6:--}" cpu="-"
+  local epr="-" rus="${5:--}" pgs="${6:--}" cpu="-" resets="-"
   [ -n "${4:-}" ] && [ "${n:-0}" -gt 0 ] && epr=$(awk -v e="$4" -v n="$n" 'BEGIN { printf "%.1f", e / n }')
   [ -n "${7:-}" ] && [ "${n:-0}" -gt 0 ] && cpu=$(awk -v c="$7" -v n="$n" 'BEGIN { printf "%.0f", c * 1e6 / n }')
-  printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s\n' "$1" "$2" "$rps" "$p50" "$p99" "$epr" "$rus" "$pgs" "$cpu"
+  if [ -n "${8:-}" ]; then
+    resets="$8/$n"
+    # wrk's own requests, plus the probe and warm-up connections of start and run_wrk.
+    [ "$8" -lt "$n" ] && resets="$resets (per conn)"
+  fi
+  printf '%-34s %-9s %9s %9s %9s %9s %9s %9s %9s %s\n' "$1" "$2" "$rps" "$p50" "$p99" "$epr" "$rus" "$pgs" "$cpu" "$resets"
 }
 cpu_seconds() {  # user+sys CPU seconds used so far by process $1
   awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"
@@ -72,8 +80,9 @@ for mode in keepalive close; do
       exits=$(sed -n 's/.*: \([0-9]*\) VM exits in request VMs.*/\1/p' "$log")
       rus=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\1/p' "$log")
       pgs=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\2/p' "$log")
+      resets=$(sed -n 's/.*: \([0-9]*\) resets; per reset.*/\1/p' "$log")
       row "kvmserver $kmode $transport ${extra[*]}" "$mode" "$result" "$exits" "$rus" "$pgs" \
-        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')"
+        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "${resets:-}"
     done
   done
 done
