@@ -82,7 +82,8 @@ for mode in keepalive close; do
       pgs=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\2/p' "$log")
       resets=$(sed -n 's/.*: \([0-9]*\) resets; per reset.*/\1/p' "$log")
       row "kvmserver $kmode $transport ${extra[*]}" "$mode" "$result" "$exits" "$rus" "$pgs" \
-        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" "${resets:-}"
+        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { print b - a }')" \
+        "$([[ $kmode == *-e* ]] && echo "${resets:-0}")"
     done
   done
 done
