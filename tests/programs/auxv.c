@@ -6,18 +6,11 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "verdict.h"
+
 extern char **environ;
 extern const Elf64_Ehdr __ehdr_start;  /* linker-provided: our own ELF header, in memory */
 extern void _start(void);
-
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
 
 int main(void)
 {

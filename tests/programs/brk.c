@@ -6,14 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 static uintptr_t raw_brk(uintptr_t addr)  /* the syscall returns the new (or unchanged) break */
 {

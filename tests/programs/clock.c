@@ -6,14 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 static int64_t ns(struct timespec t) { return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec; }
 

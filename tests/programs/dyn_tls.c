@@ -6,18 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "verdict.h"
+
 static __thread int initialised = 42;
 static __thread char zeroed_block[4096];
 static _Alignas(64) __thread unsigned char aligned_64[64] = {1, 2, 3};
-
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
 
 static __attribute__((noinline)) int *address_of_initialised(void) { return &initialised; }
 

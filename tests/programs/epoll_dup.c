@@ -7,14 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 int main(void)
 {

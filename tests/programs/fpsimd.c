@@ -11,14 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 static volatile double seeds[4] = {2.0, 0.1, 1e300, -3.75};
 

@@ -5,14 +5,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 static int nonzero(const unsigned char *p, size_t n)
 {

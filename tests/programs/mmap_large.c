@@ -8,16 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "verdict.h"
+
 #define MiB (1024ul * 1024ul)
-
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
 
 static int all_zero(const unsigned char *p, size_t len, size_t stride)
 {

@@ -9,14 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
+#include "verdict.h"
 
 int main(int argc, char **argv)
 {

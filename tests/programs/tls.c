@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "verdict.h"
+
 /* From the kernel's asm/prctl.h, which musl's toolchain lacks. */
 #ifndef ARCH_SET_FS
 #define ARCH_SET_FS 0x1002
@@ -17,15 +19,6 @@ static __thread int zeroed;
 static __thread char zeroed_block[1000];
 static _Alignas(64) __thread unsigned char aligned_64[64] = {1, 2, 3};
 static __thread const char *pointer = "tls string";
-
-static int failures;
-
-static void verdict(const char *what, int good)
-{
-    printf("%s: %s\n", what, good ? "ok" : "bad");
-    if (!good)
-        failures++;
-}
 
 /* Not inlined, so the compiler has to reread TLS rather than reuse constants. */
 __attribute__((noinline)) static int *address_of_initialised(void) { return &initialised; }
