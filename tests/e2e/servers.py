@@ -212,10 +212,12 @@ class ServerProcess:
     stdout_lines: list = field(default_factory=list)
     stderr_lines: list = field(default_factory=list)
     ready_line: threading.Event = field(default_factory=threading.Event)
+    cwd: Path = None
 
     def start(self):
         self.process = subprocess.Popen([str(a) for a in self.argv], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={},
+                                        cwd=self.cwd)
         threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout_lines, True),
                          daemon=True).start()
         threading.Thread(target=self._collect, args=(self.process.stderr, self.stderr_lines, False),
@@ -333,14 +335,17 @@ class ServerFactory:
         return server
 
     def kvmserver(self, kvmserver: Path, program: Path, kind="tcp", options=(),
-                  ready_timeout=READY_TIMEOUT, args=(), wait_ready=True) -> ServerProcess:
+                  ready_timeout=READY_TIMEOUT, args=(), wait_ready=True, permissions=None,
+                  cwd=None, endpoint=None) -> ServerProcess:
         """`kvmserver [listen permissions] [options] run PROGRAM [ARGS] ENDPOINT`, waiting
-        for the readiness line unless told not to."""
+        for the readiness line unless told not to. `permissions(endpoint)` gives the listen
+        permissions instead of the endpoint's own; `endpoint` one chosen beforehand."""
         assert program.is_file(), f"test server {program} not built"
-        endpoint = make_endpoint(kind)
-        argv = [kvmserver, *transport_options(), *endpoint.kvmserver_options(), *options,
+        endpoint = endpoint or make_endpoint(kind)
+        listen = permissions(endpoint) if permissions else endpoint.kvmserver_options()
+        argv = [kvmserver, *transport_options(), *listen, *options,
                 "run", program, *args, endpoint.argv()]
-        server = ServerProcess(argv, endpoint)
+        server = ServerProcess(argv, endpoint, cwd=cwd)
         server.start()
         self.started.append(server)
         if wait_ready:
