@@ -6,6 +6,7 @@ Every socket operation and every wait has a timeout, so a hung server fails a te
 hanging the suite.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -169,6 +170,36 @@ def request_outcome(endpoint: Endpoint, path: str, timeout=IO_TIMEOUT):
         return "closed"
 
 
+# ---------------------------------------------------------------------------- --metrics
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def scrape_text(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"text/plain; version=0.0.4" in head, head
+    return body.decode()
+
+
+def scrape(port: int) -> dict:
+    """{'name{labels}': value} of every sample."""
+    samples = {}
+    for line in scrape_text(port).splitlines():
+        if line.startswith("#") or not line:
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+
 # ---------------------------------------------------------------------------- processes
 
 @dataclass
@@ -181,10 +212,12 @@ class ServerProcess:
     stdout_lines: list = field(default_factory=list)
     stderr_lines: list = field(default_factory=list)
     ready_line: threading.Event = field(default_factory=threading.Event)
+    cwd: Path = None
 
     def start(self):
         self.process = subprocess.Popen([str(a) for a in self.argv], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={})
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={},
+                                        cwd=self.cwd)
         threading.Thread(target=self._collect, args=(self.process.stdout, self.stdout_lines, True),
                          daemon=True).start()
         threading.Thread(target=self._collect, args=(self.process.stderr, self.stderr_lines, False),
@@ -267,6 +300,25 @@ def wait_for_log(server: ServerProcess, since: int, predicate, timeout=3.0):
         time.sleep(0.05)
 
 
+def ready_transport(server: ServerProcess) -> str:
+    """The transport kvmserver's readiness line names."""
+    ready = [line for line in server.stdout_lines if line.startswith(READY_PREFIX)]
+    assert ready, "no readiness line\n" + server.describe()
+    match = re.search(r" transport=(\w+)$", ready[0])
+    assert match, f"readiness line names no transport: {ready[0]!r}"
+    return match.group(1)
+
+
+def assert_transport_used(server: ServerProcess):
+    """The suite's run for a transport (KVMS_TRANSPORT) tests that transport: kvmserver must
+    not have fallen back to another one."""
+    wanted = os.environ.get("KVMS_TRANSPORT")
+    if wanted:
+        assert ready_transport(server) == wanted, (
+            f"KVMS_TRANSPORT={wanted}, but kvmserver serves through another transport\n"
+            + server.describe())
+
+
 class ServerFactory:
     """Starts servers for one test and makes sure none outlives it."""
 
@@ -283,18 +335,22 @@ class ServerFactory:
         return server
 
     def kvmserver(self, kvmserver: Path, program: Path, kind="tcp", options=(),
-                  ready_timeout=READY_TIMEOUT, args=(), wait_ready=True) -> ServerProcess:
+                  ready_timeout=READY_TIMEOUT, args=(), wait_ready=True, permissions=None,
+                  cwd=None, endpoint=None) -> ServerProcess:
         """`kvmserver [listen permissions] [options] run PROGRAM [ARGS] ENDPOINT`, waiting
-        for the readiness line unless told not to."""
+        for the readiness line unless told not to. `permissions(endpoint)` gives the listen
+        permissions instead of the endpoint's own; `endpoint` one chosen beforehand."""
         assert program.is_file(), f"test server {program} not built"
-        endpoint = make_endpoint(kind)
-        argv = [kvmserver, *transport_options(), *endpoint.kvmserver_options(), *options,
+        endpoint = endpoint or make_endpoint(kind)
+        listen = permissions(endpoint) if permissions else endpoint.kvmserver_options()
+        argv = [kvmserver, *transport_options(), *listen, *options,
                 "run", program, *args, endpoint.argv()]
-        server = ServerProcess(argv, endpoint)
+        server = ServerProcess(argv, endpoint, cwd=cwd)
         server.start()
         self.started.append(server)
         if wait_ready:
             server.wait_ready_line(ready_timeout)
+            assert_transport_used(server)
         return server
 
     def cleanup(self):

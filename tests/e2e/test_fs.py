@@ -154,8 +154,11 @@ def test_host_proc_never_reachable(kvmserver, programs, tmp_path):
     for fd in range(3, 24):
         args += ["read", f"/proc/self/fd/{fd}", "readlink", f"/proc/self/fd/{fd}"]
     out = probe_guest(kvmserver, programs, args, ["--allow-all"], tmp_path)
+    attempts = [f"{op} {path}" for op, path in zip(args[::2], args[1::2])]
+    # One line per attempt, each an error: a missing line would be an attempt not reported.
+    assert [line.split(": error ")[0] for line in lines(out)] == attempts, describe(out)
     assert all(": error " in line for line in lines(out)), describe(out)
-    assert out.status == len(lines(out))
+    assert out.status == len(attempts)
     assert b"KVM" not in out.stdout and b"kvm" not in out.stdout
 
 
@@ -175,6 +178,7 @@ def test_writing_needs_allow_write(kvmserver, programs, tmp_path):
            "rename", "data.txt", "moved.txt", "unlink", "rel"]
     before = sorted(os.listdir(work))
     out = probe_guest(kvmserver, programs, ops, [f"--allow-read={work}"], work)
+    assert len(lines(out)) == 7, describe(out)
     assert all(line.endswith("error EACCES") for line in lines(out)), describe(out)
     assert out.status == 7
     assert sorted(os.listdir(work)) == before

@@ -12,38 +12,13 @@ import time
 
 import pytest
 
-from servers import (STOP_TIMEOUT, Response, free_port, http_get,
-                     request_outcome, server_factory, server_path, servers_dir, wait_for_log)
+from servers import (STOP_TIMEOUT, Response, free_port, http_get, request_outcome, scrape,
+                     scrape_text, server_factory, server_path, servers_dir, wait_for_log)
 
 # Imported fixtures must be module globals for pytest to find them.
 __all__ = ["server_factory", "servers_dir"]
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 CUT_LINE = re.compile(r"stopped accepting; (\d+) requests in flight cut short")
-
-
-def scrape_text(port: int) -> str:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    assert b"text/plain; version=0.0.4" in head, head
-    return body.decode()
-
-
-def scrape(port: int) -> dict:
-    """{'name{labels}': value} of every sample."""
-    samples = {}
-    for line in scrape_text(port).splitlines():
-        if line.startswith("#") or not line:
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return samples
 
 
 def metrics_server(server_factory, kvmserver, program, options=()):

@@ -323,6 +323,22 @@ static void route_connect(struct response *r, const char *query)
     snprintf(r->body, sizeof r->body, "connect: %d\n", err);
 }
 
+/* The request being answered, for /stale: its connection and where its head ends. */
+static const struct http_conn *answering;
+static size_t answering_end;
+
+/* Counts the non-zero bytes of the receive buffer past the request being answered: what an
+ * earlier, longer request into this buffer left there. A buffer from the frozen image that no
+ * request has used yet has none. */
+static void route_stale(struct response *r)
+{
+    size_t stale = 0;
+    for (size_t i = answering_end; i < sizeof answering->in; i++)
+        stale += answering->in[i] != 0;
+    r->status = 200;
+    snprintf(r->body, sizeof r->body, "stale=%zu\n", stale);
+}
+
 static http_app_route_fn *app_route;
 
 void http_set_app_route(http_app_route_fn *route)
@@ -350,6 +366,8 @@ static void route(struct response *r, const char *path, const char *query)
         route_sleep(r, query);
     else if (strcmp(path, "/connect") == 0)
         route_connect(r, query);
+    else if (strcmp(path, "/stale") == 0)
+        route_stale(r);
     else
         set_body(r, 404, "not found\n");
 }
@@ -467,6 +485,8 @@ enum conn_state http_conn_service(struct http_conn *conn)
         char head[HTTP_MAX_HEAD + 1];
         memcpy(head, conn->in, length - 2);      /* keep the last header's CRLF, drop the blank */
         head[length - 2] = '\0';
+        answering = conn;
+        answering_end = length;
         if (memchr(head, '\0', length - 2))
             set_body(&r, 400, "NUL in request\n");
         else

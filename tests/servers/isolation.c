@@ -6,8 +6,10 @@
  * the first accept, so it is part of the frozen image.
  *
  * /fixed-touch and /widen-touch touch memory directly, with no system call to ask first: on a
- * pristine VM they crash it (the connection closes without an answer). /crash and /slow change
- * everything the endpoints change, then crash, or sleep past --max-request-time. `/` (what
+ * pristine VM they crash it (the connection closes without an answer). /crash, /slow and /eat
+ * change everything the endpoints change, then crash, sleep past --max-request-time, or take
+ * the memory asked for (past --max-request-memory). /scribble reports how many pages of an 8 MiB
+ * block from the image it finds changed, then writes every one (and changes everything). `/` (what
  * kvmserver's warm-up requests) changes nothing. Usage: isolation PORT|unix:/path */
 #include "http.h"
 
@@ -45,6 +47,8 @@
 #define THREAD_TICK_NS 2000000        /* a started thread counts every 2 ms... */
 #define THREAD_LOOK_NS 20000000       /* ...so a 20 ms look sees it if it survived */
 #define HEAP_TABLE_SIZE (1 << 20)
+#define SCRIBBLE_SIZE (8u << 20)      /* /scribble: more than the --limit-request-memory it is run with */
+#define SCRIBBLE_BYTE 0x3c
 #define MAX_CARRIED 4096              /* bytes a pipe or socketpair endpoint reads and writes back */
 
 /* Objects made before the first accept. */
@@ -59,6 +63,7 @@ static char unmap_page[PAGE] __attribute__((aligned(PAGE))) = "frozen data page"
 static unsigned char data_table[16384] = { 1 };
 static unsigned char bss_table[65536];
 static unsigned char *heap_table;
+static unsigned char *scribble_block;  /* written whole before the freeze: in the image */
 
 static unsigned long thread_ticks;     /* bumped by the threads /threads starts */
 
@@ -420,9 +425,19 @@ static void change_everything(void)
 static int route(const char *path, const char *query, char *body, size_t size)
 {
     (void)query;
-    if (strcmp(path, "/crash") == 0) {
+    if (strcmp(path, "/crash") == 0 || strcmp(path, "/eat") == 0) {
         change_everything();
-        return 0;                     /* the shared /crash route crashes */
+        return 0;                     /* the shared route crashes, or takes the memory asked */
+    }
+    if (strcmp(path, "/scribble") == 0) {
+        size_t changed = 0;
+        for (size_t offset = 0; offset < SCRIBBLE_SIZE; offset += PAGE) {
+            changed += scribble_block[offset] != SCRIBBLE_BYTE;
+            scribble_block[offset]++;
+        }
+        change_everything();
+        snprintf(body, size, "changed=%zu\n", changed);
+        return 200;
     }
     if (strcmp(path, "/slow") == 0) {
         change_everything();
@@ -487,6 +502,9 @@ static void make_objects(const char *program)
         bss_table[i] = (unsigned char)(i * 13 + 5);
     for (size_t i = 0; i < HEAP_TABLE_SIZE; i++)
         heap_table[i] = (unsigned char)(i * 31 + 11);
+    if (!(scribble_block = malloc(SCRIBBLE_SIZE)))
+        die("malloc");
+    memset(scribble_block, SCRIBBLE_BYTE, SCRIBBLE_SIZE);
 }
 
 int main(int argc, char **argv)
