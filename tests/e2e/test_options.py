@@ -67,6 +67,8 @@ def test_guest_connect_policy(kvmserver, server_factory, servers_dir, options, a
                 assert accepted(listener) == ok, server.describe()
             denial = (f"kvmserver: denied connect to 127.0.0.1:{port} "
                       f"(allow with --allow-connect=127.0.0.1:{port})")
+            if not ok:    # written before the call returned; the collector may lag behind
+                assert wait_for_log(server, 0, lambda line: line == denial), server.describe()
             assert server.stderr_lines.count(denial) == (0 if ok else 1), server.describe()
 
 
