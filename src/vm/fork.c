@@ -135,8 +135,9 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         goto err;
     }
     adopt_frozen_tables(child);
-    /* No vCPU has walked these tables yet, so clearing D bits is seen: from now on a D bit
-     * means "written by this fork". */
+    /* No vCPU has walked these tables yet, so clearing D and A bits is seen: from now on a
+     * D bit means "written by this fork", and an upper-level A bit "walked by this fork",
+     * which lets a reset's scan skip the tables the fork never used. */
     pt_scan_dirty(&child->pt, true, NULL, NULL);
     if (vm_create_vcpu(child))
         goto err;
@@ -209,7 +210,7 @@ static int restore_all(struct vm *child)
     if (err)
         return err;
     adopt_frozen_tables(child);
-    /* No translation survived the discard, so cleared D bits are seen (see vm_fork). */
+    /* No translation survived the discard, so cleared D and A bits are seen (see vm_fork). */
     pt_scan_dirty(&child->pt, true, NULL, NULL);
     ws_free(&child->ws);
     ws_free(&child->granted);
@@ -220,7 +221,9 @@ static int restore_all(struct vm *child)
     return 0;
 }
 
-/* The working set back to the image. Caller holds transport.exec. */
+/* The working set back to the image. Caller holds transport.exec. Table pages the host
+ * edited are among them; the image's copies have every A bit set, so their subtrees are
+ * scanned from then on: more work, never a missed page. */
 static int restore_working_set(struct vm *child)
 {
     ws_forget(&child->ws, &child->granted);

@@ -2,7 +2,9 @@
  * The frozen master's memory lives in a memfd that nobody writes again; a fork maps it
  * MAP_PRIVATE, so the host kernel does the copy-on-write. A fork's D bits are cleared before
  * it first runs, so from then on a set D bit marks a page it wrote: its working set, which
- * every reset copies back from the master (see facts: "reset by keeping the working set"). */
+ * every reset copies back from the master (see facts: "reset by keeping the working set").
+ * The upper levels' A bits are cleared with them, so a reset scans only the tables the fork
+ * has walked. */
 #ifndef KVMS_FORK_H
 #define KVMS_FORK_H
 #include <stdbool.h>

@@ -74,7 +74,8 @@ int pt_init(struct paging *pt, uint8_t *mem, uint64_t mem_size,
 }
 
 /* The leaf slot for va, creating intermediate tables when `create`. Intermediate entries
- * grant everything (P|W|U, A set so forks only ever change D bits); leaves decide. */
+ * grant everything (P|W|U, and A set: a fork's scan follows an entry the host made during
+ * a request without relying on the CPU's walk); leaves decide. */
 static uint64_t *leaf_slot(struct paging *pt, uint64_t va, bool create)
 {
     uint64_t *table = table_at(pt, pt->root);
@@ -137,11 +138,18 @@ int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags)
     return 0;
 }
 
-/* Calls visit(pt, leaf, ctx) for every present leaf of [start, end), skipping absent
- * upper-level tables whole: the work follows what is mapped, not the range's size. */
-static void visit_leaves(struct paging *pt, uint64_t table_pa, int level, uint64_t base,
-                         uint64_t start, uint64_t end,
-                         void (*visit)(struct paging *pt, uint64_t *leaf, void *ctx), void *ctx)
+/* A walk over the present leaves of [start, end): absent upper-level tables are skipped whole,
+ * so the work follows what is mapped, not the range's size. */
+struct walk {
+    uint64_t start, end;
+    uint64_t follow;          /* bits an upper-level entry needs to be descended into */
+    uint64_t clear_upper;     /* bits cleared in every upper-level entry descended into */
+    void (*visit)(struct paging *pt, uint64_t *leaf, void *ctx);
+    void *ctx;
+};
+
+static void walk_table(struct paging *pt, const struct walk *w, uint64_t table_pa, int level,
+                       uint64_t base)
 {
     uint64_t *table = table_at(pt, table_pa);
     if (!table)
@@ -149,13 +157,22 @@ static void visit_leaves(struct paging *pt, uint64_t table_pa, int level, uint64
     uint64_t span = 1ull << (12 + 9 * level);
     for (unsigned i = 0; i < 512; i++) {
         uint64_t lo = base + i * span, hi = lo + span;
-        if (hi <= start || lo >= end || !(table[i] & PTE_P))
+        if (hi <= w->start || lo >= w->end || !(table[i] & PTE_P))
             continue;
-        if (level == 0)
-            visit(pt, &table[i], ctx);
-        else if (!(table[i] & PTE_PS))
-            visit_leaves(pt, table[i] & PTE_ADDR_MASK, level - 1, lo, start, end, visit, ctx);
+        if (level == 0) {
+            w->visit(pt, &table[i], w->ctx);
+        } else if ((table[i] & w->follow) == w->follow && !(table[i] & PTE_PS)) {
+            table[i] &= ~w->clear_upper;
+            walk_table(pt, w, table[i] & PTE_ADDR_MASK, level - 1, lo);
+        }
     }
+}
+
+static void visit_leaves(struct paging *pt, uint64_t start, uint64_t end,
+                         void (*visit)(struct paging *pt, uint64_t *leaf, void *ctx), void *ctx)
+{
+    struct walk w = { .start = start, .end = end, .follow = PTE_P, .visit = visit, .ctx = ctx };
+    walk_table(pt, &w, pt->root, LEVELS - 1, 0);
 }
 
 static void protect_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
@@ -174,7 +191,7 @@ int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags)
         return err;
     flags &= PTE_W | PTE_U | PTE_NX;
     if (len)
-        visit_leaves(pt, pt->root, LEVELS - 1, 0, va, va + len, protect_leaf, &flags);
+        visit_leaves(pt, va, va + len, protect_leaf, &flags);
     return 0;
 }
 
@@ -203,7 +220,7 @@ uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t f
 {
     struct count_ctx c = { .flags = flags | PTE_P };
     if (len && va + len > va)
-        visit_leaves((struct paging *)pt, pt->root, LEVELS - 1, 0, va, va + len, count_leaf, &c);
+        visit_leaves((struct paging *)pt, va, va + len, count_leaf, &c);
     return c.found;
 }
 
@@ -230,6 +247,10 @@ size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64
                      void *ctx)
 {
     struct dirty_ctx d = { .clear = clear, .fn = fn, .ctx = ctx };
-    visit_leaves(pt, pt->root, LEVELS - 1, 0, 0, 1ull << 47, dirty_leaf, &d);
+    /* Clearing: every upper-level entry loses its A bit too. Reporting: only entries the CPU
+     * walked since (A set) are followed; to set a D bit it must have walked all of them. */
+    struct walk w = { .start = 0, .end = 1ull << 47, .follow = clear ? PTE_P : PTE_P | PTE_A,
+                      .clear_upper = clear ? PTE_A : 0, .visit = dirty_leaf, .ctx = &d };
+    walk_table(pt, &w, pt->root, LEVELS - 1, 0);
     return d.visited;
 }

@@ -52,10 +52,13 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va);
 /* How many 4 KiB pages of [va, va+len) have leaves with all `flags` bits set. Absent
  * upper-level tables are skipped whole, so the work follows what is mapped, not len. */
 uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
-/* Calls fn(ctx, frame) for every present leaf whose D bit is set; with `clear`, clears the
- * D bits instead of reporting (only valid before a vCPU has run on these tables: under
- * shadow paging a cleared D bit on a live mapping is never set again). Returns the number
- * of leaves visited. */
+/* Calls fn(ctx, frame) for every present leaf whose D bit is set, descending only into
+ * upper-level entries whose A bit is set: the CPU sets A in every entry it walks, so the
+ * work follows the tables used since the clear, not the address space. With `clear`, clears
+ * the leaves' D bits and the upper levels' A bits instead of reporting (only valid before a
+ * vCPU has run on these tables: under shadow paging a cleared bit on a live mapping is never
+ * set again; never clear them later, so a set A bit stays set). Returns the number of
+ * leaves visited. */
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx);
 

@@ -398,9 +398,68 @@ static void test_scan_dirty_reports_and_clears(void **state)
     assert_int_equal(pt_lookup(&f->pt, 0x11000), 0x11000 | PTE_P | PTE_A | PTE_U | PTE_W);
     assert_int_equal(pt_lookup(&f->pt, 3 * GIB), 0x40000 | PTE_P | PTE_A | PTE_U | PTE_W);
     assert_false(*leaf_entry(&f->pt, 0xa000) & PTE_D);
+    /* The upper levels lost their A bits: no CPU has walked them since, so nothing is
+     * followed. */
+    assert_false(*pml4_entry(&f->pt, 0x11000) & PTE_A);
+    assert_false(*pml4_entry(&f->pt, 3 * GIB) & PTE_A);
     fr.count = 0;
-    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 5);
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 0);
     assert_int_equal(fr.count, 0);
+}
+
+/* What the CPU does on an access to va: it sets A in every entry it walks, and D in the
+ * leaf when it writes. */
+static void cpu_access(struct paging *pt, uint64_t va, bool write)
+{
+    uint64_t table = pt->root;
+    for (int level = 3; level >= 0; level--) {
+        uint64_t *e = (uint64_t *)(pt->mem + table) + ((va >> (12 + 9 * level)) & 511);
+        assert_true(*e & PTE_P);
+        *e |= PTE_A | (level == 0 && write ? PTE_D : 0);
+        table = *e & PTE_ADDR_MASK;
+    }
+}
+
+/* After the fork's clear, a scan follows only the tables walked since, and finds a write
+ * wherever it lands: in a table walked by an earlier request, or in one whose upper
+ * entries no access has walked since the clear. */
+static void test_scan_dirty_follows_walked_tables(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t far = 600 * GIB;                   /* another PML4 entry */
+    assert_int_equal(pt_map(&f->pt, 0x10000, 0x10000, 3 * PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, 0x200000, 0x20000, 2 * PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, 3 * GIB, 0x40000, PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, far, 0x50000, PAGE, PTE_U | PTE_W), 0);
+    struct frames fr = { 0 };
+    assert_int_equal(pt_scan_dirty(&f->pt, true, NULL, NULL), 7);     /* the fork's clear */
+
+    /* First request: writes one page; only its table (3 leaves) is scanned. */
+    cpu_access(&f->pt, 0x11000, true);
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 3);
+    assert_int_equal(fr.count, 1);
+    assert_int_equal(fr.frame[0], 0x11000);
+
+    /* Next request: a write under a PDPT entry and a PD entry walked by nobody since. */
+    fr.count = 0;
+    cpu_access(&f->pt, 3 * GIB, true);
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 4);
+    assert_int_equal(fr.count, 2);
+    assert_int_equal(fr.frame[0], 0x11000);           /* D bits stay: the working set */
+    assert_int_equal(fr.frame[1], 0x40000);
+
+    /* Under a PML4 entry walked by nobody since. */
+    fr.count = 0;
+    cpu_access(&f->pt, far, true);
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 5);
+    assert_int_equal(fr.count, 3);
+    assert_int_equal(fr.frame[2], 0x50000);
+
+    /* A read walks its table (scanned from now on) but dirties nothing. */
+    fr.count = 0;
+    cpu_access(&f->pt, 0x201000, false);
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 7);
+    assert_int_equal(fr.count, 3);
 }
 
 static void test_scan_dirty_skips_corrupt_entries(void **state)
@@ -481,6 +540,7 @@ int main(void)
         T(test_remap_keeps_dirty_bit),
         T(test_tables_come_from_the_pool_only),
         T(test_scan_dirty_reports_and_clears),
+        T(test_scan_dirty_follows_walked_tables),
         T(test_scan_dirty_skips_corrupt_entries),
         T(test_edits_are_tracked),
     };

@@ -127,25 +127,36 @@ static int teardown(void **state)
     return 0;
 }
 
-/* What the guest does when it writes a page: the bytes, and the D bit in its leaf. */
+/* What the guest does when it writes a page: the bytes, the A bit in every entry the CPU
+ * walks and the D bit in its leaf. */
 static void guest_write(struct vm *vm, uint64_t va, char c)
 {
     uint64_t table = vm->pt.root;
     for (int level = 3; level >= 0; level--) {
         uint64_t *e = (uint64_t *)(vm->mem + table) + ((va >> (12 + 9 * level)) & 511);
         assert_true(*e & PTE_P);
-        if (level == 0)
-            *e |= PTE_D;
+        *e |= PTE_A | (level == 0 ? PTE_D : 0);
         table = *e & PTE_ADDR_MASK;
     }
     memset(vm->mem + va, c, PAGE);
 }
 
+/* The table pages as frozen, but for A and D bits: those record what this fork walked and
+ * wrote (its working set). */
+static void assert_tables_frozen(struct fixture *f)
+{
+    const uint64_t *child = (const uint64_t *)(f->child.mem + f->child.user_end);
+    const uint64_t *frozen = (const uint64_t *)(f->master.mem + f->child.user_end);
+    for (uint64_t i = 0; i < (MEM_SIZE - f->child.user_end) / sizeof *child; i++)
+        assert_int_equal(child[i] & ~(PTE_A | PTE_D), frozen[i] & ~(PTE_A | PTE_D));
+}
+
 static void assert_frozen(struct fixture *f)
 {
     struct vm *c = &f->child;
-    for (uint64_t page = 0; page < MEM_SIZE; page += 64 * PAGE)
+    for (uint64_t page = 0; page < c->user_end; page += 64 * PAGE)
         assert_memory_equal(c->mem + page, f->master.mem + page, PAGE);
+    assert_tables_frozen(f);
     assert_memory_equal(c->mem + DATA, f->master.mem + DATA, PAGE);
     assert_memory_equal(c->mem + FAR_DATA, f->master.mem + FAR_DATA, PAGE);
     /* The mappings too (D bits stay set in a fork: they mark its working set). */
