@@ -3,7 +3,7 @@
 # (into ~/.cache/kvmserver/bun, from npm); does nothing when all are present.
 set -eu
 # prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition).
-pkgs="meson ninja-build gcc clang libcmocka-dev python3-pytest musl-tools
+pkgs="meson ninja-build gcc clang libcmocka-dev libseccomp-dev python3-pytest musl-tools
       nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev
       prometheus"
 missing=""

@@ -37,6 +37,7 @@ struct config {
     const char *syscall_transport; /* "exit", "shared", "auto"; NULL = auto */
     unsigned syscall_spin_us;      /* shared transport: wait before falling back, default 100 */
     bool no_syscall_rewrite;       /* kvm_pvm: keep `syscall` instructions (syscall_sites.h) */
+    bool no_seccomp;               /* no host seccomp filter (server/seccomp.h) */
     double max_boot_time;          /* seconds, default 20 */
     double max_request_time;       /* seconds, default 8 */
     double shutdown_timeout;       /* seconds SIGTERM waits for requests in flight, default 10 */

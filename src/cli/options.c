@@ -163,6 +163,8 @@ static const struct opt_desc options[] = {
     FLAG("no-syscall-rewrite", no_syscall_rewrite, "kvm_pvm: leave the program's `syscall` "
          "instructions as they are (each then traps, ~6 us) instead of rewriting them into "
          "calls on first use"),
+    FLAG("no-seccomp", no_seccomp, "debugging: run kvmserver itself without its host "
+         "seccomp filter (a call off its allow list otherwise kills it with SIGSYS)"),
     { .name = "max-boot-time", .kind = OPT_SECONDS, .field = AT(max_boot_time),
       .arg = "SECONDS", .help = "time for the program to reach readiness", .common = true },
     { .name = "max-request-time", .kind = OPT_SECONDS, .field = AT(max_request_time),

@@ -12,8 +12,10 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -834,6 +836,13 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     }
     if (l)
         lx_count_accepted();
+#ifndef NDEBUG
+    /* Test hook (debug builds only; tests/e2e/test_seccomp.py): a host call off the serving
+     * allow list, made from a handler, must end kvmserver with SIGSYS. Harmless without the
+     * filter: execve(NULL) fails with EFAULT. */
+    if (!p->server.listen_privately && getenv("KVMS_TEST_SECCOMP_VIOLATION"))
+        syscall(SYS_execve, NULL, NULL, NULL);
+#endif
     if (p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
         p->server.conn_accepted_ns = lx_now_ns();

@@ -17,6 +17,7 @@
 #include "linux/syscalls.h"
 #include "server/boot.h"
 #include "server/metrics_http.h"
+#include "server/seccomp.h"
 #include "server/stop.h"
 #include "vm/fork.h"
 #include "vm/platform.h"
@@ -211,6 +212,8 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (host_seccomp_boot(cfg) < 0)
+        return 1;
 
     static struct server srv;       /* the metrics thread reads it until the process ends */
     srv.cfg = cfg;
@@ -242,6 +245,8 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
            cfg->program, boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
            srv.poller ? "shared" : "exit");
     fflush(stdout);
+    if (host_seccomp_serve(cfg) < 0)
+        return 1;
     for (unsigned i = 0; i < srv.nvms; i++) {
         srv.vms[i] = (struct request_vm){ .index = i, .srv = &srv };
         if (pthread_create(&srv.vms[i].thread, NULL, request_loop, &srv.vms[i]) != 0) {

@@ -115,6 +115,7 @@ static void test_defaults(void **state)
     assert_true(cfg.max_request_time == 8.0);
     assert_true(cfg.shutdown_timeout == 10.0);
     assert_null(cfg.metrics);
+    assert_false(cfg.no_seccomp);
     assert_int_equal(cfg.max_main_memory, 8192);
     assert_int_equal(cfg.max_address_space, 122880);
     assert_int_equal(cfg.max_request_memory, 128);
@@ -146,7 +147,7 @@ static void test_option_kinds(void **state)
     int status = CLI(&cfg, "-e", "--verbose-syscalls", "--cwd", "/srv", "-w", "3",
                      "--max-boot-time=2.5", "--max-request-time", ".5", "--max-main-memory",
                      "1024", "--heap-address-hint=512", "--no-executable-heap", "--allow-all",
-                     "--metrics", "[::1]:9100", "--shutdown-timeout=2.5",
+                     "--metrics", "[::1]:9100", "--shutdown-timeout=2.5", "--no-seccomp",
                      "run", "--dylink-address-hint", "8", "-v", "--env", "A=1", "./prog");
     assert_int_equal(status, -1);
     assert_true(cfg.ephemeral);
@@ -162,6 +163,7 @@ static void test_option_kinds(void **state)
     assert_true(cfg.allow_all);
     assert_string_equal(cfg.metrics, "[::1]:9100");
     assert_true(cfg.shutdown_timeout == 2.5);
+    assert_true(cfg.no_seccomp);
     assert_int_equal(cfg.dylink_address_hint, 8);
     assert_int_equal(cfg.env.count, 1);
     assert_string_equal(cfg.env.items[0], "A=1");
@@ -475,7 +477,8 @@ static void test_print_config(void **state)
     (void)state;
     struct config cfg;
     assert_int_equal(CLI(&cfg, "--print-config", "-t", "6", "--env", "X=\"q\"",
-                         "--allow-net", "--metrics", "127.0.0.1:9100", "run", "p"), -1);
+                         "--allow-net", "--metrics", "127.0.0.1:9100", "--no-seccomp", "run",
+                         "p"), -1);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -488,6 +491,7 @@ static void test_print_config(void **state)
     assert_non_null(strstr(text, "\nmax-boot-time = 20.0\n"));
     assert_non_null(strstr(text, "\nshutdown-timeout = 10.0\n"));
     assert_non_null(strstr(text, "\nmetrics = \"127.0.0.1:9100\"\n"));
+    assert_non_null(strstr(text, "\nno-seccomp = true\n"));
     assert_non_null(strstr(text, "\n[run]\ndylink-address-hint = 2\n"));
     config_free(&cfg);
 
@@ -500,6 +504,7 @@ static void test_print_config(void **state)
     assert_true(cfg.allow_net_set);
     assert_int_equal(cfg.allow_net.count, 0);
     assert_string_equal(cfg.metrics, "127.0.0.1:9100");
+    assert_true(cfg.no_seccomp);
     config_free(&cfg);
 }
 
@@ -530,8 +535,8 @@ static void test_help(void **state)
         "--shared-memory", "--heap-address-hint", "--hugepage-arena-size",
         "--hugepage-requests-arena", "--no-executable-heap", "--no-mmap-backed-files",
         "--hugepages", "--no-split-hugepages", "--transparent-hugepages",
-        "--no-ephemeral-keep-working-memory", "--dylink-address-hint", "--remapping",
-        "--1-to-1", "-o, --output",
+        "--no-ephemeral-keep-working-memory", "--no-seccomp", "--dylink-address-hint",
+        "--remapping", "--1-to-1", "-o, --output",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strstr(out_text, names[i]))

@@ -381,7 +381,7 @@ static void test_print_reads_back(void **state)
         "allow-write = [\"/tmp\", \"/var,odd\"]\nallow-env = \"API_*\"\nallow-net = true\n"
         "allow-listen = [\"0.0.0.0:8080\"]\nvolume = \"/h:/g:r\"\nmax-boot-time = 0.1\n"
         "max-request-time = 12.125\nmax-main-memory = 512\nshared-memory = 64\n"
-        "metrics = \"0.0.0.0:9100\"\nshutdown-timeout = 30\n"
+        "metrics = \"0.0.0.0:9100\"\nshutdown-timeout = 30\nno-seccomp = true\n"
         "no-split-hugepages = true\n[run]\ndylink-address-hint = 4\nremapping = [\"1:2\"]\n";
     char err[512];
     assert_true(config_apply_toml(&cfg, "in.toml", text, sizeof text - 1, err, sizeof err));
@@ -409,6 +409,7 @@ static void test_print_reads_back(void **state)
     assert_true(back.max_request_time == 12.125);
     assert_string_equal(back.metrics, "0.0.0.0:9100");
     assert_true(back.shutdown_timeout == 30.0);
+    assert_true(back.no_seccomp);
     assert_string_equal(back.env.items[1], "B=line\nbreak");
     assert_int_equal(back.allow_write.count, 2);
     assert_string_equal(back.allow_write.items[1], "/var,odd");
