@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "same_host_object.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -108,14 +110,6 @@ static int queued(int fd)
     return n;
 }
 
-static bool same_object(int a, int b)
-{
-    struct stat sa, sb;
-    assert_int_equal(fstat(a, &sa), 0);
-    assert_int_equal(fstat(b, &sb), 0);
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 static void test_pipe_with_bytes(void **state)
 {
     struct tables *t = *state;
@@ -124,7 +118,7 @@ static void test_pipe_with_bytes(void **state)
     assert_int_equal(write(p[1], "abc", 3), 3);
     install_pair(&t->src, p, g);
     freeze_and_clone(t);
-    assert_false(same_object(host(&t->a, g[0]), p[0]));
+    assert_false(same_host_object(host(&t->a, g[0]), p[0]));
     assert_int_equal(write(host(&t->a, g[1]), "X", 1), 1);
     assert_string_equal(read_now(host(&t->a, g[0])), "abcX");
     assert_string_equal(read_now(host(&t->b, g[0])), "abc");
@@ -263,7 +257,7 @@ static void test_memfd_private(void **state)
     int d = dup_fd(&t->src, g);
     freeze_and_clone(t);
     int a = host(&t->a, g);
-    assert_false(same_object(a, m));
+    assert_false(same_host_object(a, m));
     assert_int_equal(fcntl(a, F_GET_SEALS), F_SEAL_SHRINK);
     char link[64], path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", a);
@@ -340,14 +334,14 @@ static void test_dup_shares_the_clone(void **state)
     install_pair(&t->src, s, sg);
     int sd = dup_fd(&t->src, sg[1]);
     freeze_and_clone(t);
-    assert_true(same_object(host(&t->a, rd), host(&t->a, g[0])));
-    assert_true(same_object(host(&t->a, wd), host(&t->a, g[1])));
+    assert_true(same_host_object(host(&t->a, rd), host(&t->a, g[0])));
+    assert_true(same_host_object(host(&t->a, wd), host(&t->a, g[1])));
     assert_int_equal(write(host(&t->a, wd), "c", 1), 1);
     assert_string_equal(read_now(host(&t->a, rd)), "abc");
     assert_string_equal(read_now(host(&t->a, g[0])), "EAGAIN");
     assert_int_equal(write(host(&t->a, sg[0]), "s", 1), 1);
     assert_string_equal(read_now(host(&t->a, sd)), "s");
-    assert_false(same_object(host(&t->a, sd), s[1]));
+    assert_false(same_host_object(host(&t->a, sd), s[1]));
 }
 
 static void test_epoll_dup_shares_the_new_instance(void **state)
@@ -374,8 +368,8 @@ static void test_shared_kinds_stay_shared(void **state)
     int g = install(&t->src, l, LX_FT_LISTENER);
     int n = install(&t->src, open("/dev/null", O_RDWR | O_CLOEXEC), LX_FT_OTHER);
     freeze_and_clone(t);
-    assert_true(same_object(host(&t->a, g), l));
-    assert_true(same_object(host(&t->b, n), host(&t->src, n)));
+    assert_true(same_host_object(host(&t->a, g), l));
+    assert_true(same_host_object(host(&t->b, n), host(&t->src, n)));
 }
 
 static void test_unknown_kind_fails_safe(void **state)

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "same_host_object.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -25,14 +27,6 @@ static int open_null(void)
 static bool host_fd_open(int fd)
 {
     return fcntl(fd, F_GETFD) >= 0;
-}
-
-static bool same_file(int a, int b)
-{
-    struct stat sa, sb;
-    assert_int_equal(fstat(a, &sa), 0);
-    assert_int_equal(fstat(b, &sb), 0);
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 static int setup(void **state)
@@ -60,7 +54,7 @@ static void test_stdio(void **state)
         assert_true(f->host_fd >= 3);
         assert_false(f->cloexec);
         assert_int_equal(fcntl(f->host_fd, F_GETFD), FD_CLOEXEC);
-        assert_true(same_file(i, f->host_fd));
+        assert_true(same_host_object(i, f->host_fd));
     }
     /* The next guest fd comes after the streams. */
     assert_int_equal(fdt_install(t, open_null(), 0, false), 3);
