@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the build and the tests need, and Bun for the randomness tests
-# (into ~/.cache/kvmserver/bun, from npm); does nothing when all are present.
+# Installs the Debian packages the build and the tests need, and from npm Bun, Deno and React
+# (under ~/.cache/kvmserver); does nothing when all are present.
 set -eu
 # prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition).
 pkgs="meson ninja-build gcc clang libcmocka-dev libseccomp-dev python3-pytest musl-tools
@@ -18,10 +18,16 @@ if [ -n "$missing" ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 fi
-bun_dir="$HOME/.cache/kvmserver/bun"
-if [ ! -x "$bun_dir/node_modules/@oven/bun-linux-x64/bin/bun" ] && command -v npm >/dev/null; then
-  echo "installing: bun (npm @oven/bun-linux-x64) into $bun_dir"
-  mkdir -p "$bun_dir"
-  npm install --no-save --no-audit --no-fund --prefix "$bun_dir" @oven/bun-linux-x64 >/dev/null ||
-    echo "could not install bun: its tests will be skipped (a failure under CI)"
-fi
+# JavaScript runtimes and packages from npm, each into its own folder under ~/.cache/kvmserver.
+npm_install() {   # npm_install DIR FILE-THAT-SHOWS-IT-IS-THERE PACKAGE...
+  dir="$HOME/.cache/kvmserver/$1"; probe="$2"; shift 2
+  [ -e "$dir/node_modules/$probe" ] && return 0
+  command -v npm >/dev/null || return 0
+  echo "installing: $* (npm) into $dir"
+  mkdir -p "$dir"
+  npm install --no-save --no-audit --no-fund --prefix "$dir" "$@" >/dev/null ||
+    echo "could not install $*: their tests will be skipped (a failure under CI)"
+}
+npm_install bun @oven/bun-linux-x64/bin/bun @oven/bun-linux-x64
+npm_install deno @deno/linux-x64-glibc/deno @deno/linux-x64-glibc
+npm_install react react-dom/server.js react react-dom
