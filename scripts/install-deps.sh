@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs the Debian packages the build and the tests need, and from npm Bun, Deno and React
-# (under ~/.cache/kvmserver); does nothing when all are present.
+# Installs the Debian packages the build and the tests need, and from npm Bun, Deno, React and
+# the Kubernetes schema models (under ~/.cache/kvmserver); does nothing when all are present.
 set -eu
-# prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition).
+# prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition);
+# nginx-light, haproxy: the reverse-proxy recipes (test_proxy.py); yamllint: contrib/kubernetes.
 pkgs="meson ninja-build gcc clang libcmocka-dev libseccomp-dev python3-pytest musl-tools
       nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev
-      prometheus"
+      prometheus nginx-light haproxy yamllint"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -31,3 +32,4 @@ npm_install() {   # npm_install DIR FILE-THAT-SHOWS-IT-IS-THERE PACKAGE...
 npm_install bun @oven/bun-linux-x64/bin/bun @oven/bun-linux-x64
 npm_install deno @deno/linux-x64-glibc/deno @deno/linux-x64-glibc
 npm_install react react-dom/server.js react react-dom
+npm_install k8s kubernetes-models/package.json kubernetes-models yaml
