@@ -19,8 +19,21 @@ static bool pattern_matches(const char *pattern, const char *name, size_t name_l
     return len == name_len && !memcmp(pattern, name, len);
 }
 
+/* systemd's socket-activation variables are kvmserver's (server/activation.c), never the
+ * program's: its fds and pid are not the ones they name. */
+static bool activation_variable(const char *entry)
+{
+    static const char *const names[] = { "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (pattern_matches(names[i], entry, name_length(entry)))
+            return true;
+    return false;
+}
+
 static bool host_variable_allowed(const struct config *cfg, const char *entry)
 {
+    if (activation_variable(entry))
+        return false;
     if (cfg->allow_all)
         return true;
     if (!cfg->allow_env_set)

@@ -7,7 +7,9 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "linux/epoll.h"
@@ -52,6 +54,80 @@ static int sock_int(int fd, int name)
     int v = -1;
     socklen_t len = sizeof v;
     return getsockopt(fd, SOL_SOCKET, name, &v, &len) < 0 ? -1 : v;
+}
+
+/* ---- boot: sockets inherited by socket activation ---- */
+
+static bool same_address(const struct sockaddr_storage *a, socklen_t alen,
+                         const struct sockaddr_storage *b, socklen_t blen)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return alen >= sizeof *x && blen >= sizeof *y && x->sin_port == y->sin_port &&
+               x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return alen >= offsetof(struct sockaddr_in6, sin6_scope_id) &&
+               blen >= offsetof(struct sockaddr_in6, sin6_scope_id) &&
+               x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+    }
+    /* unix: the path (or abstract name) bytes; a path given with its NUL matches one
+     * without. */
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (alen <= off || blen <= off)
+        return false;
+    size_t an = alen - off, bn = blen - off;
+    const char *ap = ((const struct sockaddr_un *)a)->sun_path;
+    const char *bp = ((const struct sockaddr_un *)b)->sun_path;
+    if (ap[0])
+        an = strnlen(ap, an);
+    if (bp[0])
+        bn = strnlen(bp, bn);
+    return an == bn && !memcmp(ap, bp, an);
+}
+
+long lx_listener_bind(struct lx_proc *p, const struct lx_fd *f, const struct sockaddr_storage *ss,
+                      socklen_t len)
+{
+    struct lx_server_state *s = &p->server;
+    if (!s->listen_privately)
+        return 0;
+    int host = f->host_fd;
+    for (int i = 0; i < s->nactivated; i++) {
+        int act = s->activated[i];
+        struct sockaddr_storage name;
+        socklen_t name_len = sizeof name;
+        if (act < 0 || sock_int(act, SO_TYPE) != sock_int(host, SO_TYPE) ||
+            sock_int(act, SO_DOMAIN) != sock_int(host, SO_DOMAIN) ||
+            getsockname(act, (struct sockaddr *)&name, &name_len) < 0 ||
+            !same_address(&name, name_len, ss, len))
+            continue;
+        /* The guest's socket keeps its number and its status flags (O_NONBLOCK). */
+        int flags = fcntl(host, F_GETFL);
+        if (flags < 0 || fcntl(act, F_SETFL, flags) < 0 || dup3(act, host, O_CLOEXEC) < 0)
+            return -errno;
+        close(act);
+        s->activated[i] = -1;
+        return 1;
+    }
+    return 0;
+}
+
+void lx_listeners_drop_activated(struct lx_proc *p)
+{
+    struct lx_server_state *s = &p->server;
+    for (int i = 0; i < s->nactivated; i++) {
+        if (s->activated[i] < 0)
+            continue;
+        fprintf(stderr, "kvmserver: the program bound no socket to the address of inherited "
+                "socket fd %d (socket activation): it is not served\n", s->activated[i]);
+        close(s->activated[i]);
+        s->activated[i] = -1;
+    }
+    s->nactivated = 0;
 }
 
 /* ---- boot: the private listener ---- */
@@ -208,6 +284,7 @@ int lx_listeners_publish(struct lx_proc *p)
 {
     struct lx_server_state *s = &p->server;
     s->listen_privately = false;
+    lx_listeners_drop_activated(p);
     int kept = 0, rc = 0;
     for (int i = 0; i < s->nlisteners; i++) {
         struct lx_listener l = s->listeners[i];

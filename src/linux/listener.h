@@ -37,6 +37,14 @@ struct lx_fd;
 
 /* The record of a listening guest fd, or NULL when f is not one of the program's. */
 struct lx_listener *lx_listener_of(struct lx_proc *p, const struct lx_fd *f);
+/* bind(2) once the policy allowed the address: at boot, a socket inherited by socket
+ * activation for that address (and kind) takes the place of the guest socket's host socket.
+ * Returns 1 when it did (the guest's socket is bound, and listens on the host already), 0
+ * when there is none (bind it), or -errno. */
+long lx_listener_bind(struct lx_proc *p, const struct lx_fd *f, const struct sockaddr_storage *ss,
+                      socklen_t len);
+/* The freeze: inherited sockets no bind took are closed, each with a note on stderr. */
+void lx_listeners_drop_activated(struct lx_proc *p);
 /* listen(2) once the policy allowed the address: privately at boot; on a socket that listens
  * already, only this VM's record changes (backlog, listening again after a shutdown). */
 long lx_listener_listen(struct lx_proc *p, struct lx_fd *f, int backlog);

@@ -681,6 +681,9 @@ long sys_bind(struct lx_proc *p, const uint64_t a[6])
         err = check_policy(p, NP_LISTEN, &ss, len);
         if (err)
             return err;
+        err = lx_listener_bind(p, f, &ss, len);
+        if (err)
+            return err < 0 ? err : 0;
     }
     return bind(f->host_fd, (struct sockaddr *)&ss, len) < 0 ? -errno : 0;
 }

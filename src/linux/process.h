@@ -78,6 +78,10 @@ struct lx_server_state {
     uint32_t warmup_port;
     bool warmup_failed;
     bool listen_privately;  /* boot: listeners are private until the freeze (listener.h) */
+    /* Boot: listening host sockets inherited by socket activation, each given to the guest
+     * socket that binds its address (listener.h); -1 once given. */
+    int nactivated;
+    int activated[LX_MAX_LISTENERS];
     int nlisteners;
     struct lx_listener listeners[LX_MAX_LISTENERS];
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/activation.h"
 #include "server/warmup.h"
 #include "vm/syscall_sites.h"
 #include "vm/loader.h"
@@ -141,6 +142,11 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     }
     b->proc->server.freeze_on_wait = true;
     b->proc->server.listen_privately = true;
+    int activated = activation_take(b->proc->server.activated, LX_MAX_LISTENERS,
+                                    b->vm.crash_report, sizeof b->vm.crash_report);
+    if (activated < 0)
+        return ended(b, cfg, VM_HOST_ERROR);
+    b->proc->server.nactivated = activated;
     if (cfg->warmup)
         warmup_arm(b->proc, cfg->warmup);
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
