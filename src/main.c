@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    status = serve(&cfg, env, env_withheld);
+    status = serve(&cfg, argc, argv, env, env_withheld);
     guest_environ_free(env);
 out:
     config_free(&cfg);

@@ -17,6 +17,7 @@
 #include "linux/syscalls.h"
 #include "server/boot.h"
 #include "server/metrics_http.h"
+#include "server/reload.h"
 #include "server/seccomp.h"
 #include "server/stop.h"
 #include "vm/fork.h"
@@ -40,6 +41,7 @@ struct server {
     struct request_vm *vms;
     struct metrics metrics;
     atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
+    struct live_config live;        /* what SIGHUP may change */
 };
 
 static uint64_t now_ns(void)
@@ -61,7 +63,7 @@ static void resume_frozen_wait(struct request_vm *rv)
 /* After a request: what happened, logged in one line when it was not a normal end. */
 static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
 {
-    const struct config *cfg = rv->srv->cfg;
+    const struct live_config *live = &rv->srv->live;
     switch (res) {
     case VM_STOPPED:
         if (rv->proc.exited) {
@@ -72,7 +74,7 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
         if (rv->proc.server.memory_exceeded) {
             fprintf(stderr, "kvmserver: request VM %u: request exceeded --max-request-memory "
                     "(%llu MiB); connection closed, VM reset\n", rv->index,
-                    (unsigned long long)cfg->max_request_memory);
+                    (unsigned long long)atomic_load(&live->max_request_memory));
             return false;
         }
         return false;
@@ -83,7 +85,7 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
     case VM_TIMED_OUT:
         fprintf(stderr, "kvmserver: request VM %u: request took longer than "
                 "--max-request-time (%g s); connection closed, VM reset\n", rv->index,
-                cfg->max_request_time);
+                atomic_load(&live->max_request_time));
         return true;
     case VM_HOST_ERROR:
         fprintf(stderr, "kvmserver: request VM %u: %s; VM reset\n", rv->index,
@@ -102,10 +104,11 @@ static int start_request_state(struct request_vm *rv)
         rv->proc.server.accepts_left = 1;
         rv->proc.server.conn_fd = -1;
     }
-    rv->proc.server.memory_limit = srv->cfg->max_request_memory << 20;
+    rv->proc.server.memory_limit = atomic_load(&srv->live.max_request_memory) << 20;
     rv->proc.server.limit_aborts = true;
-    if (!srv->cfg->ephemeral && srv->cfg->max_request_time > 0)
-        rv->proc.server.busy_limit_ns = (uint64_t)(srv->cfg->max_request_time * 1e9);
+    double request_time = atomic_load(&srv->live.max_request_time);
+    if (!srv->cfg->ephemeral && request_time > 0)
+        rv->proc.server.busy_limit_ns = (uint64_t)(request_time * 1e9);
     return 0;
 }
 
@@ -140,8 +143,9 @@ static int serve_one_request(struct request_vm *rv)
         return -1;
     /* Ephemeral: the whole connection is the request. Otherwise the process layer times
      * the work between two event waits. */
-    if (cfg->max_request_time > 0)
-        rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
+    double request_time = atomic_load(&srv->live.max_request_time);
+    if (request_time > 0)
+        rv->vm.deadline_ns = now_ns() + (uint64_t)(request_time * 1e9);
     enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
     if (res == VM_STOPPED && rv->proc.server.deadline_hit)
         res = VM_TIMED_OUT;
@@ -157,7 +161,8 @@ static int serve_one_request(struct request_vm *rv)
     /* Keeping the working set makes resets cheap and spares the next request its page
      * faults; past the limit the fork starts over from the image instead. */
     if ((cfg->no_ephemeral_keep_working_memory ||
-         (uint64_t)st.pages_restored * 4096 > (cfg->limit_request_memory << 20)) &&
+         (uint64_t)st.pages_restored * 4096 >
+             (atomic_load(&srv->live.limit_request_memory) << 20)) &&
         vm_reset_full(&rv->vm) < 0)
         return stop_vm(rv, "reset fully");
     if (start_request_state(rv) < 0)
@@ -203,20 +208,26 @@ static double rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
+int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
+          size_t env_withheld)
 {
-    /* The main thread only waits for the stop signals: block them everywhere else. */
-    sigset_t stop;
+    /* The main thread only waits for the stop and reload signals: block them everywhere
+     * else. */
+    sigset_t stop, waited;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    waited = stop;
+    sigaddset(&waited, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &waited, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (host_seccomp_boot(cfg) < 0)
         return 1;
 
     static struct server srv;       /* the metrics thread reads it until the process ends */
     srv.cfg = cfg;
+    if (live_config_init(&srv.live, cfg) < 0)
+        return 1;
     atomic_store(&srv.metrics.env_withheld, env_withheld);
     lx_counters_attach(&srv.metrics.lx);
     if (cfg->metrics) {
@@ -256,13 +267,15 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
         }
     }
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&waited, &sig) == 0 && sig == SIGHUP)
+        reload_config(&srv.live, argc, argv);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
     atomic_store(&srv.stopping, true);
     stop_accepting(srv.boot.proc);
     /* Only an ephemeral VM's request has an end to wait for. */
     if (sig == SIGTERM && cfg->ephemeral) {
-        uint64_t cut = wait_for_requests(&srv.metrics, cfg->shutdown_timeout, &stop);
+        uint64_t cut = wait_for_requests(&srv.metrics, atomic_load(&srv.live.shutdown_timeout),
+                                       &stop);
         fprintf(stderr, "kvmserver: stopped accepting; %llu requests in flight cut short\n",
                 (unsigned long long)cut);
     }
