@@ -58,6 +58,11 @@ struct config {
     const char *snapshot_output;   /* snapshot -o FILE */
     bool one_to_one;               /* storage --1-to-1 */
 
+    /* storage subcommand: the storage VM's PROGRAM ARGS..., NULL-terminated (before "++ run";
+     * program_argv is what follows "run") */
+    char **storage_argv;
+    int storage_argc;
+
     const char *program;           /* PROGRAM (or the snapshot file for snaprun) */
     char **program_argv;           /* PROGRAM ARGS..., NULL-terminated (argv[0] = PROGRAM) */
     int program_argc;

@@ -318,6 +318,7 @@ void config_free(struct config *cfg)
         }
     }
     free(cfg->program_argv);
+    free(cfg->storage_argv);
     config_defaults(cfg);
 }
 
@@ -1004,6 +1005,33 @@ static int load_config_file(struct config *cfg, const char *explicit_path)
     return status;
 }
 
+/* storage STORAGE-PROGRAM [ARGS] ++ run PROGRAM [ARGS]: the part before "++" moves to
+ * storage_argv, the part after "run" stays the program. */
+static int split_storage(struct config *cfg)
+{
+    int k = 0;
+    while (k < cfg->program_argc && strcmp(cfg->program_argv[k], "++"))
+        k++;
+    if (k == 0 || k == cfg->program_argc)
+        return usage_error("storage needs STORAGE-PROGRAM [ARGS] ++ run PROGRAM [ARGS]");
+    if (k + 1 == cfg->program_argc || strcmp(cfg->program_argv[k + 1], "run"))
+        return usage_error("'++' must be followed by 'run PROGRAM [ARGS]'");
+    if (k + 2 == cfg->program_argc)
+        return usage_error("missing PROGRAM after '++ run'");
+    char **all = cfg->program_argv;
+    const int count = cfg->program_argc - (k + 2);
+    cfg->program_argv = malloc(((size_t)count + 1) * sizeof *cfg->program_argv);
+    if (!cfg->program_argv)
+        out_of_memory();
+    memcpy(cfg->program_argv, all + k + 2, ((size_t)count + 1) * sizeof *cfg->program_argv);
+    cfg->program_argc = count;
+    cfg->program = cfg->program_argv[0];
+    all[k] = NULL;
+    cfg->storage_argv = all;
+    cfg->storage_argc = k;
+    return -1;
+}
+
 static int check_complete(const struct config *cfg)
 {
     if (cfg->print_config)
@@ -1054,6 +1082,8 @@ int cli_parse(int argc, char **argv, struct config *cfg)
     struct parser second = { .cfg = cfg, .from_cli = true, .err = err, .errlen = sizeof err };
     cfg->subcommand = SUBCMD_NONE;   /* parse_argv finds it again */
     status = parse_argv(&second, argc, argv);
+    if (status == -1 && cfg->subcommand == SUBCMD_STORAGE && cfg->program)
+        status = split_storage(cfg);
     return status != -1 ? status : check_complete(cfg);
 }
 
@@ -1149,6 +1179,11 @@ void config_print(const struct config *cfg, FILE *out)
     }
     if (cfg->subcommand != SUBCMD_NONE)
         fprintf(out, "# subcommand: %s\n", subcommand_names[cfg->subcommand]);
+    if (cfg->storage_argv) {
+        fputs("# storage-program: ", out);
+        print_toml_list(out, cfg->storage_argv, (size_t)cfg->storage_argc);
+        fputc('\n', out);
+    }
     if (cfg->program_argv) {
         fputs("# program: ", out);
         print_toml_list(out, cfg->program_argv, (size_t)cfg->program_argc);
@@ -1175,11 +1210,11 @@ void config_print(const struct config *cfg, FILE *out)
 const char *config_unimplemented(const struct config *cfg)
 {
     switch (cfg->subcommand) {
-    case SUBCMD_STORAGE: return "the 'storage' subcommand is not implemented yet";
     case SUBCMD_SNAPSHOT: return "the 'snapshot' subcommand is not implemented yet";
     case SUBCMD_SNAPRUN: return "the 'snaprun' subcommand is not implemented yet";
     case SUBCMD_NONE:
-    case SUBCMD_RUN: break;
+    case SUBCMD_RUN:
+    case SUBCMD_STORAGE: break;
     }
     if (cfg->shared_memory > 0) return "--shared-memory is not implemented yet";
     if (cfg->hugepages) return "--hugepages is not implemented yet";

@@ -283,6 +283,8 @@ bool lx_accepted_from_warmup(struct lx_proc *p, int conn)
 int lx_listeners_publish(struct lx_proc *p)
 {
     struct lx_server_state *s = &p->server;
+    if (s->storage)
+        return 0;                   /* private for good: lx_storage_routes_of */
     s->listen_privately = false;
     lx_listeners_drop_activated(p);
     int kept = 0, rc = 0;
@@ -319,6 +321,55 @@ void lx_listeners_release(struct lx_proc *p)
             close(l->shadow_fd);
         l->private_fd = l->shadow_fd = -1;
     }
+}
+
+/* ---- the storage VM's listeners ---- */
+
+int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out)
+{
+    struct lx_server_state *s = &storage->server;
+    lx_listeners_drop_activated(storage);
+    out->n = 0;
+    for (int i = 0; i < s->nlisteners; i++) {
+        const struct lx_listener *l = &s->listeners[i];
+        struct lx_storage_route *r = &out->route[out->n];
+        int host = guest_host_fd(storage, l->ino);
+        if (host < 0)
+            continue;               /* closed before the freeze */
+        r->path_len = sizeof r->path;
+        r->name_len = sizeof r->name;
+        if (l->family != AF_UNIX ||
+            getsockname(host, (struct sockaddr *)&r->path, &r->path_len) < 0 ||
+            getsockname(l->private_fd, (struct sockaddr *)&r->name, &r->name_len) < 0) {
+            snprintf(storage->vm->crash_report, sizeof storage->vm->crash_report,
+                     "the storage program listens on a socket that is not a unix socket; "
+                     "request VMs reach it only through unix sockets");
+            return -1;
+        }
+        out->n++;
+    }
+    if (out->n == 0) {
+        snprintf(storage->vm->crash_report, sizeof storage->vm->crash_report,
+                 "the storage program waits without listening on a unix socket");
+        return -1;
+    }
+    return 0;
+}
+
+bool lx_storage_route(const struct lx_proc *p, struct sockaddr_storage *ss, socklen_t *len)
+{
+    const struct lx_storage_routes *routes = p->server.storage_routes;
+    if (!routes || ss->ss_family != AF_UNIX)
+        return false;
+    for (int i = 0; i < routes->n; i++) {
+        const struct lx_storage_route *r = &routes->route[i];
+        if (same_address(&r->path, r->path_len, ss, *len)) {
+            *ss = r->name;
+            *len = r->name_len;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- what one VM does to a listener ---- */

@@ -35,6 +35,25 @@ struct lx_listener {
 struct lx_proc;
 struct lx_fd;
 
+/* The storage subcommand: the storage VM's listening unix sockets never listen on the host.
+ * It accepts from their private listeners (abstract names), and only connections made by
+ * this process get through, so the one way in is a request VM connecting to the path the
+ * storage program bound, which goes to that private listener instead. */
+struct lx_storage_route {
+    struct sockaddr_storage path, name;     /* what the programs use; the private listener */
+    socklen_t path_len, name_len;
+};
+struct lx_storage_routes {
+    int n;
+    struct lx_storage_route route[LX_MAX_LISTENERS];
+};
+/* After the storage VM's freeze: its routes, for the request program's processes. Returns 0,
+ * or -1 with a message in the VM's crash report (a listener that is not a unix socket). */
+int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out);
+/* connect(2) to a unix address: true when it is a storage route's path, with *ss and *len
+ * changed to its private listener. */
+bool lx_storage_route(const struct lx_proc *p, struct sockaddr_storage *ss, socklen_t *len);
+
 /* The record of a listening guest fd, or NULL when f is not one of the program's. */
 struct lx_listener *lx_listener_of(struct lx_proc *p, const struct lx_fd *f);
 /* bind(2) once the policy allowed the address: at boot, a socket inherited by socket

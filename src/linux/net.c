@@ -734,7 +734,7 @@ long sys_connect(struct lx_proc *p, const uint64_t a[6])
         /* Dissolves a datagram association: goes nowhere, needs no permission. */
     } else if (len <= sizeof(sa_family_t)) {
         return -EINVAL;
-    } else {
+    } else if (!lx_storage_route(p, &ss, &len)) {   /* the storage VM needs no permission */
         err = check_policy(p, NP_CONNECT, &ss, len);
         if (err)
             return err;
@@ -837,7 +837,7 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         fdt_close(&p->fds, fd);
         return -EFAULT;
     }
-    if (l)
+    if (l && !p->server.storage)
         lx_count_accepted();
 #ifndef NDEBUG
     /* Test hook (debug builds only; tests/e2e/test_seccomp.py): a host call off the serving

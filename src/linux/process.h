@@ -77,7 +77,11 @@ struct lx_server_state {
      * (listener.h: only that one is accepted at boot), and whether it failed to connect. */
     uint32_t warmup_port;
     bool warmup_failed;
-    bool listen_privately;  /* boot: listeners are private until the freeze (listener.h) */
+    bool listen_privately;  /* boot: listeners are private until the freeze (listener.h);
+                             * a storage VM's for good */
+    bool storage;           /* the storage subcommand's storage VM (listener.h) */
+    const struct lx_storage_routes *storage_routes;  /* request programs: NULL, or where a
+                                                      * connect reaches the storage VM */
     /* Boot: listening host sockets inherited by socket activation, each given to the guest
      * socket that binds its address (listener.h); -1 once given. */
     int nactivated;

@@ -121,7 +121,8 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
     return status;
 }
 
-int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env)
+int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env,
+                     const struct boot_role *role)
 {
     memset(b, 0, sizeof *b);
     struct vm_params params = { .mem_size = cfg->max_address_space * MIB,
@@ -142,6 +143,8 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     }
     b->proc->server.freeze_on_wait = true;
     b->proc->server.listen_privately = true;
+    b->proc->server.storage = role->storage;
+    b->proc->server.storage_routes = role->storage_routes;
     int activated = activation_take(b->proc->server.activated, LX_MAX_LISTENERS,
                                     b->vm.crash_report, sizeof b->vm.crash_report);
     if (activated < 0)

@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include "cli/config.h"
+#include "linux/listener.h"
 #include "linux/process.h"
 #include "vm/vm.h"
 
@@ -16,12 +17,19 @@ struct booted_program {
     bool pin_vms;
 };
 
+/* What a boot sets up beyond cfg: the storage subcommand's two programs (linux/listener.h). */
+struct boot_role {
+    bool storage;                                   /* this is the storage program */
+    const struct lx_storage_routes *storage_routes; /* where the program reaches it, or NULL */
+};
+
 /* Request VMs to run: -t, or one per CPU for 0. */
 unsigned boot_vm_count(const struct config *cfg);
 
 /* Returns -1 when the program is frozen at readiness, or the exit status kvmserver should
  * exit with: the program's own, 128+signal after a crash (reported on stderr), 124 after
  * --max-boot-time, 1 when the VM could not be set up. */
-int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env);
+int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env,
+                     const struct boot_role *role);
 
 #endif

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "server/boot.h"
@@ -42,6 +44,8 @@ struct server {
     struct metrics metrics;
     atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
     struct live_config live;        /* what SIGHUP may change */
+    const char *kind;               /* "request VM", or "storage VM" (storage subcommand) */
+    uint64_t boot_ns;
 };
 
 static uint64_t now_ns(void)
@@ -67,28 +71,28 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
     switch (res) {
     case VM_STOPPED:
         if (rv->proc.exited) {
-            fprintf(stderr, "kvmserver: request VM %u: the program exited (status %d) while "
-                    "serving; resetting\n", rv->index, rv->proc.exit_status);
+            fprintf(stderr, "kvmserver: %s %u: the program exited (status %d) while "
+                    "serving; resetting\n", rv->srv->kind, rv->index, rv->proc.exit_status);
             return false;
         }
         if (rv->proc.server.memory_exceeded) {
-            fprintf(stderr, "kvmserver: request VM %u: request exceeded --max-request-memory "
-                    "(%llu MiB); connection closed, VM reset\n", rv->index,
+            fprintf(stderr, "kvmserver: %s %u: request exceeded --max-request-memory "
+                    "(%llu MiB); connection closed, VM reset\n", rv->srv->kind, rv->index,
                     (unsigned long long)atomic_load(&live->max_request_memory));
             return false;
         }
         return false;
     case VM_CRASHED:
-        fprintf(stderr, "kvmserver: request VM %u: crashed: %s (signal %d); connection closed, "
-                "VM reset\n", rv->index, rv->vm.crash_report, rv->vm.crash_signal);
+        fprintf(stderr, "kvmserver: %s %u: crashed: %s (signal %d); connection closed, "
+                "VM reset\n", rv->srv->kind, rv->index, rv->vm.crash_report, rv->vm.crash_signal);
         return true;
     case VM_TIMED_OUT:
-        fprintf(stderr, "kvmserver: request VM %u: request took longer than "
-                "--max-request-time (%g s); connection closed, VM reset\n", rv->index,
+        fprintf(stderr, "kvmserver: %s %u: request took longer than "
+                "--max-request-time (%g s); connection closed, VM reset\n", rv->srv->kind, rv->index,
                 atomic_load(&live->max_request_time));
         return true;
     case VM_HOST_ERROR:
-        fprintf(stderr, "kvmserver: request VM %u: %s; VM reset\n", rv->index,
+        fprintf(stderr, "kvmserver: %s %u: %s; VM reset\n", rv->srv->kind, rv->index,
                 rv->vm.crash_report);
         return true;
     }
@@ -115,7 +119,7 @@ static int start_request_state(struct request_vm *rv)
 /* A request VM that cannot be brought back stops; the others go on serving. */
 static int stop_vm(struct request_vm *rv, const char *what)
 {
-    fprintf(stderr, "kvmserver: request VM %u could not be %s; stopping it\n", rv->index, what);
+    fprintf(stderr, "kvmserver: %s %u could not be %s; stopping it\n", rv->srv->kind, rv->index, what);
     atomic_fetch_sub(&rv->srv->metrics.vms_live, 1);
     return -1;
 }
@@ -170,8 +174,8 @@ static int serve_one_request(struct request_vm *rv)
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     metrics_count_reset(&srv->metrics, &st);
     if (cfg->verbose)
-        fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
-                "with their rights, in %.1f us\n", rv->index, st.pages_restored,
+        fprintf(stderr, "kvmserver: %s %u reset: %zu pages (%zu new), %zu dropped "
+                "with their rights, in %.1f us\n", rv->srv->kind, rv->index, st.pages_restored,
                 st.pages_new, st.pages_dropped, st.ns / 1e3);
     return 0;
 }
@@ -190,8 +194,8 @@ static void *request_loop(void *arg)
     rv->vm.ops = &lx_vm_ops;
     rv->vm.ops_ctx = &rv->proc;
     if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
-        fprintf(stderr, "kvmserver: request VM %u: too many VMs for one poller; it uses "
-                "VM exits\n", rv->index);
+        fprintf(stderr, "kvmserver: %s %u: too many VMs for one poller; it uses "
+                "VM exits\n", rv->srv->kind, rv->index);
         srv->poller = NULL;
     }
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
@@ -206,6 +210,77 @@ static double rss_mib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;
+}
+
+/* Boots cfg's program into srv and freezes it; its VMs are ready to start. Returns -1 when
+ * they are, or the exit status. */
+static int server_boot(struct server *srv, const struct config *cfg, char **guest_env,
+                       const struct boot_role *role)
+{
+    srv->cfg = cfg;
+    srv->kind = role->storage ? "storage VM" : "request VM";
+    if (live_config_init(&srv->live, cfg) < 0)
+        return 1;
+    uint64_t t0 = now_ns();
+    int status = boot_until_ready(&srv->boot, cfg, guest_env, role);
+    if (status >= 0)
+        return status;
+    srv->boot_ns = now_ns() - t0;
+    if (vm_snapshot_take(&srv->snap, &srv->boot.vm) < 0 || lx_proc_freeze(srv->boot.proc) < 0)
+        return 1;
+    srv->nvms = boot_vm_count(cfg);
+    srv->vms = calloc(srv->nvms, sizeof *srv->vms);
+    if (!srv->vms)
+        return 1;
+    srv->poller = srv->boot.poller;
+    atomic_store(&srv->metrics.vms_live, srv->nvms);
+    return -1;
+}
+
+static int server_start(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nvms; i++) {
+        srv->vms[i] = (struct request_vm){ .index = i, .srv = srv };
+        if (pthread_create(&srv->vms[i].thread, NULL, request_loop, &srv->vms[i]) != 0) {
+            fprintf(stderr, "kvmserver: cannot start %s thread %u: %s\n", srv->kind, i,
+                    strerror(errno));
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* The storage subcommand: the storage program boots first, into one VM that serves for
+ * good (never reset), and on the exit transport (a second poller would take the CPU the
+ * request VMs' poller needs). */
+static int storage_boot(struct server *storage, struct lx_storage_routes *routes,
+                        const struct config *cfg, char **guest_env)
+{
+    static struct config storage_cfg;
+    storage_cfg = *cfg;
+    storage_cfg.program = cfg->storage_argv[0];
+    storage_cfg.program_argv = cfg->storage_argv;
+    storage_cfg.program_argc = cfg->storage_argc;
+    storage_cfg.threads = 1;
+    storage_cfg.ephemeral = false;
+    storage_cfg.warmup = 0;
+    storage_cfg.syscall_transport = "exit";
+    int status = server_boot(storage, &storage_cfg, guest_env, &(struct boot_role){ .storage = true });
+    if (status >= 0)
+        return status;
+    if (lx_storage_routes_of(storage->boot.proc, routes) < 0) {
+        fprintf(stderr, "kvmserver: storage program %s: %s\n", storage_cfg.program,
+                storage->boot.vm.crash_report);
+        return 1;
+    }
+    printf("Storage program '%s' ready. boot=%.1fms, reached at", storage_cfg.program,
+           storage->boot_ns / 1e6);
+    for (int i = 0; i < routes->n; i++) {
+        const struct sockaddr_un *path = (const void *)&routes->route[i].path;
+        printf(" %s", path->sun_path);
+    }
+    printf("\n");
+    return -1;
 }
 
 int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
@@ -224,10 +299,9 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
     if (host_seccomp_boot(cfg) < 0)
         return 1;
 
-    static struct server srv;       /* the metrics thread reads it until the process ends */
-    srv.cfg = cfg;
-    if (live_config_init(&srv.live, cfg) < 0)
-        return 1;
+    /* The metrics thread reads srv until the process ends; storage's figures stay apart. */
+    static struct server srv, storage;
+    static struct lx_storage_routes routes;
     atomic_store(&srv.metrics.env_withheld, env_withheld);
     lx_counters_attach(&srv.metrics.lx);
     if (cfg->metrics) {
@@ -235,37 +309,25 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
         if (fd < 0 || metrics_serve(fd, &srv.metrics) < 0)
             return 1;
     }
-    uint64_t t0 = now_ns();
-    int status = boot_until_ready(&srv.boot, cfg, guest_env);
-    if (status >= 0)
+    int status;
+    if (cfg->subcommand == SUBCMD_STORAGE &&
+        (status = storage_boot(&storage, &routes, cfg, guest_env)) >= 0)
         return status;
-    double boot_ms = (now_ns() - t0) / 1e6;
-    if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0 || lx_proc_freeze(srv.boot.proc) < 0)
-        return 1;
-
-    srv.nvms = boot_vm_count(cfg);
-    srv.vms = calloc(srv.nvms, sizeof *srv.vms);
-    if (!srv.vms)
-        return 1;
-    srv.poller = srv.boot.poller;
-    atomic_store(&srv.metrics.vms_live, srv.nvms);
+    struct boot_role role = { .storage_routes = storage.cfg ? &routes : NULL };
+    if ((status = server_boot(&srv, cfg, guest_env, &role)) >= 0)
+        return status;
     atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);
     atomic_store(&srv.metrics.accepted_at_ready, atomic_load(&srv.metrics.lx.accepted));
-    atomic_store(&srv.metrics.boot_ns, (uint64_t)(boot_ms * 1e6));
+    atomic_store(&srv.metrics.boot_ns, srv.boot_ns);
     printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s transport=%s\n",
-           cfg->program, boot_ms, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
+           cfg->program, srv.boot_ns / 1e6, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
            srv.poller ? "shared" : "exit");
     fflush(stdout);
     if (host_seccomp_serve(cfg) < 0)
         return 1;
-    for (unsigned i = 0; i < srv.nvms; i++) {
-        srv.vms[i] = (struct request_vm){ .index = i, .srv = &srv };
-        if (pthread_create(&srv.vms[i].thread, NULL, request_loop, &srv.vms[i]) != 0) {
-            fprintf(stderr, "kvmserver: cannot start request VM thread %u: %s\n", i,
-                    strerror(errno));
-            return 1;
-        }
-    }
+    if ((storage.cfg && (status = server_start(&storage)) >= 0) ||
+        (status = server_start(&srv)) >= 0)
+        return status;
     int sig = 0;
     while (sigwait(&waited, &sig) == 0 && sig == SIGHUP)
         reload_config(&srv.live, argc, argv);
