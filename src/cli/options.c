@@ -773,7 +773,7 @@ static void print_help(FILE *out, bool all)
           "Subcommands:\n"
           "  run PROGRAM [ARGS...]             boot, freeze at readiness, serve requests\n"
           "  storage PROGRAM [ARGS...] ++ run PROGRAM [ARGS...]\n"
-          "                                    a storage VM for the request VMs (not implemented yet)\n"
+          "                                    a persistent storage VM the request VMs connect to\n"
           "  snapshot -o FILE PROGRAM [ARGS...]\n"
           "                                    write a snapshot at readiness (not implemented yet)\n"
           "  snaprun FILE                      serve from a snapshot file (not implemented yet)\n\n",
