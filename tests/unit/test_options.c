@@ -371,11 +371,23 @@ static void test_subcommands(void **state)
                         "the 'snaprun' subcommand is not implemented yet");
     config_free(&cfg);
 
-    assert_int_equal(CLI(&cfg, "storage", "--1-to-1", "./store", "++", "run", "./prog"), -1);
+    /* storage: the part before "++ run" is the storage program's. */
+    assert_int_equal(CLI(&cfg, "storage", "./store", "-x", "++", "run", "./prog", "a"), -1);
     assert_int_equal(cfg.subcommand, SUBCMD_STORAGE);
+    assert_int_equal(cfg.storage_argc, 2);
+    assert_string_equal(cfg.storage_argv[0], "./store");
+    assert_string_equal(cfg.storage_argv[1], "-x");
+    assert_null(cfg.storage_argv[2]);
+    assert_int_equal(cfg.program_argc, 2);
+    assert_string_equal(cfg.program, "./prog");
+    assert_string_equal(cfg.program_argv[1], "a");
+    assert_null(cfg.program_argv[2]);
+    assert_null(config_unimplemented(&cfg));
+    config_free(&cfg);
+
+    assert_int_equal(CLI(&cfg, "storage", "--1-to-1", "./store", "++", "run", "./prog"), -1);
     assert_true(cfg.one_to_one);
-    assert_string_equal(config_unimplemented(&cfg),
-                        "the 'storage' subcommand is not implemented yet");
+    assert_string_equal(config_unimplemented(&cfg), "--1-to-1 is not implemented yet");
     config_free(&cfg);
 
     /* --print-config needs no subcommand or program. */
