@@ -8,13 +8,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "vm/guest_mem.h"
 #include "vm/layout.h"
 #include "vm/vm.h"
-
-#define PAGE 4096ull
 
 static uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
 

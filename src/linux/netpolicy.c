@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "base/log.h"
 #include "cli/config.h"
 #include "linux/counters.h"
 
@@ -250,36 +251,6 @@ bool np_allowed(const struct config *cfg, enum np_direction dir, const struct np
     return cfg->allow_connect_set && list_allows(&cfg->allow_connect, a);
 }
 
-/* ---- logging each denial once ---- */
-
-#define MAX_LOGGED 256          /* distinct denials remembered; later ones are not logged */
-
-static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *logged[MAX_LOGGED];
-static size_t logged_count;
-
-/* True the first time `key` is seen (request VMs run on several threads). */
-static bool first_time(const char *key)
-{
-    bool first = false;
-    pthread_mutex_lock(&logged_lock);
-    size_t i = 0;
-    while (i < logged_count && strcmp(logged[i], key) != 0)
-        i++;
-    if (i == logged_count && logged_count < MAX_LOGGED) {
-        logged[logged_count] = strdup(key);
-        if (logged[logged_count]) {
-            logged_count++;
-            first = true;
-        }
-    } else if (i == logged_count && logged_count == MAX_LOGGED) {
-        logged_count++;         /* say once that we stop saying */
-        fprintf(stderr, "kvmserver: more denied network addresses; not logging them\n");
-    }
-    pthread_mutex_unlock(&logged_lock);
-    return first;
-}
-
 int np_check(const struct config *cfg, enum np_direction dir, const struct np_addr *a)
 {
     if (np_allowed(cfg, dir, a))
@@ -289,13 +260,18 @@ int np_check(const struct config *cfg, enum np_direction dir, const struct np_ad
     np_addr_format(a, addr, sizeof addr);
     char key[sizeof addr + 2];
     snprintf(key, sizeof key, "%c %s", dir == NP_LISTEN ? 'L' : 'C', addr);
-    if (first_time(key)) {
+    /* Each distinct denial once; 256 are remembered, later ones are not logged. */
+    static struct log_once logged = LOG_ONCE_INIT(256);
+    enum log_once_result once = log_once(&logged, key, strlen(key));
+    if (once == LOG_ONCE_FULL)
+        log_warn("more denied network addresses; not logging them");
+    if (once == LOG_ONCE_FIRST) {
         const char *flag = dir == NP_LISTEN ? "listen" : "connect";
         /* The suggestion must be a valid rule: bracket-free paths need no quoting, but an
          * unnamed unix socket has no name to allow, only "any address". */
         const char *allow = a->family == AF_UNIX && a->path_len == 0 && !a->abstract ? "" : addr;
-        fprintf(stderr, "kvmserver: denied %s %s %s (allow with --allow-%s%s%s)\n", flag,
-                dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
+        log_warn("denied %s %s %s (allow with --allow-%s%s%s)", flag,
+                 dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
     }
     return -EACCES;
 }

@@ -16,6 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "cli/config.h"
 #include "linux/counters.h"
 #include "vm/elf.h"
@@ -717,28 +718,24 @@ int fsp_guest_path_of_fd(const struct fs_policy *pol, int host_fd, char out[PATH
 
 /* ------------------------------------------------------------------ logging */
 
-#define LOGGED_MAX 64          /* a dynamic loader probing its search path is enough */
-
 void fsp_log_denied(const char *guest_path, int need)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static uint64_t logged[LOGGED_MAX];
-    static size_t nlogged;
+    /* 64: a dynamic loader probing its search path is enough. */
+    static struct log_once logged = LOG_ONCE_INIT(64);
     lx_count_denied((need & FSP_WRITE) ? LX_DENIED_WRITE : LX_DENIED_READ);
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)need;   /* FNV-1a */
-    for (const char *s = guest_path; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    pthread_mutex_lock(&lock);
-    bool seen = false;
-    for (size_t i = 0; i < nlogged && !seen; i++)
-        seen = logged[i] == h;
-    if (!seen && nlogged < LOGGED_MAX) {
-        logged[nlogged++] = h;
+    char key[PATH_MAX + 2];
+    snprintf(key, sizeof key, "%c%s", (need & FSP_WRITE) ? 'W' : 'R', guest_path);
+    switch (log_once(&logged, key, strlen(key))) {
+    case LOG_ONCE_FIRST: {
         const char *flag = (need & FSP_WRITE) ? "--allow-write" : "--allow-read";
-        fprintf(stderr, "kvmserver: denied %s of %s (allow with %s=%s)\n",
-                (need & FSP_WRITE) ? "write" : "read", guest_path, flag, guest_path);
-        if (nlogged == LOGGED_MAX)
-            fprintf(stderr, "kvmserver: further denials are not logged\n");
+        log_warn("denied %s of %s (allow with %s=%s)", (need & FSP_WRITE) ? "write" : "read",
+                 guest_path, flag, guest_path);
+        break;
     }
-    pthread_mutex_unlock(&lock);
+    case LOG_ONCE_FULL:
+        log_warn("further denials are not logged");
+        break;
+    case LOG_ONCE_SEEN:
+        break;
+    }
 }

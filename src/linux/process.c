@@ -9,11 +9,12 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "base/time.h"
+#include "base/units.h"
 #include "linux/syscalls.h"
 #include "vm/loader.h"
 #include "vm/vm.h"
 
-#define MIB (1ull << 20)
 #define GIB (1ull << 30)
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
@@ -146,13 +147,6 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
                 strerror(-err));
     return err;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* The calls an event loop waits in: between two of them a server is busy serving. */

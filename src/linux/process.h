@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/time.h"
 #include "cli/config.h"
 #include "linux/fdtable.h"
 #include "linux/listener.h"
@@ -85,7 +86,7 @@ struct lx_server_state {
     uint64_t pending_nr, pending_args[6];
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
     int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
-    uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (lx_now_ns) */
+    uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (now_ns) */
     bool request_done;      /* ephemeral: the connection was closed -> reset */
     uint64_t memory_limit;  /* bytes the program may map (at boot: --max-main-memory; in a
                              * request VM: beyond the frozen image); 0 = any */

@@ -13,14 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "linux/fs.h"
 #include "linux/process.h"
 #include "vm/layout.h"
 #include "vm/paging.h"
 #include "vm/vm.h"
 
-#define MIB (1ull << 20)
-#define PAGE 4096ull
 #define CLOCK_TICKS 100             /* USER_HZ */
 
 /* ------------------------------------------------------------------ the guest's mappings */

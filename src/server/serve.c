@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "server/boot.h"
@@ -41,13 +42,6 @@ struct server {
     struct metrics metrics;
     atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Continues the wait the master was frozen in (blocks until a connection is there). */
 static void resume_frozen_wait(struct request_vm *rv)

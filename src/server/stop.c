@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/wait.h"
 
 #define POLL_NS 5000000ull      /* how often the count of busy VMs is looked at */
@@ -25,12 +26,12 @@ void stop_accepting(const struct lx_proc *master)
 
 uint64_t wait_for_requests(const struct metrics *m, double timeout_s, const sigset_t *signals)
 {
-    const uint64_t start = lx_now_ns();
+    const uint64_t start = now_ns();
     const uint64_t limit = (uint64_t)(timeout_s * 1e9);
     /* A VM that accepted a connection just before the listener went down counts it a
      * moment later: give it that moment before trusting a count of zero. */
     for (;;) {
-        const uint64_t spent = lx_now_ns() - start;
+        const uint64_t spent = now_ns() - start;
         const uint64_t busy = metrics_in_flight(m);
         if ((busy == 0 && spent >= SETTLE_NS) || spent >= limit)
             return busy;

@@ -4,9 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "vm/working_set.h"
 
-#define PAGE 4096ull
 #define LEVELS 4
 
 static unsigned index_at(uint64_t va, int level)   /* level 3 = PML4 ... 0 = PT */

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"
 #include "vm/clock.h"
@@ -22,8 +23,6 @@
 #include "vm/platform.h"
 #include "vm/syscall_sites.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define DISCARD_IN_PLACE_MAX (2 * MIB)
 
 static int fail(const char *what)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/units.h"
 #include "cli/config.h"
 #include "linux/mm.h"
 #include "linux/process.h"
@@ -21,8 +22,6 @@
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define MEM_SIZE (64 * MIB)
 #define IMAGE_END 0x600000ull            /* where the loaded image ends: brk starts here */
 
