@@ -85,7 +85,7 @@ static long check_policy(struct lx_proc *p, enum np_direction dir,
 {
     struct np_addr a;
     int err = np_addr_parse(&a, ss, len);
-    return err ? err : np_check(p->cfg, dir, &a);
+    return err ? err : np_check(&p->env->net, dir, &a);
 }
 
 /* A destination for sendto/sendmsg: sending to an address is an outgoing connection. */

@@ -12,7 +12,6 @@
 #include <sys/un.h>
 
 #include "base/log.h"
-#include "cli/config.h"
 #include "linux/counters.h"
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -240,20 +239,20 @@ static bool list_allows(const struct str_list *l, const struct np_addr *a)
     return false;
 }
 
-bool np_allowed(const struct config *cfg, enum np_direction dir, const struct np_addr *a)
+bool np_allowed(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a)
 {
-    if (cfg->allow_all)
+    if (rules->allow_all)
         return true;
-    if (cfg->allow_net_set && list_allows(&cfg->allow_net, a))
+    if (rules->net_set && list_allows(&rules->net, a))
         return true;
     if (dir == NP_LISTEN)
-        return cfg->allow_listen_set && list_allows(&cfg->allow_listen, a);
-    return cfg->allow_connect_set && list_allows(&cfg->allow_connect, a);
+        return rules->listen_set && list_allows(&rules->listen, a);
+    return rules->connect_set && list_allows(&rules->connect, a);
 }
 
-int np_check(const struct config *cfg, enum np_direction dir, const struct np_addr *a)
+int np_check(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a)
 {
-    if (np_allowed(cfg, dir, a))
+    if (np_allowed(rules, dir, a))
         return 0;
     lx_count_denied(dir == NP_LISTEN ? LX_DENIED_LISTEN : LX_DENIED_CONNECT);
     char addr[4 * NP_PATH_MAX + 8];

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "cli/config.h"
 #include "linux/counters.h"
 #include "vm/elf.h"
 
@@ -333,26 +331,26 @@ static void inherit_rights(struct fs_policy *pol)
     }
 }
 
-int fsp_init(struct fs_policy *pol, const struct config *cfg, FILE *log)
+int fsp_init(struct fs_policy *pol, const struct fsp_rules *rules, FILE *log)
 {
     memset(pol, 0, sizeof *pol);
     int err = 0;
-    if (cfg->allow_all)
+    if (rules->allow_all)
         err |= add_identity(pol, "/", true, true, log, "--allow-all");
-    for (size_t i = 0; i < cfg->allow_read.count; i++)
-        err |= add_identity(pol, cfg->allow_read.items[i], true, false, log, "--allow-read");
-    for (size_t i = 0; i < cfg->allow_write.count; i++)
-        err |= add_identity(pol, cfg->allow_write.items[i], false, true, log, "--allow-write");
-    for (size_t i = 0; i < cfg->volumes.count && !err; i++)
-        err |= add_volume(pol, cfg->volumes.items[i], log);
+    for (size_t i = 0; i < rules->read.count; i++)
+        err |= add_identity(pol, rules->read.items[i], true, false, log, "--allow-read");
+    for (size_t i = 0; i < rules->write.count; i++)
+        err |= add_identity(pol, rules->write.items[i], false, true, log, "--allow-write");
+    for (size_t i = 0; i < rules->volumes.count && !err; i++)
+        err |= add_volume(pol, rules->volumes.items[i], log);
     /* Always allowed, as the anchor allows them. */
     err |= add_identity(pol, "/dev/null", true, true, NULL, NULL);
     err |= add_identity(pol, "/dev/zero", true, true, NULL, NULL);
     err |= add_identity(pol, "/dev/urandom", true, false, NULL, NULL);
     err |= add_identity(pol, "/dev/random", true, false, NULL, NULL);
-    if (cfg->program) {
-        err |= add_identity(pol, cfg->program, true, false, NULL, NULL);
-        add_interpreter(pol, cfg->program);
+    if (rules->program) {
+        err |= add_identity(pol, rules->program, true, false, NULL, NULL);
+        add_interpreter(pol, rules->program);
     }
     if (err) {
         fsp_destroy(pol);
@@ -371,21 +369,6 @@ void fsp_destroy(struct fs_policy *pol)
     }
     free(pol->roots);
     memset(pol, 0, sizeof *pol);
-}
-
-const struct fs_policy *fsp_global(const struct config *cfg)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static struct fs_policy pol;
-    static bool built;
-    pthread_mutex_lock(&lock);
-    if (!built) {
-        if (fsp_init(&pol, cfg, stderr) < 0)
-            memset(&pol, 0, sizeof pol);       /* nothing allowed */
-        built = true;
-    }
-    pthread_mutex_unlock(&lock);
-    return &pol;
 }
 
 /* ------------------------------------------------------------------ opening */

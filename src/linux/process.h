@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "base/time.h"
-#include "cli/config.h"
+#include "linux/env.h"
 #include "linux/fdtable.h"
 #include "linux/listener.h"
 #include "linux/mm.h"
@@ -117,7 +117,7 @@ struct lx_stats {
  * lx_proc_fork (process.c lists them all, and fails to build when one is missing). */
 struct lx_proc {
     struct vm *vm;
-    const struct config *cfg;
+    const struct lx_env *env;      /* shared, read-only; NULL in some unit tests */
     int pid, ppid;                 /* what getpid/getppid answer (published for the stub) */
     int exit_status;               /* valid when exited: 0..255, or 128+signal */
     bool exited;
@@ -132,7 +132,7 @@ struct lx_proc {
 
 struct load_info;
 /* Prepares the process state for a freshly loaded program. */
-int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
+int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path);
 void lx_proc_destroy(struct lx_proc *p);
 /* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */

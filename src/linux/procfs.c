@@ -201,9 +201,9 @@ static void gen_status(struct lx_proc *p, FILE *out)
 
 static void gen_cmdline(struct lx_proc *p, FILE *out)
 {
-    const struct config *cfg = p->cfg;
-    for (int i = 0; cfg && cfg->program_argv && i < cfg->program_argc; i++)
-        fwrite(cfg->program_argv[i], 1, strlen(cfg->program_argv[i]) + 1, out);
+    const struct lx_env *env = p->env;
+    for (int i = 0; env && env->argv && i < env->argc; i++)
+        fwrite(env->argv[i], 1, strlen(env->argv[i]) + 1, out);
 }
 
 static void gen_comm(struct lx_proc *p, FILE *out)
@@ -271,7 +271,7 @@ static void gen_cpu_max(struct lx_proc *p, FILE *out)
 
 static void gen_memory_max(struct lx_proc *p, FILE *out)
 {
-    uint64_t mib = p->cfg ? p->cfg->max_main_memory : 0;
+    uint64_t mib = p->env ? p->env->memory_max_mib : 0;
     if (mib && mib <= UINT64_MAX / MIB)
         fprintf(out, "%llu\n", (unsigned long long)(mib * MIB));
     else
@@ -291,7 +291,7 @@ static void gen_somaxconn(struct lx_proc *p, FILE *out) { (void)p; fputs("4096\n
 
 static void gen_thp(struct lx_proc *p, FILE *out)
 {
-    bool on = p->cfg && p->cfg->transparent_hugepages;
+    bool on = p->env && p->env->transparent_hugepages;
     fputs(on ? "always [madvise] never\n" : "always madvise [never]\n", out);
 }
 

@@ -64,7 +64,7 @@ static void report_unknown(struct lx_proc *p, uint64_t nr)
     if (nr < LX_NR_SYSCALLS) {
         if (log_once(&logged, &nr, sizeof nr) != LOG_ONCE_FIRST)
             return;
-    } else if (p->stats.unknown_syscalls > 1 && !p->cfg->verbose_syscalls) {
+    } else if (p->stats.unknown_syscalls > 1 && !p->env->trace_syscalls) {
         return;
     }
     log_warn("unsupported system call %llu: answered ENOSYS", (unsigned long long)nr);
@@ -88,7 +88,7 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     const struct lx_syscall_desc *d = nr < LX_NR_SYSCALLS ? &lx_syscall_table[nr] : NULL;
     long ret;
-    uint64_t start = p->cfg->verbose ? now_ns() : 0;
+    uint64_t start = p->env->time_handlers ? now_ns() : 0;
     if (!d || !d->fn) {
         report_unknown(p, nr);
         ret = -ENOSYS;
@@ -101,7 +101,7 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
         if (is_file_system_call(nr))
             p->stats.fs_handler_ns += spent;
     }
-    if (p->cfg->verbose_syscalls)
+    if (p->env->trace_syscalls)
         fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",
                 d && d->name ? d->name : "?", (unsigned long long)a[0],
                 (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],

@@ -114,6 +114,7 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
     free(b->proc);
     b->proc = NULL;
     vm_destroy(vm);
+    lx_env_destroy(&b->env);
     return status;
 }
 
@@ -123,17 +124,22 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     struct vm_params params = { .mem_size = cfg->max_address_space * MIB,
                                 .rewrite_syscalls = !cfg->no_syscall_rewrite,
                                 .verbose = cfg->verbose };
-    if (vm_create(&b->vm, &params) < 0)
+    if (lx_env_build(&b->env, cfg) < 0)
         return 1;
+    if (vm_create(&b->vm, &params) < 0) {
+        lx_env_destroy(&b->env);
+        return 1;
+    }
     struct load_info li;
     b->proc = calloc(1, sizeof *b->proc);
     if (!b->proc || load_program(&b->vm, cfg->program, cfg->program_argv, guest_env,
                                  cfg->dylink_address_hint * MIB, &li) < 0 ||
-        lx_proc_init(b->proc, &b->vm, cfg, &li, cfg->program) < 0) {
+        lx_proc_init(b->proc, &b->vm, &b->env, &li, cfg->program) < 0) {
         if (b->proc)
             lx_proc_destroy(b->proc);
         free(b->proc);
         vm_destroy(&b->vm);
+        lx_env_destroy(&b->env);
         return 1;
     }
     b->proc->server.freeze_on_wait = true;
