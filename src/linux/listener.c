@@ -7,9 +7,11 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "linux/epoll.h"
 #include "linux/process.h"
 #include "vm/vm.h"
@@ -241,6 +243,16 @@ void lx_listeners_release(struct lx_proc *p)
         if (l->shadow_fd >= 0)
             close(l->shadow_fd);
         l->private_fd = l->shadow_fd = -1;
+    }
+}
+
+void lx_listeners_stop(const struct lx_proc *frozen)
+{
+    for (unsigned i = 0; i < LX_MAX_FDS; i++) {
+        const struct lx_fd *f = &frozen->fds.fd[i];
+        if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER &&
+            shutdown(f->host_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+            log_error("cannot shut the listener down (guest fd %u): %s", i, strerror(errno));
     }
 }
 

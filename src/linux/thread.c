@@ -17,7 +17,6 @@
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 
-#define SYSCALL_INSN_LEN 2      /* `syscall` is 0f 05: rewinding RCX by this redoes it */
 #define EXIT_DEADLOCK 1
 /* Longest host wait of one thread's event wait while another thread also waits for
  * events: they take turns, so an event for the other is seen this late at worst. */
@@ -145,7 +144,7 @@ static long run_thread(struct lx_proc *p, int next)
     nt->state = LX_THREAD_RUNNABLE;     /* it runs, or (an event wait) looks again */
     if (next == t->current) {
         if (cur->restart_nr >= 0) {
-            p->vm->run->s.regs.regs.rcx -= SYSCALL_INSN_LEN;
+            vm_redo_syscall(p->vm);
             cur->resume_ret = cur->restart_nr;
             cur->restart_nr = -1;
         }

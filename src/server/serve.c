@@ -48,8 +48,7 @@ static void resume_frozen_wait(struct request_vm *rv)
 {
     const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
     long ret = lx_dispatch(&rv->proc, frozen->pending_nr, frozen->pending_args);
-    rv->vm.run->s.regs.regs.rax = (uint64_t)ret;
-    rv->vm.run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    vm_set_syscall_result(&rv->vm, (uint64_t)ret);
 }
 
 /* After a request: what happened, logged in one line when it was not a normal end. */
@@ -253,7 +252,7 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
     sigwait(&stop, &sig);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
     atomic_store(&srv.stopping, true);
-    stop_accepting(srv.boot.proc);
+    lx_listeners_stop(srv.boot.proc);
     /* Only an ephemeral VM's request has an end to wait for. */
     if (sig == SIGTERM && cfg->ephemeral) {
         uint64_t cut = wait_for_requests(&srv.metrics, cfg->shutdown_timeout, &stop);

@@ -138,6 +138,34 @@ int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags)
     return 0;
 }
 
+static void user_leaves(const struct paging *pt, uint64_t table_pa, int level, uint64_t base,
+                        bool write, bool exec, uint64_t end, pt_leaf_fn fn, void *ctx)
+{
+    const uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return;
+    uint64_t span = PAGE << (9 * level);
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t va = base + i * span;
+        if (va >= end)
+            return;
+        uint64_t e = table[i];
+        if (!(e & PTE_P) || !(e & PTE_U))
+            continue;
+        bool w_ok = write && (e & PTE_W), x_ok = exec && !(e & PTE_NX);
+        if (level == 0 || (e & PTE_PS))
+            fn(ctx, va, span, w_ok, x_ok);
+        else
+            user_leaves(pt, e & PTE_ADDR_MASK, level - 1, va, w_ok, x_ok, end, fn, ctx);
+    }
+}
+
+void pt_for_each_user_leaf(const struct paging *pt, uint64_t end, pt_leaf_fn fn, void *ctx)
+{
+    if (pt->mem)
+        user_leaves(pt, pt->root, LEVELS - 1, 0, true, true, end, fn, ctx);
+}
+
 /* A walk over the present leaves of [start, end): absent upper-level tables are skipped whole,
  * so the work follows what is mapped, not the range's size. */
 struct walk {

@@ -425,6 +425,24 @@ int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot)
     return flush_if_revoked(vm, revoked, gva, len, err);
 }
 
+uint64_t vm_mapped_pages(const struct vm *vm, uint64_t gva, uint64_t len)
+{
+    return pt_count(&vm->pt, gva, len, PTE_U);
+}
+
+void vm_for_each_mapping(const struct vm *vm, pt_leaf_fn fn, void *ctx)
+{
+    pt_for_each_user_leaf(&vm->pt, vm->user_end, fn, ctx);
+}
+
+int vm_prot_at(const struct vm *vm, uint64_t gva)
+{
+    uint64_t pte = pt_lookup(&vm->pt, gva);
+    if (!(pte & PTE_U))
+        return PROT_NONE;
+    return PROT_READ | ((pte & PTE_W) ? PROT_WRITE : 0) | ((pte & PTE_NX) ? 0 : PROT_EXEC);
+}
+
 int vm_unmap(struct vm *vm, uint64_t gva, uint64_t len)
 {
     if (!user_range_ok(vm, gva, len))
