@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/log.h"
 #include "cli/env.h"
 #include "cli/options.h"
 #include "server/serve.h"
@@ -26,6 +27,7 @@ int main(int argc, char **argv)
         goto out;
     }
     config_warn_partial(&cfg, stderr);
+    log_set_level(cfg.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
     size_t env_withheld;
     char **env = guest_environ(&cfg, environ, &env_withheld);
     if (!env) {

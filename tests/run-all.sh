@@ -31,6 +31,14 @@ f=$((f + e))
 if [ "$unit_rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; cat "$build/unit.log"; fi
 count unit "$p" "$f" "$s"
 
+# 1b. The layering rules: includes and the reaches across layers (tests/layers).
+echo "== layer check"
+if /usr/bin/python3 tests/layers/check_layers.py src >"$build/layers.log" 2>&1; then
+  count layers 1 0
+else
+  cat "$build/layers.log"; count layers 0 1
+fi
+
 # 2. End-to-end and differential tests (pytest, Debian's python3), once per syscall
 #    transport: VM exits, and shared memory served by a poller thread.
 for transport in exit shared; do

@@ -1,17 +1,15 @@
-/* The effective configuration: command line (and, later, kvmserver.toml) reduced to plain data.
- * Every layer below reads this; nothing below writes it. */
+/* The effective configuration: command line and kvmserver.toml reduced to plain data. Only
+ * main.c and the server layer read it; the server hands the engine its vm_params and the
+ * personality its struct lx_env (server/lx_env.c), so vm/ and linux/ never see it. */
 #ifndef KVMS_CONFIG_H
 #define KVMS_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum subcommand { SUBCMD_NONE, SUBCMD_RUN, SUBCMD_STORAGE, SUBCMD_SNAPSHOT, SUBCMD_SNAPRUN };
+#include "base/str_list.h"
 
-struct str_list {          /* a growable list of owned strings */
-    char **items;
-    size_t count;
-};
+enum subcommand { SUBCMD_NONE, SUBCMD_RUN, SUBCMD_STORAGE, SUBCMD_SNAPSHOT, SUBCMD_SNAPRUN };
 
 struct config {
     enum subcommand subcommand;

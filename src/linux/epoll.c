@@ -2,6 +2,7 @@
  * registration is recorded (linux/epoll.h) so forks can rebuild the instance with their own
  * host fds. The host registration carries the guest's own data word, so events go to the
  * guest without translation. */
+#include "base/time.h"
 #include "linux/epoll.h"
 #include "linux/listener.h"
 
@@ -281,7 +282,7 @@ struct epoll_wait_ctx {
 static long epoll_attempt(void *ctx, int64_t timeout_ns)
 {
     struct epoll_wait_ctx *w = ctx;
-    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    struct timespec ts = ns_timespec(timeout_ns);
     int n = epoll_pwait2(w->host_fd, w->events, w->max, timeout_ns < 0 ? NULL : &ts, NULL);
     if (n < 0 && errno == ENOSYS) {
         /* Hosts before Linux 5.11: millisecond timeouts, rounded up so we never spin. */
@@ -341,11 +342,12 @@ long sys_epoll_pwait2(struct lx_proc *p, const uint64_t a[6])
         struct timespec ts;
         if (gm_read(p->vm, &ts, a[3], sizeof ts))
             return -EFAULT;
-        if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+        if (!timespec_valid(&ts))
             return -EINVAL;
         /* Beyond ~292 years: forever, as far as anyone can tell. */
-        timeout_ns = ts.tv_sec > INT64_MAX / 1000000000 - 1
-                         ? -1 : ts.tv_sec * 1000000000 + ts.tv_nsec;
+        timeout_ns = timespec_ns(&ts);
+        if (timeout_ns == INT64_MAX)
+            timeout_ns = -1;
     }
     long err = lx_check_sigmask(p, a[4], a[5]);
     if (err)

@@ -26,8 +26,8 @@ static int dirfd_arg(uint64_t reg) { return (int)(uint32_t)reg; }
 
 const struct fs_policy *fs_policy(const struct lx_proc *p)
 {
-    static const struct config none;
-    return fsp_global(p->cfg ? p->cfg : &none);
+    static const struct fs_policy none;     /* nothing allowed */
+    return p->env ? &p->env->fs : &none;
 }
 
 /* The umask kvmserver itself was started with, which the guest inherits (read from the
@@ -52,10 +52,10 @@ void fs_ready(struct lx_proc *p)
         return;
     p->task.umask = host_umask();
     char host[PATH_MAX];
-    const char *cfg_cwd = p->cfg ? p->cfg->cwd : NULL;
+    const char *first_cwd = p->env ? p->env->cwd : NULL;
     if (!getcwd(host, sizeof host))
         strcpy(host, "/");
-    if (fsp_absolute(p->task.cwd, sizeof p->task.cwd, host, cfg_cwd ? cfg_cwd : ".") ||
+    if (fsp_absolute(p->task.cwd, sizeof p->task.cwd, host, first_cwd ? first_cwd : ".") ||
         fsp_lexical(p->task.cwd, sizeof p->task.cwd, strcpy(host, p->task.cwd)))
         strcpy(p->task.cwd, "/");
 }

@@ -6,16 +6,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/thread.h"
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
-
-static int64_t timespec_ns(const struct timespec *ts)
-{
-    return ts->tv_sec * 1000000000ll + ts->tv_nsec;
-}
 
 /* The wait's end on CLOCK_MONOTONIC (< 0 = none). FUTEX_WAIT takes a relative time,
  * FUTEX_WAIT_BITSET an absolute one on CLOCK_MONOTONIC or, with FUTEX_CLOCK_REALTIME, on
@@ -29,12 +25,10 @@ static long wait_end_ns(struct lx_proc *p, uint64_t ts_gva, bool absolute, bool 
     struct timespec ts, now;
     if (gm_read(p->vm, &ts, ts_gva, sizeof ts))
         return -EFAULT;
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+    if (!timespec_valid(&ts))
         return -EINVAL;
-    if (ts.tv_sec > INT64_MAX / 1000000000ll - 1)
-        ts.tv_sec = INT64_MAX / 1000000000ll - 1;   /* "forever", without overflow */
-    int64_t ns = timespec_ns(&ts);
-    int64_t mono = (int64_t)lx_now_ns();
+    int64_t ns = timespec_ns(&ts);      /* saturates: "forever", without overflow */
+    int64_t mono = (int64_t)now_ns();
     if (absolute) {
         clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
         ns -= timespec_ns(&now);

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
-#define MIB (1ull << 20)
 #define GETRANDOM_MAX (32 * MIB)   /* per call; callers loop on short counts */
 #define GUEST_RLIM_INFINITY UINT64_MAX
 

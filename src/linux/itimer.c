@@ -8,12 +8,12 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 
-#define NS_PER_SEC 1000000000ll
 #define NS_PER_US 1000ll
 #define GUEST_SIGEV_SIGNAL 0
 #define GUEST_SIGEV_NONE 1
@@ -32,7 +32,7 @@ static int64_t left_ns(const struct lx_timer *t)
 {
     if (!t->next_ns)
         return 0;
-    int64_t left = t->next_ns - (int64_t)lx_now_ns();
+    int64_t left = t->next_ns - (int64_t)now_ns();
     return left > 0 ? left : 1;     /* due but not fired yet: Linux shows it as about to */
 }
 
@@ -43,7 +43,7 @@ static void arm(struct lx_timer *t, int64_t value_ns, int64_t interval_ns)
 {
     value_ns = value_ns > MAX_TIMER_NS ? MAX_TIMER_NS : value_ns;
     interval_ns = interval_ns > MAX_TIMER_NS ? MAX_TIMER_NS : interval_ns;
-    t->next_ns = value_ns ? (int64_t)lx_now_ns() + value_ns : 0;
+    t->next_ns = value_ns ? (int64_t)now_ns() + value_ns : 0;
     t->interval_ns = value_ns ? interval_ns : 0;
     t->overrun = 0;
 }

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "linux/epoll.h"
 #include "linux/process.h"
 #include "vm/vm.h"
@@ -370,6 +372,16 @@ bool lx_storage_route(const struct lx_proc *p, struct sockaddr_storage *ss, sock
         }
     }
     return false;
+}
+
+void lx_listeners_stop(const struct lx_proc *frozen)
+{
+    for (unsigned i = 0; i < LX_MAX_FDS; i++) {
+        const struct lx_fd *f = &frozen->fds.fd[i];
+        if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER &&
+            shutdown(f->host_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
+            log_error("cannot shut the listener down (guest fd %u): %s", i, strerror(errno));
+    }
 }
 
 /* ---- what one VM does to a listener ---- */

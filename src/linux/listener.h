@@ -96,5 +96,9 @@ bool lx_accepted_from_warmup(struct lx_proc *p, int conn);
 int lx_listeners_publish(struct lx_proc *p);
 /* Closes what the records hold (a request VM's option sockets, boot's private listeners). */
 void lx_listeners_release(struct lx_proc *p);
+/* The graceful stop: shuts down the frozen program's listening sockets. Request VMs share
+ * them, so from now on new connections are refused (TCP: reset; unix: ECONNREFUSED), queued
+ * TCP ones too, and a VM waiting in accept wakes with an error. Failures are logged. */
+void lx_listeners_stop(const struct lx_proc *frozen);
 
 #endif

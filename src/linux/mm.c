@@ -8,13 +8,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "vm/guest_mem.h"
 #include "vm/layout.h"
 #include "vm/vm.h"
-
-#define PAGE 4096ull
 
 static uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
 
@@ -260,7 +259,7 @@ static long fill_from_file(struct lx_proc *p, uint64_t addr, uint64_t len, int g
 /* Is any page of [addr, addr+len) mapped (MAP_FIXED_NOREPLACE must not replace it)? */
 static bool range_in_use(struct lx_proc *p, uint64_t addr, uint64_t len)
 {
-    return pt_count(&p->vm->pt, addr, len, PTE_U) != 0;
+    return vm_mapped_pages(p->vm, addr, len) != 0;
 }
 
 long sys_mmap(struct lx_proc *p, const uint64_t a[6])
@@ -335,7 +334,7 @@ long sys_munmap(struct lx_proc *p, const uint64_t a[6])
         return -EINVAL;
     /* What was usable is given back to the memory limit, or a long-lived VM that maps and
      * unmaps would run into it. */
-    uint64_t usable = pt_count(&p->vm->pt, addr, len, PTE_U) * PAGE;
+    uint64_t usable = vm_mapped_pages(p->vm, addr, len) * PAGE;
     p->mm.charged_bytes -= usable < p->mm.charged_bytes ? usable : p->mm.charged_bytes;
     vm_unmap(p->vm, addr, len);
     mm_free(&p->mm, addr, len);
@@ -353,7 +352,7 @@ long sys_mprotect(struct lx_proc *p, const uint64_t a[6])
         return addr % PAGE ? -EINVAL : -ENOMEM;
     if (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) {
         /* Pages of a reservation that become usable now are charged now. */
-        uint64_t newly = len - pt_count(&p->vm->pt, addr, len, PTE_U) * PAGE;
+        uint64_t newly = len - vm_mapped_pages(p->vm, addr, len) * PAGE;
         if (newly && !charge(p, newly))
             return -ENOMEM;
     }
@@ -405,7 +404,7 @@ long sys_msync(struct lx_proc *p, const uint64_t a[6])
     /* No mapping writes back to a host file (shared file mappings are refused), so there
      * is nothing to flush: only every page must be mapped, as Linux checks. */
     for (uint64_t va = addr; va < addr + len; va += PAGE)
-        if (!(pt_lookup(&p->vm->pt, va) & PTE_U))
+        if (vm_prot_at(p->vm, va) == PROT_NONE)
             return -ENOMEM;
     return 0;
 }
@@ -419,9 +418,7 @@ long sys_mremap(struct lx_proc *p, const uint64_t a[6])
     if (new_len > p->vm->user_end)
         return -ENOMEM;
     struct lx_mm *mm = &p->mm;
-    uint64_t pte = pt_lookup(&p->vm->pt, old);
-    int prot = !(pte & PTE_U) ? PROT_NONE
-             : PROT_READ | ((pte & PTE_W) ? PROT_WRITE : 0) | ((pte & PTE_NX) ? 0 : PROT_EXEC);
+    int prot = vm_prot_at(p->vm, old);
     if (new_len <= old_len) {
         if (new_len < old_len) {
             uint64_t unmap[6] = { old + new_len, old_len - new_len };

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "linux/counters.h"
 #include "linux/epoll.h"
 #include "linux/listener.h"
@@ -84,7 +85,7 @@ static long check_policy(struct lx_proc *p, enum np_direction dir,
 {
     struct np_addr a;
     int err = np_addr_parse(&a, ss, len);
-    return err ? err : np_check(p->cfg, dir, &a);
+    return err ? err : np_check(&p->env->net, dir, &a);
 }
 
 /* A destination for sendto/sendmsg: sending to an address is an outgoing connection. */
@@ -512,11 +513,9 @@ long sys_recvmmsg(struct lx_proc *p, const uint64_t a[6])
         struct timespec ts;
         if (gm_read(p->vm, &ts, a[4], sizeof ts))
             return -EFAULT;
-        if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+        if (!timespec_valid(&ts))
             return -EINVAL;
-        uint64_t ns = ts.tv_sec > INT64_MAX / 1000000000 - 1
-                          ? UINT64_MAX / 2 : (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-        end = lx_now_ns() + ns;
+        end = now_ns() + (uint64_t)timespec_ns(&ts);
     }
     struct msg_buffers b;
     uint32_t got = 0;
@@ -537,7 +536,7 @@ long sys_recvmmsg(struct lx_proc *p, const uint64_t a[6])
         got++;
         if (flags & MSG_WAITFORONE)
             flags |= MSG_DONTWAIT;
-        if (a[4] && lx_now_ns() >= end)
+        if (a[4] && now_ns() >= end)
             break;
         if (flags & MSG_OOB)
             break;
@@ -547,7 +546,7 @@ long sys_recvmmsg(struct lx_proc *p, const uint64_t a[6])
     if (got == 0)
         return err;
     if (a[4]) {
-        uint64_t now = lx_now_ns(), left = end > now ? end - now : 0;
+        uint64_t now = now_ns(), left = end > now ? end - now : 0;
         struct timespec ts = { .tv_sec = (time_t)(left / 1000000000),
                                .tv_nsec = (long)(left % 1000000000) };
         if (gm_write(p->vm, a[4], &ts, sizeof ts))
@@ -848,7 +847,7 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
 #endif
     if (p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
-        p->server.conn_accepted_ns = lx_now_ns();
+        p->server.conn_accepted_ns = now_ns();
         if (--p->server.accepts_left == 0)
             lx_epoll_sync_listeners(p);
     }

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "cli/config.h"
+#include "base/log.h"
 #include "linux/counters.h"
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -239,63 +239,38 @@ static bool list_allows(const struct str_list *l, const struct np_addr *a)
     return false;
 }
 
-bool np_allowed(const struct config *cfg, enum np_direction dir, const struct np_addr *a)
+bool np_allowed(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a)
 {
-    if (cfg->allow_all)
+    if (rules->allow_all)
         return true;
-    if (cfg->allow_net_set && list_allows(&cfg->allow_net, a))
+    if (rules->net_set && list_allows(&rules->net, a))
         return true;
     if (dir == NP_LISTEN)
-        return cfg->allow_listen_set && list_allows(&cfg->allow_listen, a);
-    return cfg->allow_connect_set && list_allows(&cfg->allow_connect, a);
+        return rules->listen_set && list_allows(&rules->listen, a);
+    return rules->connect_set && list_allows(&rules->connect, a);
 }
 
-/* ---- logging each denial once ---- */
-
-#define MAX_LOGGED 256          /* distinct denials remembered; later ones are not logged */
-
-static pthread_mutex_t logged_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *logged[MAX_LOGGED];
-static size_t logged_count;
-
-/* True the first time `key` is seen (request VMs run on several threads). */
-static bool first_time(const char *key)
+int np_check(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a)
 {
-    bool first = false;
-    pthread_mutex_lock(&logged_lock);
-    size_t i = 0;
-    while (i < logged_count && strcmp(logged[i], key) != 0)
-        i++;
-    if (i == logged_count && logged_count < MAX_LOGGED) {
-        logged[logged_count] = strdup(key);
-        if (logged[logged_count]) {
-            logged_count++;
-            first = true;
-        }
-    } else if (i == logged_count && logged_count == MAX_LOGGED) {
-        logged_count++;         /* say once that we stop saying */
-        fprintf(stderr, "kvmserver: more denied network addresses; not logging them\n");
-    }
-    pthread_mutex_unlock(&logged_lock);
-    return first;
-}
-
-int np_check(const struct config *cfg, enum np_direction dir, const struct np_addr *a)
-{
-    if (np_allowed(cfg, dir, a))
+    if (np_allowed(rules, dir, a))
         return 0;
     lx_count_denied(dir == NP_LISTEN ? LX_DENIED_LISTEN : LX_DENIED_CONNECT);
     char addr[4 * NP_PATH_MAX + 8];
     np_addr_format(a, addr, sizeof addr);
     char key[sizeof addr + 2];
     snprintf(key, sizeof key, "%c %s", dir == NP_LISTEN ? 'L' : 'C', addr);
-    if (first_time(key)) {
+    /* Each distinct denial once; 256 are remembered, later ones are not logged. */
+    static struct log_once logged = LOG_ONCE_INIT(256);
+    enum log_once_result once = log_once(&logged, key, strlen(key));
+    if (once == LOG_ONCE_FULL)
+        log_warn("more denied network addresses; not logging them");
+    if (once == LOG_ONCE_FIRST) {
         const char *flag = dir == NP_LISTEN ? "listen" : "connect";
         /* The suggestion must be a valid rule: bracket-free paths need no quoting, but an
          * unnamed unix socket has no name to allow, only "any address". */
         const char *allow = a->family == AF_UNIX && a->path_len == 0 && !a->abstract ? "" : addr;
-        fprintf(stderr, "kvmserver: denied %s %s %s (allow with --allow-%s%s%s)\n", flag,
-                dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
+        log_warn("denied %s %s %s (allow with --allow-%s%s%s)", flag,
+                 dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
     }
     return -EACCES;
 }

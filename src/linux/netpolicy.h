@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
+#include "base/str_list.h"
 
 enum np_direction { NP_LISTEN, NP_CONNECT };
 
@@ -35,10 +35,18 @@ int np_addr_parse(struct np_addr *out, const void *sa, size_t len);
 void np_addr_format(const struct np_addr *a, char *buf, size_t cap);
 
 bool np_rule_matches(const char *rule, const struct np_addr *a);
-bool np_allowed(const struct config *cfg, enum np_direction dir, const struct np_addr *a);
+/* The command line's allow lists. A list given as a bare flag (set, no items) allows any
+ * address. */
+struct np_rules {
+    bool allow_all;
+    bool net_set, listen_set, connect_set;
+    struct str_list net, listen, connect;
+};
+
+bool np_allowed(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a);
 
 /* 0 when allowed; otherwise -EACCES, logged once per direction and address with the option
  * that would allow it. */
-int np_check(const struct config *cfg, enum np_direction dir, const struct np_addr *a);
+int np_check(const struct np_rules *rules, enum np_direction dir, const struct np_addr *a);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <sys/syscall.h>
 
+#include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/wait.h"
@@ -34,7 +35,7 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
         (p->sig.pending && call->nr == __NR_rt_sigprocmask))
         return false;
     int64_t timer = lx_signal_next_timer_ns(p);
-    if (timer >= 0 && (uint64_t)timer <= lx_now_ns())
+    if (timer >= 0 && (uint64_t)timer <= now_ns())
         return false;
     switch (call->nr) {
     case __NR_read: case __NR_readv: case __NR_recvfrom: case __NR_recvmsg:

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "cli/config.h"
+#include "base/log.h"
 #include "linux/counters.h"
 #include "vm/elf.h"
 
@@ -332,26 +331,26 @@ static void inherit_rights(struct fs_policy *pol)
     }
 }
 
-int fsp_init(struct fs_policy *pol, const struct config *cfg, FILE *log)
+int fsp_init(struct fs_policy *pol, const struct fsp_rules *rules, FILE *log)
 {
     memset(pol, 0, sizeof *pol);
     int err = 0;
-    if (cfg->allow_all)
+    if (rules->allow_all)
         err |= add_identity(pol, "/", true, true, log, "--allow-all");
-    for (size_t i = 0; i < cfg->allow_read.count; i++)
-        err |= add_identity(pol, cfg->allow_read.items[i], true, false, log, "--allow-read");
-    for (size_t i = 0; i < cfg->allow_write.count; i++)
-        err |= add_identity(pol, cfg->allow_write.items[i], false, true, log, "--allow-write");
-    for (size_t i = 0; i < cfg->volumes.count && !err; i++)
-        err |= add_volume(pol, cfg->volumes.items[i], log);
+    for (size_t i = 0; i < rules->read.count; i++)
+        err |= add_identity(pol, rules->read.items[i], true, false, log, "--allow-read");
+    for (size_t i = 0; i < rules->write.count; i++)
+        err |= add_identity(pol, rules->write.items[i], false, true, log, "--allow-write");
+    for (size_t i = 0; i < rules->volumes.count && !err; i++)
+        err |= add_volume(pol, rules->volumes.items[i], log);
     /* Always allowed, as the anchor allows them. */
     err |= add_identity(pol, "/dev/null", true, true, NULL, NULL);
     err |= add_identity(pol, "/dev/zero", true, true, NULL, NULL);
     err |= add_identity(pol, "/dev/urandom", true, false, NULL, NULL);
     err |= add_identity(pol, "/dev/random", true, false, NULL, NULL);
-    if (cfg->program) {
-        err |= add_identity(pol, cfg->program, true, false, NULL, NULL);
-        add_interpreter(pol, cfg->program);
+    if (rules->program) {
+        err |= add_identity(pol, rules->program, true, false, NULL, NULL);
+        add_interpreter(pol, rules->program);
     }
     if (err) {
         fsp_destroy(pol);
@@ -370,21 +369,6 @@ void fsp_destroy(struct fs_policy *pol)
     }
     free(pol->roots);
     memset(pol, 0, sizeof *pol);
-}
-
-const struct fs_policy *fsp_global(const struct config *cfg)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static struct fs_policy pol;
-    static bool built;
-    pthread_mutex_lock(&lock);
-    if (!built) {
-        if (fsp_init(&pol, cfg, stderr) < 0)
-            memset(&pol, 0, sizeof pol);       /* nothing allowed */
-        built = true;
-    }
-    pthread_mutex_unlock(&lock);
-    return &pol;
 }
 
 /* ------------------------------------------------------------------ opening */
@@ -717,28 +701,24 @@ int fsp_guest_path_of_fd(const struct fs_policy *pol, int host_fd, char out[PATH
 
 /* ------------------------------------------------------------------ logging */
 
-#define LOGGED_MAX 64          /* a dynamic loader probing its search path is enough */
-
 void fsp_log_denied(const char *guest_path, int need)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static uint64_t logged[LOGGED_MAX];
-    static size_t nlogged;
+    /* 64: a dynamic loader probing its search path is enough. */
+    static struct log_once logged = LOG_ONCE_INIT(64);
     lx_count_denied((need & FSP_WRITE) ? LX_DENIED_WRITE : LX_DENIED_READ);
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)need;   /* FNV-1a */
-    for (const char *s = guest_path; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    pthread_mutex_lock(&lock);
-    bool seen = false;
-    for (size_t i = 0; i < nlogged && !seen; i++)
-        seen = logged[i] == h;
-    if (!seen && nlogged < LOGGED_MAX) {
-        logged[nlogged++] = h;
+    char key[PATH_MAX + 2];
+    snprintf(key, sizeof key, "%c%s", (need & FSP_WRITE) ? 'W' : 'R', guest_path);
+    switch (log_once(&logged, key, strlen(key))) {
+    case LOG_ONCE_FIRST: {
         const char *flag = (need & FSP_WRITE) ? "--allow-write" : "--allow-read";
-        fprintf(stderr, "kvmserver: denied %s of %s (allow with %s=%s)\n",
-                (need & FSP_WRITE) ? "write" : "read", guest_path, flag, guest_path);
-        if (nlogged == LOGGED_MAX)
-            fprintf(stderr, "kvmserver: further denials are not logged\n");
+        log_warn("denied %s of %s (allow with %s=%s)", (need & FSP_WRITE) ? "write" : "read",
+                 guest_path, flag, guest_path);
+        break;
     }
-    pthread_mutex_unlock(&lock);
+    case LOG_ONCE_FULL:
+        log_warn("further denials are not logged");
+        break;
+    case LOG_ONCE_SEEN:
+        break;
+    }
 }

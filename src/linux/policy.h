@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-struct config;
+#include "base/str_list.h"
 
 enum fsp_need {
     FSP_READ = 1,
@@ -41,14 +41,20 @@ struct fs_policy {
     size_t nroots;
 };
 
-/* Builds the roots from the configuration: --allow-all, --allow-read, --allow-write,
- * --volume, the program and its ELF interpreter (read), /dev/null and /dev/zero (read,
- * write), /dev/urandom and /dev/random (read). Paths that do not exist are reported on `log`
- * and skipped. Returns 0, or -1 after a message on `log` for a malformed volume. */
-int fsp_init(struct fs_policy *pol, const struct config *cfg, FILE *log);
+/* What the policy is built from: the command line's --allow-all, --allow-read,
+ * --allow-write and --volume, and the program (which is always readable). */
+struct fsp_rules {
+    bool allow_all;
+    struct str_list read, write, volumes;
+    const char *program;        /* NULL = none */
+};
+
+/* Builds the roots from the rules: those given, the program and its ELF interpreter (read),
+ * /dev/null and /dev/zero (read, write), /dev/urandom and /dev/random (read). Paths that do
+ * not exist are reported on `log` and skipped. Returns 0, or -1 after a message on `log` for a
+ * volume that is malformed or cannot be opened. */
+int fsp_init(struct fs_policy *pol, const struct fsp_rules *rules, FILE *log);
 void fsp_destroy(struct fs_policy *pol);
-/* The process-wide policy for cfg, built on first use (thread-safe). */
-const struct fs_policy *fsp_global(const struct config *cfg);
 
 /* --- path strings (pure) --- */
 

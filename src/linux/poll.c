@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
@@ -16,7 +17,6 @@
 
 /* More entries than the guest can have fds is -EINVAL (Linux: more than RLIMIT_NOFILE). */
 #define POLL_MAX LX_MAX_FDS
-#define NS_PER_SEC 1000000000ll
 
 _Static_assert(sizeof(struct pollfd) == 8, "struct pollfd must be the x86-64 kernel layout");
 
@@ -28,7 +28,7 @@ struct poll_set {
 static long poll_attempt(void *ctx, int64_t timeout_ns)
 {
     struct poll_set *s = ctx;
-    struct timespec ts = { .tv_sec = timeout_ns / NS_PER_SEC, .tv_nsec = timeout_ns % NS_PER_SEC };
+    struct timespec ts = ns_timespec(timeout_ns);
     int r = ppoll(s->fds, s->n, timeout_ns < 0 ? NULL : &ts, NULL);
     return r < 0 ? -errno : r;
 }
@@ -49,17 +49,18 @@ static long read_timespec_ns(struct lx_proc *p, uint64_t gva, int64_t *ns)
     struct timespec ts;
     if (gm_read(p->vm, &ts, gva, sizeof ts))
         return -EFAULT;
-    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= NS_PER_SEC)
+    if (!timespec_valid(&ts))
         return -EINVAL;
-    if (ts.tv_sec < INT64_MAX / NS_PER_SEC - 1)
-        *ns = ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+    int64_t v = timespec_ns(&ts);
+    if (v != INT64_MAX)
+        *ns = v;
     return 0;
 }
 
 /* Like Linux, the p-variants report the time left; a failed write is ignored, as there. */
 static void write_time_left(struct lx_proc *p, uint64_t gva, uint64_t end_ns, bool timeval)
 {
-    uint64_t now = lx_now_ns();
+    uint64_t now = now_ns();
     uint64_t left = end_ns > now ? end_ns - now : 0;
     if (timeval) {
         struct { int64_t sec, usec; } tv = { (int64_t)(left / NS_PER_SEC),
@@ -138,7 +139,7 @@ long sys_ppoll(struct lx_proc *p, const uint64_t a[6])
         err = lx_check_sigmask(p, a[3], a[4]);
     if (err)
         return err;
-    uint64_t end = timeout_ns < 0 ? 0 : lx_now_ns() + (uint64_t)timeout_ns;
+    uint64_t end = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
     long r = poll_common(p, a[0], a[1], timeout_ns);
     if (r >= 0 && timeout_ns >= 0)
         write_time_left(p, a[2], end, false);
@@ -235,7 +236,7 @@ long sys_select(struct lx_proc *p, const uint64_t a[6])
         if (sec >= tv.sec && sec < INT64_MAX / NS_PER_SEC - 1)
             timeout_ns = sec * NS_PER_SEC + tv.usec % 1000000 * 1000;
         if (timeout_ns >= 0)
-            end = lx_now_ns() + (uint64_t)timeout_ns;
+            end = now_ns() + (uint64_t)timeout_ns;
     }
     long r = select_common(p, a, timeout_ns);
     if (r >= 0 && timeout_ns >= 0)
@@ -257,7 +258,7 @@ long sys_pselect6(struct lx_proc *p, const uint64_t a[6])
         if (err)
             return err;
     }
-    uint64_t end = timeout_ns < 0 ? 0 : lx_now_ns() + (uint64_t)timeout_ns;
+    uint64_t end = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
     long r = select_common(p, a, timeout_ns);
     if (r >= 0 && timeout_ns >= 0)
         write_time_left(p, a[4], end, false);

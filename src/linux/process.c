@@ -9,11 +9,12 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "base/time.h"
+#include "base/units.h"
 #include "linux/syscalls.h"
 #include "vm/loader.h"
 #include "vm/vm.h"
 
-#define MIB (1ull << 20)
 #define GIB (1ull << 30)
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
@@ -52,12 +53,12 @@ static int new_fork_pid(const struct lx_proc *frozen)
     return lowest + (int)(n % (uint64_t)(LX_PID_MAX - lowest));
 }
 
-int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
+int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path)
 {
     memset(p, 0, sizeof *p);
     p->vm = vm;
-    p->cfg = cfg;
+    p->env = env;
     p->pid = LX_MASTER_PID;
     p->ppid = LX_MASTER_PPID;
     publish_ids(p);
@@ -109,8 +110,8 @@ void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *s
                        _Alignof(__typeof__(((struct lx_proc *)0)->m)),                        \
                    "struct lx_proc: a member between " #prev " and " #m " is not forked")
 _Static_assert(offsetof(struct lx_proc, vm) == 0, "struct lx_proc starts with vm");
-FOLLOWS(cfg, vm);
-FOLLOWS(pid, cfg);
+FOLLOWS(env, vm);
+FOLLOWS(pid, env);
 FOLLOWS(ppid, pid);
 FOLLOWS(exit_status, ppid);
 FOLLOWS(exited, exit_status);
@@ -127,7 +128,7 @@ _Static_assert(sizeof(struct lx_proc) - MEMBER_END(threads) < _Alignof(struct lx
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
 {
     dst->vm = vm;
-    dst->cfg = src->cfg;
+    dst->env = src->env;
     /* A new process, as a forked child is: a new pid, its parent the frozen program. */
     dst->pid = new_fork_pid(src);
     dst->ppid = src->pid;
@@ -146,13 +147,6 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
                 strerror(-err));
     return err;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* The calls an event loop waits in: between two of them a server is busy serving. */

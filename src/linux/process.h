@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cli/config.h"
+#include "base/time.h"
+#include "linux/env.h"
 #include "linux/fdtable.h"
 #include "linux/listener.h"
 #include "linux/mm.h"
@@ -93,7 +94,7 @@ struct lx_server_state {
     uint64_t pending_nr, pending_args[6];
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
     int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
-    uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (lx_now_ns) */
+    uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (now_ns) */
     bool request_done;      /* ephemeral: the connection was closed -> reset */
     uint64_t memory_limit;  /* bytes the program may map (at boot: --max-main-memory; in a
                              * request VM: beyond the frozen image); 0 = any */
@@ -124,7 +125,7 @@ struct lx_stats {
  * lx_proc_fork (process.c lists them all, and fails to build when one is missing). */
 struct lx_proc {
     struct vm *vm;
-    const struct config *cfg;
+    const struct lx_env *env;      /* shared, read-only; NULL in some unit tests */
     int pid, ppid;                 /* what getpid/getppid answer (published for the stub) */
     int exit_status;               /* valid when exited: 0..255, or 128+signal */
     bool exited;
@@ -139,7 +140,7 @@ struct lx_proc {
 
 struct load_info;
 /* Prepares the process state for a freshly loaded program. */
-int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct config *cfg,
+int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path);
 void lx_proc_destroy(struct lx_proc *p);
 /* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */

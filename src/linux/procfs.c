@@ -13,14 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "linux/fs.h"
 #include "linux/process.h"
 #include "vm/layout.h"
-#include "vm/paging.h"
 #include "vm/vm.h"
 
-#define MIB (1ull << 20)
-#define PAGE 4096ull
 #define CLOCK_TICKS 100             /* USER_HZ */
 
 /* ------------------------------------------------------------------ the guest's mappings */
@@ -67,8 +65,9 @@ static void print_run(FILE *out, const struct map_run *r)
     fputc('\n', out);
 }
 
-static void add_leaf(struct maps_walk *w, uint64_t va, uint64_t size, bool write, bool exec)
+static void add_leaf(void *ctx, uint64_t va, uint64_t size, bool write, bool exec)
 {
+    struct maps_walk *w = ctx;
     const char *label = label_of(w->p, va);
     w->pages += size / PAGE;
     if (label == w->p->task.exe_path)
@@ -86,42 +85,11 @@ static void add_leaf(struct maps_walk *w, uint64_t va, uint64_t size, bool write
     w->have_run = true;
 }
 
-static const uint64_t *table_at(const struct paging *pt, uint64_t pa)
-{
-    if (pa % PAGE || pa > pt->mem_size || pt->mem_size - pa < PAGE)
-        return NULL;
-    return (const uint64_t *)(pt->mem + pa);
-}
-
-/* Rights are the AND of every level's (NX: the OR), as the CPU combines them. */
-static void walk_tables(struct maps_walk *w, const struct paging *pt, uint64_t table_pa,
-                        int level, uint64_t va_base, bool write, bool exec, uint64_t user_end)
-{
-    const uint64_t *table = table_at(pt, table_pa);
-    if (!table)
-        return;
-    uint64_t span = PAGE << (9 * level);
-    for (unsigned i = 0; i < 512; i++) {
-        uint64_t va = va_base + i * span;
-        if (va >= user_end)
-            return;
-        uint64_t e = table[i];
-        if (!(e & PTE_P) || !(e & PTE_U))
-            continue;
-        bool w_ok = write && (e & PTE_W), x_ok = exec && !(e & PTE_NX);
-        if (level == 0 || (e & PTE_PS))
-            add_leaf(w, va, span, w_ok, x_ok);
-        else
-            walk_tables(w, pt, e & PTE_ADDR_MASK, level - 1, va, w_ok, x_ok, user_end);
-    }
-}
-
 static void walk_mappings(struct maps_walk *w)
 {
-    const struct vm *vm = w->p->vm;
-    if (!vm || !vm->pt.mem)
+    if (!w->p->vm)
         return;
-    walk_tables(w, &vm->pt, vm->pt.root, 3, 0, true, true, vm->user_end);
+    vm_for_each_mapping(w->p->vm, add_leaf, w);
     if (w->out && w->have_run)
         print_run(w->out, &w->run);
 }
@@ -202,9 +170,9 @@ static void gen_status(struct lx_proc *p, FILE *out)
 
 static void gen_cmdline(struct lx_proc *p, FILE *out)
 {
-    const struct config *cfg = p->cfg;
-    for (int i = 0; cfg && cfg->program_argv && i < cfg->program_argc; i++)
-        fwrite(cfg->program_argv[i], 1, strlen(cfg->program_argv[i]) + 1, out);
+    const struct lx_env *env = p->env;
+    for (int i = 0; env && env->argv && i < env->argc; i++)
+        fwrite(env->argv[i], 1, strlen(env->argv[i]) + 1, out);
 }
 
 static void gen_comm(struct lx_proc *p, FILE *out)
@@ -272,7 +240,7 @@ static void gen_cpu_max(struct lx_proc *p, FILE *out)
 
 static void gen_memory_max(struct lx_proc *p, FILE *out)
 {
-    uint64_t mib = p->cfg ? p->cfg->max_main_memory : 0;
+    uint64_t mib = p->env ? p->env->memory_max_mib : 0;
     if (mib && mib <= UINT64_MAX / MIB)
         fprintf(out, "%llu\n", (unsigned long long)(mib * MIB));
     else
@@ -292,7 +260,7 @@ static void gen_somaxconn(struct lx_proc *p, FILE *out) { (void)p; fputs("4096\n
 
 static void gen_thp(struct lx_proc *p, FILE *out)
 {
-    bool on = p->cfg && p->cfg->transparent_hugepages;
+    bool on = p->env && p->env->transparent_hugepages;
     fputs(on ? "always [madvise] never\n" : "always madvise [never]\n", out);
 }
 

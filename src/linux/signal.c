@@ -2,6 +2,7 @@
  * Linux does it (see sig.h). A frame is what the kernel's x86-64 rt_sigframe is: the
  * restorer's address, a ucontext with the registers, the mask and the alternate stack, the
  * siginfo, and the XSAVE image uc_mcontext.fpregs points to. */
+#include "base/time.h"
 #include "linux/sig.h"
 
 #include <cpuid.h>
@@ -264,8 +265,6 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     }
 }
 
-static int64_t now_ns(void) { return (int64_t)lx_now_ns(); }
-
 /* A timer that expired raises its signal, and is re-armed or disarmed. */
 static void timer_fire(struct lx_proc *p, struct lx_timer *t, int id, int64_t now)
 {
@@ -292,7 +291,7 @@ static void timer_fire(struct lx_proc *p, struct lx_timer *t, int id, int64_t no
 
 static void fire_timers(struct lx_proc *p)
 {
-    int64_t now = now_ns();
+    int64_t now = (int64_t)now_ns();
     timer_fire(p, &p->sig.itimer_real, -1, now);
     for (int i = 0; i < LX_MAX_TIMERS; i++)
         if (p->sig.timers[i].used)
@@ -369,11 +368,11 @@ static long until_signal(void *ctx, int64_t timeout_ns)
         return 1;
     int64_t next = lx_signal_next_timer_ns(p);
     if (next >= 0) {
-        int64_t to_timer = next - now_ns();
+        int64_t to_timer = next - (int64_t)now_ns();
         to_timer = to_timer < 0 ? 0 : to_timer;
         timeout_ns = timeout_ns < 0 || to_timer < timeout_ns ? to_timer : timeout_ns;
     }
-    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    struct timespec ts = ns_timespec(timeout_ns);
     if (timeout_ns < 0)
         ts = (struct timespec){ .tv_sec = 3600 };
     nanosleep(&ts, NULL);
@@ -660,7 +659,7 @@ bool lx_signal_interrupt_due(void *ctx, struct vm *vm)
     struct lx_proc *p = ctx;
     (void)vm;
     int64_t timer = lx_signal_next_timer_ns(p);
-    return (timer >= 0 && timer <= now_ns()) || (p->sig.pending & ~p->sig.blocked);
+    return (timer >= 0 && timer <= (int64_t)now_ns()) || (p->sig.pending & ~p->sig.blocked);
 }
 
 void lx_signal_interrupt(void *ctx, struct vm *vm)

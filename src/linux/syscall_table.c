@@ -1,5 +1,7 @@
 /* The syscall table is data: number -> name and handler. Tracing, counting and -ENOSYS for
  * everything else come from here, not from code repeated in every handler. */
+#include "base/log.h"
+#include "base/time.h"
 #include "linux/syscalls.h"
 
 #include <errno.h>
@@ -58,16 +60,14 @@ static void report_unknown(struct lx_proc *p, uint64_t nr)
     p->stats.unknown_syscalls++;
     lx_count_unsupported_syscall();
     /* Once per number, so a guest probing in a loop cannot flood the log. */
-    static unsigned char seen[LX_NR_SYSCALLS / 8];
+    static struct log_once logged = LOG_ONCE_INIT(LX_NR_SYSCALLS);
     if (nr < LX_NR_SYSCALLS) {
-        if (seen[nr / 8] & (1u << (nr % 8)))
+        if (log_once(&logged, &nr, sizeof nr) != LOG_ONCE_FIRST)
             return;
-        seen[nr / 8] |= (unsigned char)(1u << (nr % 8));
-    } else if (p->stats.unknown_syscalls > 1 && !p->cfg->verbose_syscalls) {
+    } else if (p->stats.unknown_syscalls > 1 && !p->env->trace_syscalls) {
         return;
     }
-    fprintf(stderr, "kvmserver: unsupported system call %llu: answered ENOSYS\n",
-            (unsigned long long)nr);
+    log_warn("unsupported system call %llu: answered ENOSYS", (unsigned long long)nr);
 }
 
 /* Calls that reach the file system (for the -v report of where the time goes). */
@@ -84,18 +84,11 @@ static bool is_file_system_call(uint64_t nr)
     }
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     const struct lx_syscall_desc *d = nr < LX_NR_SYSCALLS ? &lx_syscall_table[nr] : NULL;
     long ret;
-    uint64_t start = p->cfg->verbose ? now_ns() : 0;
+    uint64_t start = p->env->time_handlers ? now_ns() : 0;
     if (!d || !d->fn) {
         report_unknown(p, nr);
         ret = -ENOSYS;
@@ -108,7 +101,7 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
         if (is_file_system_call(nr))
             p->stats.fs_handler_ns += spent;
     }
-    if (p->cfg->verbose_syscalls)
+    if (p->env->trace_syscalls)
         fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",
                 d && d->name ? d->name : "?", (unsigned long long)a[0],
                 (unsigned long long)a[1], (unsigned long long)a[2], (unsigned long long)a[3],

@@ -11,12 +11,12 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 
-#define SYSCALL_INSN_LEN 2      /* `syscall` is 0f 05: rewinding RCX by this redoes it */
 #define EXIT_DEADLOCK 1
 /* Longest host wait of one thread's event wait while another thread also waits for
  * events: they take turns, so an event for the other is seen this late at worst. */
@@ -126,11 +126,6 @@ static int64_t earliest_wake(const struct lx_threads *t)
     return best;
 }
 
-static int64_t now_ns(void)
-{
-    return (int64_t)lx_now_ns();
-}
-
 static long host_failure(struct lx_proc *p, const char *what)
 {
     fprintf(stderr, "kvmserver: cannot %s a guest thread's CPU state\n", what);
@@ -149,7 +144,7 @@ static long run_thread(struct lx_proc *p, int next)
     nt->state = LX_THREAD_RUNNABLE;     /* it runs, or (an event wait) looks again */
     if (next == t->current) {
         if (cur->restart_nr >= 0) {
-            p->vm->run->s.regs.regs.rcx -= SYSCALL_INSN_LEN;
+            vm_redo_syscall(p->vm);
             cur->resume_ret = cur->restart_nr;
             cur->restart_nr = -1;
         }
@@ -178,7 +173,7 @@ static long run_thread(struct lx_proc *p, int next)
 static long sleep_attempt(void *ctx, int64_t timeout_ns)
 {
     (void)ctx;
-    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    struct timespec ts = ns_timespec(timeout_ns);
     if (timeout_ns < 0)
         ts = (struct timespec){ .tv_sec = 3600 };
     return nanosleep(&ts, NULL) < 0 ? -EINTR : 0;
@@ -188,7 +183,7 @@ long lx_sched_switch(struct lx_proc *p)
 {
     struct lx_threads *t = &p->threads;
     for (;;) {
-        int64_t now = now_ns();
+        int64_t now = (int64_t)now_ns();
         expire_waits(t, now);
         int next = next_runnable(t);
         if (next >= 0)
@@ -272,7 +267,7 @@ long lx_thread_exit(struct lx_proc *p, int status)
 long lx_thread_sleep(struct lx_proc *p, int64_t ns)
 {
     struct lx_thread *cur = lx_current_thread(p);
-    int64_t now = now_ns();
+    int64_t now = (int64_t)now_ns();
     cur->state = LX_THREAD_SLEEP;
     cur->wake_at_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
     return lx_sched_switch(p);
@@ -317,7 +312,7 @@ long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
     if (t->count <= 1 || ti < 0)
         return lx_dispatch(p, nr, a);
     struct lx_thread *cur = &t->slot[t->current];
-    int64_t now = now_ns();
+    int64_t now = (int64_t)now_ns();
     if (!cur->in_event_wait) {
         /* The first try of this call: its own time limit runs from now. Retries (the
          * thread was switched out and redoes the call) keep it. */

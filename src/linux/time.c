@@ -6,13 +6,13 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
-#define NSEC_PER_SEC 1000000000L
 
 _Static_assert(sizeof(struct timespec) == 16 && sizeof(struct timeval) == 16,
                "x86-64 kernel layouts");
@@ -41,8 +41,8 @@ static int guest_clock(struct lx_proc *p, clockid_t clk, struct timespec *ts)
 {
     uint64_t ns;
     if (vm_guest_clock_ns(p->vm, clk, &ns) == 0) {
-        *ts = (struct timespec){ .tv_sec = (time_t)(ns / NSEC_PER_SEC),
-                                 .tv_nsec = (long)(ns % NSEC_PER_SEC) };
+        *ts = (struct timespec){ .tv_sec = (time_t)(ns / NS_PER_SEC),
+                                 .tv_nsec = (long)(ns % NS_PER_SEC) };
         return 0;
     }
     return clock_gettime(clk, ts) < 0 ? -errno : 0;
@@ -99,34 +99,18 @@ long sys_time(struct lx_proc *p, const uint64_t a[6])
     return (long)now;
 }
 
-static bool timespec_valid(const struct timespec *t)
-{
-    return t->tv_sec >= 0 && t->tv_nsec >= 0 && t->tv_nsec < NSEC_PER_SEC;
-}
-
-/* Nanoseconds, saturating (a far-future time must not wrap to the past). */
-static uint64_t timespec_ns(const struct timespec *t)
-{
-    if (t->tv_sec < 0)
-        return 0;
-    if ((uint64_t)t->tv_sec >= UINT64_MAX / NSEC_PER_SEC)
-        return UINT64_MAX;
-    uint64_t ns = (uint64_t)t->tv_sec * NSEC_PER_SEC;
-    return ns > UINT64_MAX - (uint64_t)t->tv_nsec ? UINT64_MAX : ns + (uint64_t)t->tv_nsec;
-}
-
 /* now + delta, both valid; saturates at the largest time. */
 static struct timespec timespec_add(struct timespec now, struct timespec delta)
 {
     struct timespec r = { .tv_nsec = now.tv_nsec + delta.tv_nsec };
     time_t carry = 0;
-    if (r.tv_nsec >= NSEC_PER_SEC) {
-        r.tv_nsec -= NSEC_PER_SEC;
+    if (r.tv_nsec >= NS_PER_SEC) {
+        r.tv_nsec -= NS_PER_SEC;
         carry = 1;
     }
     if (__builtin_add_overflow(now.tv_sec, delta.tv_sec, &r.tv_sec) ||
         __builtin_add_overflow(r.tv_sec, carry, &r.tv_sec))
-        return (struct timespec){ .tv_sec = INT64_MAX, .tv_nsec = NSEC_PER_SEC - 1 };
+        return (struct timespec){ .tv_sec = INT64_MAX, .tv_nsec = NS_PER_SEC - 1 };
     return r;
 }
 
@@ -139,8 +123,8 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         /* Other guest threads run while this one sleeps (thread.h). */
         struct timespec now;
         clock_gettime(clk, &now);
-        uint64_t until_ns = timespec_ns(&until), now_ns = timespec_ns(&now);
-        uint64_t ns = until_ns > now_ns ? until_ns - now_ns : 0;
+        uint64_t until_ns = timespec_ns(&until), now_clk = timespec_ns(&now);
+        uint64_t ns = until_ns > now_clk ? until_ns - now_clk : 0;
         return lx_thread_sleep(p, ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
     }
     uint64_t deadline = p->vm ? p->vm->deadline_ns : 0;
@@ -148,14 +132,14 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         struct timespec now, mono;
         clock_gettime(clk, &now);
         clock_gettime(CLOCK_MONOTONIC, &mono);
-        uint64_t until_ns = timespec_ns(&until), now_ns = timespec_ns(&now);
+        uint64_t until_ns = timespec_ns(&until), now_clk = timespec_ns(&now);
         uint64_t mono_ns = timespec_ns(&mono);
-        uint64_t wanted = until_ns > now_ns ? until_ns - now_ns : 0;
+        uint64_t wanted = until_ns > now_clk ? until_ns - now_clk : 0;
         uint64_t allowed = deadline > mono_ns ? deadline - mono_ns : 0;
         if (wanted > allowed) {
             clk = CLOCK_MONOTONIC;
-            until = (struct timespec){ .tv_sec = (time_t)(deadline / NSEC_PER_SEC),
-                                       .tv_nsec = (long)(deadline % NSEC_PER_SEC) };
+            until = (struct timespec){ .tv_sec = (time_t)(deadline / NS_PER_SEC),
+                                       .tv_nsec = (long)(deadline % NS_PER_SEC) };
         }
     }
     int err;
@@ -168,12 +152,12 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         if (timer >= 0) {
             struct timespec now;
             clock_gettime(clk, &now);
-            int64_t timer_left = timer - (int64_t)lx_now_ns();
+            int64_t timer_left = timer - (int64_t)now_ns();
             if ((int64_t)(timespec_ns(&until) - timespec_ns(&now)) > timer_left) {
                 to_timer = true;
                 stop_clk = CLOCK_MONOTONIC;
-                stop = (struct timespec){ .tv_sec = timer / NSEC_PER_SEC,
-                                          .tv_nsec = timer % NSEC_PER_SEC };
+                stop = (struct timespec){ .tv_sec = timer / NS_PER_SEC,
+                                          .tv_nsec = timer % NS_PER_SEC };
             }
         }
         err = clock_nanosleep(stop_clk, TIMER_ABSTIME, &stop, NULL);

@@ -7,17 +7,11 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
-
-uint64_t lx_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
@@ -27,9 +21,9 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx)
 {
     uint64_t vm_end = p->vm ? p->vm->deadline_ns : 0;
-    uint64_t guest_end = timeout_ns < 0 ? 0 : add_sat(lx_now_ns(), (uint64_t)timeout_ns);
+    uint64_t guest_end = timeout_ns < 0 ? 0 : add_sat(now_ns(), (uint64_t)timeout_ns);
     for (;;) {
-        uint64_t now = lx_now_ns();
+        uint64_t now = now_ns();
         int64_t left = -1;
         if (timeout_ns >= 0)
             left = guest_end > now ? (int64_t)(guest_end - now) : 0;
@@ -53,7 +47,7 @@ long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attemp
         if (lx_signal_interrupts(p))
             return -EINTR;              /* the handler runs as the call returns */
         /* Timed out or interrupted (the kick signal): who ended it, if anyone? */
-        now = lx_now_ns();
+        now = now_ns();
         if (timeout_ns >= 0 && now >= guest_end)
             return 0;
         if (vm_end && now >= vm_end) {
@@ -72,7 +66,7 @@ static long poll_one(void *ctx, int64_t timeout_ns)
 {
     const struct one_fd *w = ctx;
     struct pollfd pfd = { .fd = w->fd, .events = w->events };
-    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    struct timespec ts = ns_timespec(timeout_ns);
     int n = ppoll(&pfd, 1, timeout_ns < 0 ? NULL : &ts, NULL);
     if (n < 0)
         return -errno;

@@ -14,7 +14,6 @@
 struct lx_proc;
 struct lx_fd;
 
-uint64_t lx_now_ns(void);
 
 /* The signal mask argument of ppoll/pselect6/epoll_pwait*: -EINVAL for a wrong size,
  * -EFAULT for a bad pointer, else 0 (the mask itself has no effect on a host wait). */

@@ -10,20 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/time.h"
+#include "base/units.h"
 #include "server/activation.h"
 #include "server/warmup.h"
 #include "vm/syscall_sites.h"
 #include "vm/loader.h"
 #include "vm/platform.h"
 
-#define MIB (1ull << 20)
-
 static uint64_t deadline_after(double seconds)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
-           (uint64_t)(seconds * 1e9);
+    return now_ns() + (uint64_t)(seconds * 1e9);
 }
 
 unsigned boot_vm_count(const struct config *cfg)
@@ -100,16 +98,15 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
         fprintf(stderr, "kvmserver: %s\n", vm->crash_report);
         break;
     }
-    if (cfg->verbose)
-        fprintf(stderr, "kvmserver: %llu VM exits, %llu system-call exits, %llu unsupported "
-                "system calls; %.2f ms in system-call handlers, %.2f ms of it in file-system "
-                "calls\n", (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
-                (unsigned long long)b->proc->stats.unknown_syscalls, b->proc->stats.handler_ns / 1e6,
-                b->proc->stats.fs_handler_ns / 1e6);
-    if (cfg->verbose && vm->sites)
-        fprintf(stderr, "kvmserver: %llu syscall sites rewritten, %llu left trapping (code "
-                "near them uses the red zone)\n", (unsigned long long)vm->sites->rewritten,
-                (unsigned long long)vm->sites->refused);
+    log_debug("%llu VM exits, %llu system-call exits, %llu unsupported system calls; %.2f ms "
+              "in system-call handlers, %.2f ms of it in file-system calls",
+              (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
+              (unsigned long long)b->proc->stats.unknown_syscalls,
+              b->proc->stats.handler_ns / 1e6, b->proc->stats.fs_handler_ns / 1e6);
+    if (vm->sites)
+        log_debug("%llu syscall sites rewritten, %llu left trapping (code near them uses the "
+                  "red zone)", (unsigned long long)vm->sites->rewritten,
+                  (unsigned long long)vm->sites->refused);
     if (b->poller) {           /* it must not look at this VM once it is gone */
         poller_stop(b->poller);
         b->poller = NULL;
@@ -118,6 +115,7 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
     free(b->proc);
     b->proc = NULL;
     vm_destroy(vm);
+    lx_env_destroy(&b->env);
     return status;
 }
 
@@ -128,17 +126,22 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     struct vm_params params = { .mem_size = cfg->max_address_space * MIB,
                                 .rewrite_syscalls = !cfg->no_syscall_rewrite,
                                 .verbose = cfg->verbose };
-    if (vm_create(&b->vm, &params) < 0)
+    if (lx_env_build(&b->env, cfg) < 0)
         return 1;
+    if (vm_create(&b->vm, &params) < 0) {
+        lx_env_destroy(&b->env);
+        return 1;
+    }
     struct load_info li;
     b->proc = calloc(1, sizeof *b->proc);
     if (!b->proc || load_program(&b->vm, cfg->program, cfg->program_argv, guest_env,
                                  cfg->dylink_address_hint * MIB, &li) < 0 ||
-        lx_proc_init(b->proc, &b->vm, cfg, &li, cfg->program) < 0) {
+        lx_proc_init(b->proc, &b->vm, &b->env, &li, cfg->program) < 0) {
         if (b->proc)
             lx_proc_destroy(b->proc);
         free(b->proc);
         vm_destroy(&b->vm);
+        lx_env_destroy(&b->env);
         return 1;
     }
     b->proc->server.freeze_on_wait = true;

@@ -7,10 +7,12 @@
 #include "cli/config.h"
 #include "linux/listener.h"
 #include "linux/process.h"
+#include "server/lx_env.h"
 #include "vm/vm.h"
 
 struct booted_program {
     struct vm vm;
+    struct lx_env env;        /* shared by the master and every request VM */
     struct lx_proc *proc;
     struct poller *poller;    /* shared syscall transport; NULL = VM exits only */
     cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */

@@ -1,6 +1,7 @@
 /* Server counters and their Prometheus text exposition (see metrics.h). */
 #include "server/metrics.h"
 
+#include "base/time.h"
 #include "linux/wait.h"
 #include "vm/fork.h"
 
@@ -66,7 +67,7 @@ void metrics_request_end(struct metrics *m, uint64_t accepted_ns, enum vm_run_re
     else if (res == VM_CRASHED)
         add(&m->crashes, 1);
     if (accepted_ns) {
-        observe(&m->request_ns, &request_desc, lx_now_ns() - accepted_ns);
+        observe(&m->request_ns, &request_desc, now_ns() - accepted_ns);
         atomic_fetch_add_explicit(&m->served, 1, memory_order_release);
     }
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
@@ -48,20 +49,12 @@ struct server {
     uint64_t boot_ns;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Continues the wait the master was frozen in (blocks until a connection is there). */
 static void resume_frozen_wait(struct request_vm *rv)
 {
     const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
     long ret = lx_dispatch(&rv->proc, frozen->pending_nr, frozen->pending_args);
-    rv->vm.run->s.regs.regs.rax = (uint64_t)ret;
-    rv->vm.run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
+    vm_set_syscall_result(&rv->vm, (uint64_t)ret);
 }
 
 /* After a request: what happened, logged in one line when it was not a normal end. */
@@ -333,7 +326,7 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
         reload_config(&srv.live, argc, argv);
     fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
     atomic_store(&srv.stopping, true);
-    stop_accepting(srv.boot.proc);
+    lx_listeners_stop(srv.boot.proc);
     /* Only an ephemeral VM's request has an end to wait for. */
     if (sig == SIGTERM && cfg->ephemeral) {
         uint64_t cut = wait_for_requests(&srv.metrics, atomic_load(&srv.live.shutdown_timeout),

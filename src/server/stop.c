@@ -1,36 +1,22 @@
 /* Graceful stop (see stop.h). */
 #include "server/stop.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
-#include "linux/wait.h"
+#include "base/time.h"
 
 #define POLL_NS 5000000ull      /* how often the count of busy VMs is looked at */
 #define SETTLE_NS 20000000ull   /* see wait_for_requests */
 
-void stop_accepting(const struct lx_proc *master)
-{
-    for (unsigned i = 0; i < LX_MAX_FDS; i++) {
-        const struct lx_fd *f = &master->fds.fd[i];
-        if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER &&
-            shutdown(f->host_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
-            fprintf(stderr, "kvmserver: cannot shut the listener down (guest fd %u): %s\n",
-                    i, strerror(errno));
-    }
-}
-
 uint64_t wait_for_requests(const struct metrics *m, double timeout_s, const sigset_t *signals)
 {
-    const uint64_t start = lx_now_ns();
+    const uint64_t start = now_ns();
     const uint64_t limit = (uint64_t)(timeout_s * 1e9);
     /* A VM that accepted a connection just before the listener went down counts it a
      * moment later: give it that moment before trusting a count of zero. */
     for (;;) {
-        const uint64_t spent = lx_now_ns() - start;
+        const uint64_t spent = now_ns() - start;
         const uint64_t busy = metrics_in_flight(m);
         if ((busy == 0 && spent >= SETTLE_NS) || spent >= limit)
             return busy;

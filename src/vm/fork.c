@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
+#include "base/units.h"
 #include "vm/clock.h"
 #include "vm/cpu_state.h"
 #include "vm/kvm.h"
@@ -19,19 +21,10 @@
 #include "vm/syscall_sites.h"
 #include "vm/vm.h"
 
-#define PAGE 4096ull
-
 static int fail(const char *what)
 {
     fprintf(stderr, "kvmserver: %s: %s\n", what, strerror(errno));
     return -1;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE };

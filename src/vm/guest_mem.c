@@ -4,9 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "vm/vm.h"
-
-#define PAGE 4096ull
 
 void *gm_span(struct vm *vm, uint64_t gva, size_t len, int access)
 {

@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "vm/elf.h"
 #include "vm/layout.h"
 #include "vm/vm.h"
 
-#define PAGE 4096ull
 #define MAX_PROGRAM_SIZE (1ull << 31)
 #define MAX_STRINGS_SIZE (1ull << 20)   /* argv + envp bytes, as a sane cap */
 #define DYN_ALIGN (2ull << 20)          /* a PIE program goes at a 2 MiB boundary */

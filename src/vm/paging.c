@@ -4,9 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/units.h"
 #include "vm/working_set.h"
 
-#define PAGE 4096ull
 #define LEVELS 4
 
 static unsigned index_at(uint64_t va, int level)   /* level 3 = PML4 ... 0 = PT */
@@ -136,6 +136,34 @@ int pt_map_mmio(struct paging *pt, uint64_t va, uint64_t pa, uint64_t flags)
     *slot = pa | (flags & (PTE_W | PTE_U | PTE_NX)) | PTE_P | PTE_A;
     note_edit(pt, slot);
     return 0;
+}
+
+static void user_leaves(const struct paging *pt, uint64_t table_pa, int level, uint64_t base,
+                        bool write, bool exec, uint64_t end, pt_leaf_fn fn, void *ctx)
+{
+    const uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return;
+    uint64_t span = PAGE << (9 * level);
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t va = base + i * span;
+        if (va >= end)
+            return;
+        uint64_t e = table[i];
+        if (!(e & PTE_P) || !(e & PTE_U))
+            continue;
+        bool w_ok = write && (e & PTE_W), x_ok = exec && !(e & PTE_NX);
+        if (level == 0 || (e & PTE_PS))
+            fn(ctx, va, span, w_ok, x_ok);
+        else
+            user_leaves(pt, e & PTE_ADDR_MASK, level - 1, va, w_ok, x_ok, end, fn, ctx);
+    }
+}
+
+void pt_for_each_user_leaf(const struct paging *pt, uint64_t end, pt_leaf_fn fn, void *ctx)
+{
+    if (pt->mem)
+        user_leaves(pt, pt->root, LEVELS - 1, 0, true, true, end, fn, ctx);
 }
 
 /* A walk over the present leaves of [start, end): absent upper-level tables are skipped whole,

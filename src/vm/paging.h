@@ -49,6 +49,12 @@ int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
  * on the way is bounds-checked. */
 uint64_t pt_lookup(const struct paging *pt, uint64_t va);
 
+/* Calls fn for every present user leaf below `end`, in address order, with its size and
+ * effective rights (write: W at every level; exec: NX at none, as the CPU combines them).
+ * Reads only; every table address is bounds-checked. */
+typedef void (*pt_leaf_fn)(void *ctx, uint64_t va, uint64_t size, bool write, bool exec);
+void pt_for_each_user_leaf(const struct paging *pt, uint64_t end, pt_leaf_fn fn, void *ctx);
+
 /* How many 4 KiB pages of [va, va+len) have leaves with all `flags` bits set. Absent
  * upper-level tables are skipped whole, so the work follows what is mapped, not len. */
 uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "base/units.h"
 #include "guest/stubs.h"
 #include "vm/cpu_state.h"
 #include "vm/guest_mem.h"
@@ -13,7 +14,6 @@
 #include "vm/paging.h"
 #include "vm/vm.h"
 
-#define PAGE GUEST_PAGE_SIZE
 /* Calls with a number below at least this run down the nop sled; Linux's largest x86-64
  * number is ~460, and the x32 range 512-547 is not for 64-bit callers. */
 #define SLED_MIN 0x1d0

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "vm/layout.h"
 #include "vm/syscall_sites.h"
 #include "vm/vm.h"
@@ -54,13 +55,6 @@ struct poller {
 static struct shared_page *page_of(struct vm *vm)
 {
     return (struct shared_page *)(vm->mem + SHARED_PAGE_ADDR);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void transport_init(struct vm *vm)

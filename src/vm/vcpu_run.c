@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "vm/clock.h"
 #include "vm/cpu_state.h"
 #include "vm/guest_mem.h"
@@ -29,13 +30,6 @@ static void on_kick(int sig)
     /* A kick that lands between two KVM_RUNs must not be lost: make the next one return. */
     if (kick_target)
         kick_target->immediate_exit = 1;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int arm_kick_timer(struct vm *vm)

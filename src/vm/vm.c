@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"
 #include "vm/clock.h"
@@ -22,8 +23,6 @@
 #include "vm/platform.h"
 #include "vm/syscall_sites.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define DISCARD_IN_PLACE_MAX (2 * MIB)
 
 static int fail(const char *what)
@@ -424,6 +423,24 @@ int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot)
                   : memslots_ensure(vm, gva, len) ? -ENOMEM
                   : pt_map(&vm->pt, gva, gva, len, prot_to_pte(prot));
     return flush_if_revoked(vm, revoked, gva, len, err);
+}
+
+uint64_t vm_mapped_pages(const struct vm *vm, uint64_t gva, uint64_t len)
+{
+    return pt_count(&vm->pt, gva, len, PTE_U);
+}
+
+void vm_for_each_mapping(const struct vm *vm, pt_leaf_fn fn, void *ctx)
+{
+    pt_for_each_user_leaf(&vm->pt, vm->user_end, fn, ctx);
+}
+
+int vm_prot_at(const struct vm *vm, uint64_t gva)
+{
+    uint64_t pte = pt_lookup(&vm->pt, gva);
+    if (!(pte & PTE_U))
+        return PROT_NONE;
+    return PROT_READ | ((pte & PTE_W) ? PROT_WRITE : 0) | ((pte & PTE_NX) ? 0 : PROT_EXEC);
 }
 
 int vm_unmap(struct vm *vm, uint64_t gva, uint64_t len)

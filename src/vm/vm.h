@@ -124,6 +124,13 @@ int vm_protect(struct vm *vm, uint64_t gva, uint64_t len, int prot);
 int vm_unmap(struct vm *vm, uint64_t gva, uint64_t len);
 /* Discards the content of [gva, gva+len): the next read sees zeros. */
 int vm_discard(struct vm *vm, uint64_t gva, uint64_t len);
+/* How many pages of [gva, gva+len) the program has mapped (with any rights). */
+uint64_t vm_mapped_pages(const struct vm *vm, uint64_t gva, uint64_t len);
+/* The PROT_* rights the program has on the page at gva; PROT_NONE when it is not mapped. */
+int vm_prot_at(const struct vm *vm, uint64_t gva);
+/* Calls fn for every page (or large page) the program has mapped, in address order, with
+ * its rights (/proc/self/maps; memory use). */
+void vm_for_each_mapping(const struct vm *vm, pt_leaf_fn fn, void *ctx);
 /* A host pointer to [gva, gva+len) for the host's own writes into program memory (file
  * contents, moved mappings), whatever the page rights; NULL outside the program's range.
  * In a fork the pages join the working set. */
@@ -164,6 +171,13 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out);
  * which a syscall return would otherwise take), from a syscall exit or in vm_ops.fault.
  * RFLAGS keeps only what user code may set. 0, or -1 for a non-canonical RIP. */
 int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs);
+
+/* At a system-call exit: the result the program resumes with (RAX)... */
+void vm_set_syscall_result(struct vm *vm, uint64_t value);
+/* ...or, instead, the call made again: the return address (RCX) goes back onto the
+ * `syscall` instruction. */
+void vm_redo_syscall(struct vm *vm);
+#define SYSCALL_INSN_LEN 2      /* `syscall` is 0f 05: rewinding RCX by this redoes it */
 
 /* The FPU/SSE/AVX state alone (XSAVE image, standard format), for signal frames. 0 or -1. */
 int vm_fpu_save(struct vm *vm, struct kvm_xsave *xsave);

@@ -218,6 +218,15 @@ def test_volume_maps_paths(kvmserver, programs, tmp_path):
     assert (work / "new").read_text() == "z"
 
 
+def test_volume_that_cannot_be_opened_stops_the_start(kvmserver, programs, tmp_path):
+    # The policy is built before the program runs: a volume whose host path is missing is
+    # reported and kvmserver exits 1 without running the program (which would print).
+    missing = tmp_path / "missing"
+    out = probe_guest(kvmserver, programs, ["getcwd"], [f"--volume={missing}:/data"], tmp_path)
+    assert out.status == 1 and out.stdout == b"", describe(out)
+    assert f"--volume {missing}:/data" in out.stderr.decode(), describe(out)
+
+
 def test_cwd_option(kvmserver, programs, tmp_path):
     work = make_tree(tmp_path)
     out = probe_guest(kvmserver, programs, ["getcwd", "read", "data.txt"],

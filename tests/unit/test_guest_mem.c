@@ -12,11 +12,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/units.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define MEM_SIZE (64 * MIB)
 
 /* Fixed spots, each with its own purpose (all below user_end). */

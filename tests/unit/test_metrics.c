@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/time.h"
 #include "linux/wait.h"
 #include "server/metrics.h"
 #include "vm/fork.h"
@@ -58,8 +59,8 @@ static void test_counts(void **state)
     atomic_store(&m.boot_ns, 1500000000);
     atomic_store(&m.vms_live, 3);
     atomic_store(&m.ephemeral, true);
-    metrics_request_end(&m, lx_now_ns(), VM_CRASHED, 4);
-    metrics_request_end(&m, lx_now_ns(), VM_TIMED_OUT, 2);
+    metrics_request_end(&m, now_ns(), VM_CRASHED, 4);
+    metrics_request_end(&m, now_ns(), VM_TIMED_OUT, 2);
     metrics_request_end(&m, 0, VM_STOPPED, 0);       /* woke, accepted nothing */
     assert_int_equal(metrics_in_flight(&m), 1);
     metrics_count_reset(&m, &(struct vm_reset_stats){ .pages_restored = 1, .ns = 7000 });

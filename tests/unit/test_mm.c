@@ -14,15 +14,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "cli/config.h"
+#include "base/units.h"
 #include "linux/mm.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "vm/guest_mem.h"
 #include "vm/vm.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define MEM_SIZE (64 * MIB)
 #define IMAGE_END 0x600000ull            /* where the loaded image ends: brk starts here */
 
@@ -32,7 +30,7 @@
 
 struct fixture {
     struct vm vm;
-    struct config cfg;
+    struct lx_env env;
     struct lx_proc proc;
 };
 
@@ -64,7 +62,7 @@ static int setup(void **state)
     /* As lx_proc_init + mm_init for an image ending at IMAGE_END and an 8 MiB stack at the top. */
     struct lx_proc *p = &f->proc;
     p->vm = vm;
-    p->cfg = &f->cfg;
+    p->env = &f->env;
     uint64_t stack_low = vm->user_end - 8 * MIB;
     uint64_t room = stack_low - IMAGE_END;
     uint64_t brk_span = room / 4 < (1ull << 30) ? room / 4 : (1ull << 30);

@@ -12,7 +12,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "cli/config.h"
 #include "linux/netpolicy.h"
 
 static struct np_addr inet4(const char *ip, uint16_t port)
@@ -173,55 +172,55 @@ static char *items_b[] = { "10.0.0.1:443", "/run/db.sock" };
 static void test_flags_combine(void **state)
 {
     (void)state;
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    struct np_rules r;
+    memset(&r, 0, sizeof r);
     struct np_addr listen_addr = inet4("127.0.0.1", 8000);
     struct np_addr remote = inet4("10.0.0.1", 443);
 
-    assert_false(np_allowed(&cfg, NP_LISTEN, &listen_addr));   /* nothing given: nothing */
-    assert_false(np_allowed(&cfg, NP_CONNECT, &remote));
+    assert_false(np_allowed(&r, NP_LISTEN, &listen_addr));   /* nothing given: nothing */
+    assert_false(np_allowed(&r, NP_CONNECT, &remote));
 
-    cfg.allow_listen_set = true;                    /* bare --allow-listen: any address */
-    assert_true(np_allowed(&cfg, NP_LISTEN, &listen_addr));
-    assert_false(np_allowed(&cfg, NP_CONNECT, &remote));
+    r.listen_set = true;                    /* bare --allow-listen: any address */
+    assert_true(np_allowed(&r, NP_LISTEN, &listen_addr));
+    assert_false(np_allowed(&r, NP_CONNECT, &remote));
 
-    cfg.allow_listen = (struct str_list){ .items = items_a, .count = 1 };
-    assert_true(np_allowed(&cfg, NP_LISTEN, &listen_addr));
+    r.listen = (struct str_list){ .items = items_a, .count = 1 };
+    assert_true(np_allowed(&r, NP_LISTEN, &listen_addr));
     struct np_addr other = inet4("127.0.0.1", 9000);
-    assert_false(np_allowed(&cfg, NP_LISTEN, &other));
+    assert_false(np_allowed(&r, NP_LISTEN, &other));
 
-    cfg.allow_connect_set = true;
-    cfg.allow_connect = (struct str_list){ .items = items_b, .count = 2 };
-    assert_true(np_allowed(&cfg, NP_CONNECT, &remote));
-    assert_false(np_allowed(&cfg, NP_LISTEN, &remote));   /* connect rules do not listen */
+    r.connect_set = true;
+    r.connect = (struct str_list){ .items = items_b, .count = 2 };
+    assert_true(np_allowed(&r, NP_CONNECT, &remote));
+    assert_false(np_allowed(&r, NP_LISTEN, &remote));   /* connect rules do not listen */
     struct np_addr db = unix_addr("/run/db.sock", 12);
-    assert_true(np_allowed(&cfg, NP_CONNECT, &db));
-    assert_false(np_allowed(&cfg, NP_LISTEN, &db));
+    assert_true(np_allowed(&r, NP_CONNECT, &db));
+    assert_false(np_allowed(&r, NP_LISTEN, &db));
 
     /* --allow-net covers both directions. */
-    memset(&cfg, 0, sizeof cfg);
-    cfg.allow_net_set = true;
-    cfg.allow_net = (struct str_list){ .items = items_a, .count = 1 };
-    assert_true(np_allowed(&cfg, NP_LISTEN, &listen_addr));
-    assert_true(np_allowed(&cfg, NP_CONNECT, &listen_addr));
-    assert_false(np_allowed(&cfg, NP_CONNECT, &remote));
+    memset(&r, 0, sizeof r);
+    r.net_set = true;
+    r.net = (struct str_list){ .items = items_a, .count = 1 };
+    assert_true(np_allowed(&r, NP_LISTEN, &listen_addr));
+    assert_true(np_allowed(&r, NP_CONNECT, &listen_addr));
+    assert_false(np_allowed(&r, NP_CONNECT, &remote));
 
-    memset(&cfg, 0, sizeof cfg);
-    cfg.allow_all = true;
-    assert_true(np_allowed(&cfg, NP_LISTEN, &other));
-    assert_true(np_allowed(&cfg, NP_CONNECT, &db));
+    memset(&r, 0, sizeof r);
+    r.allow_all = true;
+    assert_true(np_allowed(&r, NP_LISTEN, &other));
+    assert_true(np_allowed(&r, NP_CONNECT, &db));
 }
 
 static void test_check_returns_eacces(void **state)
 {
     (void)state;
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    struct np_rules r;
+    memset(&r, 0, sizeof r);
     struct np_addr a = inet4("192.0.2.7", 1234);
-    assert_int_equal(np_check(&cfg, NP_CONNECT, &a), -EACCES);
-    assert_int_equal(np_check(&cfg, NP_CONNECT, &a), -EACCES);   /* logged once only */
-    cfg.allow_connect_set = true;
-    assert_int_equal(np_check(&cfg, NP_CONNECT, &a), 0);
+    assert_int_equal(np_check(&r, NP_CONNECT, &a), -EACCES);
+    assert_int_equal(np_check(&r, NP_CONNECT, &a), -EACCES);   /* logged once only */
+    r.connect_set = true;
+    assert_int_equal(np_check(&r, NP_CONNECT, &a), 0);
 }
 
 int main(void)

@@ -11,11 +11,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/units.h"
 #include "vm/paging.h"
 #include "vm/working_set.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define GIB (1ull << 30)
 #define MEM_SIZE (16 * MIB)
 #define POOL_SIZE MIB

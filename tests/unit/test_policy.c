@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/config.h"
 #include "linux/policy.h"
 
 static char top[64];                /* the temporary tree */
@@ -98,12 +97,12 @@ static void build(struct fs_policy *pol, bool volume_rw)
     reads[0] = read_path;
     writes[0] = write_path;
     volumes[0] = volume;
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.allow_read = (struct str_list){ reads, 1 };
-    cfg.allow_write = (struct str_list){ writes, 1 };
-    cfg.volumes = (struct str_list){ volumes, 1 };
-    assert_int_equal(fsp_init(pol, &cfg, stderr), 0);
+    struct fsp_rules rules;
+    memset(&rules, 0, sizeof rules);
+    rules.read = (struct str_list){ reads, 1 };
+    rules.write = (struct str_list){ writes, 1 };
+    rules.volumes = (struct str_list){ volumes, 1 };
+    assert_int_equal(fsp_init(pol, &rules, stderr), 0);
 }
 
 /* Opens and reads one byte: the byte, or -errno. */
@@ -208,12 +207,12 @@ static void test_inherited_rights(void **state)
     static char write_path[PATH_MAX];
     static char *writes[] = { write_path };
     path_in(write_path, "rw");
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.allow_read = (struct str_list){ reads, 1 };
-    cfg.allow_write = (struct str_list){ writes, 1 };
+    struct fsp_rules rules;
+    memset(&rules, 0, sizeof rules);
+    rules.read = (struct str_list){ reads, 1 };
+    rules.write = (struct str_list){ writes, 1 };
     struct fs_policy pol;
-    assert_int_equal(fsp_init(&pol, &cfg, stderr), 0);
+    assert_int_equal(fsp_init(&pol, &rules, stderr), 0);
     char path[PATH_MAX];
     path_in(path, "rw/h");
     const struct fsp_root *r = fsp_match(&pol, path, NULL);
@@ -265,11 +264,11 @@ static void test_proc_is_synthesized(void **state)
 {
     (void)state;
     static char *reads[] = { "/" };
-    struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.allow_read = (struct str_list){ reads, 1 };
+    struct fsp_rules rules;
+    memset(&rules, 0, sizeof rules);
+    rules.read = (struct str_list){ reads, 1 };
     struct fs_policy pol;
-    assert_int_equal(fsp_init(&pol, &cfg, stderr), 0);
+    assert_int_equal(fsp_init(&pol, &rules, stderr), 0);
     char dir[PATH_MAX];
     path_in(dir, "allowed");
     /* Everything under /proc and /sys goes to the synthesized files, however it is named,

@@ -11,13 +11,12 @@
 #include <string.h>
 #include <sys/syscall.h>
 
-#include "cli/config.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "vm/vm.h"
 
 struct fixture {
-    struct config cfg;
+    struct lx_env env;
     struct lx_proc proc;
 };
 
@@ -26,7 +25,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    f->proc.cfg = &f->cfg;          /* all zero: no tracing */
+    f->proc.env = &f->env;          /* all zero: no tracing */
     f->proc.pid = LX_MASTER_PID;
     *state = f;
     return 0;
@@ -186,7 +185,7 @@ static void test_tracing_does_not_change_results(void **state)
 {
     struct fixture *f = *state;
     struct lx_proc *p = &f->proc;
-    f->cfg.verbose_syscalls = true;
+    f->env.trace_syscalls = true;
     const uint64_t bad_len[6] = { 0, 1 };
     assert_int_equal(lx_dispatch(p, __NR_set_robust_list, bad_len), -EINVAL);
     assert_int_equal(lx_dispatch(p, 4242, no_args), -ENOSYS);

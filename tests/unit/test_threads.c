@@ -11,13 +11,12 @@
 #include <string.h>
 #include <sys/syscall.h>
 
-#include "cli/config.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/thread.h"
 
 struct fixture {
-    struct config cfg;
+    struct lx_env env;
     struct lx_proc proc;
 };
 
@@ -26,7 +25,7 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    f->proc.cfg = &f->cfg;
+    f->proc.env = &f->env;
     f->proc.pid = LX_MASTER_PID;
     lx_threads_init(&f->proc.threads);
     *state = f;

@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "vm/clock_page.h"
 #include "vm/fork.h"
 #include "vm/guest_mem.h"
@@ -23,8 +24,6 @@
 #include "vm/vm.h"
 #include "vm/working_set.h"
 
-#define PAGE 4096ull
-#define MIB (1ull << 20)
 #define MEM_SIZE (256 * MIB)          /* two working-set chunks of 128 MiB */
 #define DATA      0x100000ull         /* user RW, 'F' at the freeze */
 #define UNMAPPED  0x101000ull         /* next to DATA, same page table, unmapped */

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""The layering rules, checked on the sources (README, "Architecture").
+
+Includes: each folder of src/ may include only the folders listed for it in INCLUDES, so
+calls go downward: base <- vm <- linux <- server <- main.c, and cli is read only by the
+server layer and main.c.
+
+Reaches: a few ways one layer can use another's insides without an include (a struct's
+members, an ABI constant) are looked for with the patterns in REACHES. What is still there
+is listed in ALLOWED, with the reason; the list only shrinks: an entry that no longer matches
+fails the check too, so it is removed when the reach is fixed.
+
+Usage: check_layers.py [SRC_DIR]. Prints one line per violation; exit status 1 if any.
+"""
+import pathlib
+import re
+import sys
+
+# folder -> the folders its files may include (its own always).
+INCLUDES = {
+    "base": set(),
+    "guest": {"vm"},                  # the stubs and vDSO share the engine's layout
+    "vm": {"base", "guest"},
+    "linux": {"base", "vm"},
+    "cli": {"base"},
+    "server": {"base", "vm", "linux", "cli"},
+}
+
+# name: (folder, pattern, what it means)
+REACHES = {
+    "fd table": ("server", r"\bfds\.fd\[", "the personality's fd table, read by the server"),
+    "kvm_run": ("server", r"\brun->", "the vCPU's kvm_run, written by the server layer"),
+    "kvm_run (linux)": ("linux", r"\brun->", "the vCPU's kvm_run, written by the personality"),
+    "page tables": ("linux", r"\bvm->pt\b|\bpt_[a-z_]+\(",
+                    "the engine's page tables, read directly"),
+    "auxv": ("vm", r"\bAT_[A-Z_]+\b", "Linux's auxiliary vector, built in the engine"),
+    "syscall numbers": ("guest", r"\$(39|110)\b",
+                        "Linux's getpid/getppid numbers, in the engine's entry stubs"),
+}
+
+# (file under src/, reach name): why it is still there. Shrinks to nothing.
+ALLOWED = {
+    ("vm/loader.c", "auxv"): "the initial stack: moves to linux/ with the program loader",
+    ("guest/stubs.S", "syscall numbers"): "the in-guest answers: the host should publish the "
+                                          "numbers with the answers (vm_set_stub_answers)",
+}
+
+INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"', re.M)
+COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def main():
+    src = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
+                       pathlib.Path(__file__).resolve().parents[2] / "src")
+    problems, reached = [], set()
+    files = sorted(p for p in src.rglob("*") if p.suffix in (".c", ".h", ".S"))
+    if not files:
+        problems.append(f"{src}: no sources found")
+    for path in files:
+        rel = path.relative_to(src)
+        folder = rel.parts[0] if len(rel.parts) > 1 else None
+        text = path.read_text(errors="replace")
+        if folder not in INCLUDES:
+            continue                  # main.c may include anything
+        allowed = INCLUDES[folder] | {folder}
+        for m in INCLUDE_RE.finditer(text):
+            if m.group(1) not in allowed:
+                line = text.count("\n", 0, m.start()) + 1
+                problems.append(f"src/{rel}:{line}: includes {m.group(1)}/ "
+                                f"({folder}/ may include {', '.join(sorted(allowed))})")
+        code = COMMENT_RE.sub(lambda c: re.sub(r"[^\n]", " ", c.group(0)), text)
+        for name, (where, pattern, meaning) in REACHES.items():
+            if where != folder:
+                continue
+            for m in re.finditer(pattern, code):
+                key = (str(rel), name)
+                if key in ALLOWED:
+                    reached.add(key)
+                    continue
+                line = code.count("\n", 0, m.start()) + 1
+                problems.append(f"src/{rel}:{line}: {meaning} ('{m.group(0)}')")
+    for file, name in sorted(set(ALLOWED) - reached):
+        problems.append(f"src/{file}: allowed to reach '{name}' in check_layers.py but no "
+                        "longer does: remove it from ALLOWED")
+    for p in problems:
+        print(p)
+    print(f"layer check: {len(files)} files, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
