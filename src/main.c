@@ -1,6 +1,7 @@
 /* kvmserver: parse the configuration, then dispatch the subcommand. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "cli/env.h"
@@ -27,7 +28,11 @@ int main(int argc, char **argv)
         goto out;
     }
     config_warn_partial(&cfg, stderr);
-    log_set_level(cfg.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    enum log_level level = cfg.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO;
+    if (cfg.log_level)
+        log_level_parse(cfg.log_level, &level);     /* checked by the option table */
+    log_set_level(level);
+    log_set_kv(cfg.log_format && !strcmp(cfg.log_format, "kv"));
     size_t env_withheld;
     char **env = guest_environ(&cfg, environ, &env_withheld);
     if (!env) {

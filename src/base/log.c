@@ -2,6 +2,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 static enum log_level threshold = LOG_LEVEL_INFO;
 
@@ -15,17 +17,89 @@ enum log_level log_get_level(void)
     return __atomic_load_n(&threshold, __ATOMIC_RELAXED);
 }
 
+static bool kv_format;
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+int log_level_parse(const char *name, enum log_level *level)
+{
+    for (int i = LOG_LEVEL_ERROR; i <= LOG_LEVEL_DEBUG; i++)
+        if (!strcmp(name, level_names[i])) {
+            *level = (enum log_level)i;
+            return 0;
+        }
+    return -1;
+}
+
+void log_set_kv(bool kv)
+{
+    kv_format = kv;
+}
+
+bool log_is_kv(void)
+{
+    return kv_format;
+}
+
+/* The message as a quoted value: " and \ escaped, control characters as spaces. */
+static void quote(char *out, size_t size, const char *text)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *text && n + 3 < size; text++) {
+        char c = *text;
+        if (c == '"' || c == '\\')
+            out[n++] = '\\';
+        out[n++] = (unsigned char)c < 0x20 ? ' ' : c;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+static void emit(enum log_level level, const char *event, const char *fields, const char *text)
+{
+    /* One fprintf per line, so lines from several threads do not interleave. */
+    if (!kv_format) {
+        if (text)
+            fprintf(stderr, "kvmserver: %s\n", text);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32], msg[2 * 3 * 4096 + 3];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    quote(msg, sizeof msg, text ? text : "");
+    fprintf(stderr, "ts=%s.%03ldZ level=%s%s%s%s%s msg=%s\n", when, ts.tv_nsec / 1000000,
+            level_names[level], event ? " event=" : "", event ? event : "",
+            fields && *fields ? " " : "", fields ? fields : "", msg);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     if (level > log_get_level())
         return;
-    /* One fprintf per line, so lines from several threads do not interleave. */
     char line[3 * 4096];        /* room for two paths */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "kvmserver: %s\n", line);
+    emit(level, NULL, NULL, line);
+}
+
+void log_event(enum log_level level, const char *event, const char *fields, const char *fmt,
+               ...)
+{
+    if (level > log_get_level() || (!fmt && !kv_format))
+        return;
+    char line[3 * 4096];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+    }
+    emit(level, event, fields, fmt ? line : NULL);
 }
 
 enum log_once_result log_once(struct log_once *set, const void *key, size_t len)

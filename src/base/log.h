@@ -2,16 +2,30 @@
  * sets, so a guest repeating a denied or unsupported call cannot flood the log. */
 #pragma once
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* Messages above this level are dropped. INFO unless set (-v sets DEBUG). */
+/* Messages above this level are dropped. INFO unless set (--log-level; -v sets DEBUG). */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
+/* "error", "warn", "info" or "debug": 0 with *level set, or -1. */
+int log_level_parse(const char *name, enum log_level *level);
+
+/* --log-format=kv: every line becomes `ts=... level=... [event=... FIELDS] msg="TEXT"`, one
+ * per event, for grep and log shippers; the default is the plain "kvmserver: TEXT". */
+void log_set_kv(bool kv);
+bool log_is_kv(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* An event with fields ("vm=0 signal=11": key=value pairs, values without spaces or quoted
+ * by the caller) and a message. The plain form shows only the message, or nothing when fmt
+ * is NULL (an event that the plain log already shows elsewhere, such as readiness). */
+void log_event(enum log_level level, const char *event, const char *fields, const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

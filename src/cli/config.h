@@ -20,6 +20,8 @@ struct config {
     unsigned threads;              /* -t; 0 = CPU count */
     bool ephemeral;                /* -e */
     unsigned warmup;               /* -w */
+    const char *log_level;         /* --log-level: error|warn|info|debug; NULL = info (-v: debug) */
+    const char *log_format;        /* --log-format: text|kv; NULL = text */
     bool verbose, verbose_syscalls, verbose_mmap_syscalls, verbose_thread_syscalls,
          verbose_pagetables;
 

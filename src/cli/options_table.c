@@ -1,6 +1,8 @@
 /* The option table, lookups in it, defaults, and what is not implemented yet. */
 #include "cli/options_internal.h"
 
+#include "base/log.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,17 @@ static const char *check_host_port(const char *item)
     if (digits == 0 || port[digits] != '\0' || digits > 5 || atoi(port) > 65535)
         return "the port must be a number from 0 to 65535";
     return NULL;
+}
+
+static const char *check_log_level(const char *item)
+{
+    enum log_level level;
+    return log_level_parse(item, &level) == 0 ? NULL : "must be error, warn, info or debug";
+}
+
+static const char *check_log_format(const char *item)
+{
+    return !strcmp(item, "text") || !strcmp(item, "kv") ? NULL : "must be text or kv";
 }
 
 static const char *check_nonempty(const char *item)
@@ -87,6 +100,13 @@ const struct opt_desc options[] = {
       .help = "warm-up requests before forking", .common = true },
     { .name = "verbose", .short_name = 'v', .kind = OPT_FLAG, .field = AT(verbose),
       .help = "diagnostics (adds counters to reset logs)", .common = true },
+    { .name = "log-level", .kind = OPT_STRING, .field = AT(log_level), .check = check_log_level,
+      .arg = "error|warn|info|debug", .help = "the least important messages logged",
+      .default_text = "info (-v: debug)" },
+    { .name = "log-format", .kind = OPT_STRING, .field = AT(log_format),
+      .check = check_log_format, .arg = "text|kv",
+      .help = "kv: one 'ts=... level=... event=... msg=\"...\"' line per message",
+      .default_text = "text" },
     FLAG("verbose-syscalls", verbose_syscalls, "log system calls"),
     FLAG("verbose-mmap-syscalls", verbose_mmap_syscalls, "log memory-mapping system calls"),
     FLAG("verbose-thread-syscalls", verbose_thread_syscalls, "log thread system calls"),

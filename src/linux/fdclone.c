@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "linux/epoll.h"
+
+#include "base/log.h"
 #include "linux/fdtable.h"
 
 enum fork_how {
@@ -74,7 +76,7 @@ void fdt_free_frozen(struct lx_frozen_fd *fz)
 
 static int fail_fd(int guest_fd, const char *what, int err)
 {
-    fprintf(stderr, "kvmserver: guest fd %d: %s: %s\n", guest_fd, what, strerror(err));
+    log_error("guest fd %d: %s: %s", guest_fd, what, strerror(err));
     return -err;
 }
 
@@ -326,7 +328,7 @@ static int freeze_one(const struct lx_fd *f, struct lx_frozen_fd *fz)
         return 0;
     }
     /* No way to give a fork its own copy: never share it instead. */
-    fprintf(stderr, "kvmserver: %s: request VMs cannot get a private copy of this kind of fd\n",
+    log_error("%s: request VMs cannot get a private copy of this kind of fd",
             link);
     return -ENOTSUP;
 }

@@ -124,8 +124,8 @@ void lx_listeners_drop_activated(struct lx_proc *p)
     for (int i = 0; i < s->nactivated; i++) {
         if (s->activated[i] < 0)
             continue;
-        fprintf(stderr, "kvmserver: the program bound no socket to the address of inherited "
-                "socket fd %d (socket activation): it is not served\n", s->activated[i]);
+        log_warn("the program bound no socket to the address of inherited "
+                "socket fd %d (socket activation): it is not served", s->activated[i]);
         close(s->activated[i]);
         s->activated[i] = -1;
     }
@@ -218,7 +218,7 @@ static long listen_privately(struct lx_proc *p, struct lx_fd *f, int backlog)
     if (s->nlisteners == LX_MAX_LISTENERS)
         drop_closed(p);
     if (s->nlisteners == LX_MAX_LISTENERS) {
-        fprintf(stderr, "kvmserver: more than %d listening sockets before the freeze\n",
+        log_error("more than %d listening sockets before the freeze",
                 LX_MAX_LISTENERS);
         return -ENOBUFS;
     }
@@ -227,8 +227,8 @@ static long listen_privately(struct lx_proc *p, struct lx_fd *f, int backlog)
         return -errno;
     l.private_fd = open_private(&l);
     if (l.private_fd < 0) {
-        fprintf(stderr, "kvmserver: cannot open the private listener the warm-up connects "
-                "to: %s\n", strerror(-l.private_fd));
+        log_error("cannot open the private listener the warm-up connects "
+                "to: %s", strerror(-l.private_fd));
         return l.private_fd;
     }
     s->listeners[s->nlisteners++] = l;

@@ -269,8 +269,10 @@ int np_check(const struct np_rules *rules, enum np_direction dir, const struct n
         /* The suggestion must be a valid rule: bracket-free paths need no quoting, but an
          * unnamed unix socket has no name to allow, only "any address". */
         const char *allow = a->family == AF_UNIX && a->path_len == 0 && !a->abstract ? "" : addr;
-        log_warn("denied %s %s %s (allow with --allow-%s%s%s)", flag,
-                 dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
+        char fields[sizeof addr + 32];
+        snprintf(fields, sizeof fields, "kind=%s addr=\"%s\"", flag, addr);
+        log_event(LOG_LEVEL_WARN, "denied", fields, "denied %s %s %s (allow with --allow-%s%s%s)",
+                  flag, dir == NP_LISTEN ? "on" : "to", addr, flag, *allow ? "=" : "", allow);
     }
     return -EACCES;
 }

@@ -711,8 +711,11 @@ void fsp_log_denied(const char *guest_path, int need)
     switch (log_once(&logged, key, strlen(key))) {
     case LOG_ONCE_FIRST: {
         const char *flag = (need & FSP_WRITE) ? "--allow-write" : "--allow-read";
-        log_warn("denied %s of %s (allow with %s=%s)", (need & FSP_WRITE) ? "write" : "read",
-                 guest_path, flag, guest_path);
+        const char *kind = (need & FSP_WRITE) ? "write" : "read";
+        char fields[PATH_MAX + 32];
+        snprintf(fields, sizeof fields, "kind=%s path=\"%s\"", kind, guest_path);
+        log_event(LOG_LEVEL_WARN, "denied", fields, "denied %s of %s (allow with %s=%s)", kind,
+                  guest_path, flag, guest_path);
         break;
     }
     case LOG_ONCE_FULL:

@@ -1,6 +1,8 @@
 /* Setting up a guest process and handing each of its system calls to the table. */
 #include "linux/process.h"
 
+#include "base/log.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -69,7 +71,7 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
     p->server.conn_fd = -1;
     lx_threads_init(&p->threads);
     if (fdt_init_stdio(&p->fds) < 0) {
-        fprintf(stderr, "kvmserver: cannot set up the guest's standard streams\n");
+        log_error("cannot set up the guest's standard streams");
         return -1;
     }
     return 0;
@@ -85,8 +87,8 @@ int lx_proc_freeze(struct lx_proc *p)
 {
     int err = fdt_freeze(&p->fds);
     if (err < 0)
-        fprintf(stderr, "kvmserver: cannot record the frozen program's file descriptors for "
-                "request VMs: %s\n", strerror(-err));
+        log_error("cannot record the frozen program's file descriptors for "
+                "request VMs: %s", strerror(-err));
     return err;
 }
 
@@ -144,7 +146,7 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     lx_threads_fork(&dst->threads, &src->threads);
     int err = fdt_clone(&dst->fds, &src->fds);  /* last: the parts above never fail */
     if (err < 0)
-        fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
+        log_error("cannot give a request VM its file descriptors: %s",
                 strerror(-err));
     return err;
 }

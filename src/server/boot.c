@@ -47,14 +47,13 @@ static int choose_transport(struct booted_program *b, const struct config *cfg)
     if (!wanted)
         return 0;
     if (!supported) {
-        fprintf(stderr, "kvmserver: --syscall-transport=shared is not available on %s KVM; "
-                "using VM exits\n", b->vm.plat->name);
+        log_warn("--syscall-transport=shared is not available on %s KVM; using VM exits",
+                 b->vm.plat->name);
         return 0;
     }
     b->poller = poller_start();
     if (!b->poller) {
-        fprintf(stderr, "kvmserver: cannot start the syscall poller thread: %s\n",
-                strerror(errno));
+        log_error("cannot start the syscall poller thread: %s", strerror(errno));
         return -1;
     }
     /* The poller spins: give it the last CPU we may use and keep the request VMs off it,
@@ -76,26 +75,92 @@ static int choose_transport(struct booted_program *b, const struct config *cfg)
     return 0;
 }
 
+/* A boot that takes a while, shown on a terminal: one line redrawn in place. */
+#define PROGRESS_AFTER_NS (1000ull * 1000 * 1000)
+#define PROGRESS_EVERY_NS (500ull * 1000 * 1000)
+
+struct progress {
+    const struct vm *vm;
+    const char *program;
+    pthread_t thread;
+    bool running, drawn;
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+};
+
+static void *progress_loop(void *arg)
+{
+    struct progress *pg = arg;
+    uint64_t start = now_ns(), next = start + PROGRESS_AFTER_NS;
+    pthread_mutex_lock(&pg->lock);
+    while (pg->running) {
+        struct timespec until = { (time_t)(next / 1000000000ull), (long)(next % 1000000000ull) };
+        if (pthread_cond_timedwait(&pg->done, &pg->lock, &until) == 0 || !pg->running)
+            continue;
+        /* The exit count is read while the vCPU thread adds to it: a display only. */
+        fprintf(stderr, "\r\033[Kkvmserver: starting %s: %.1f s, %llu VM exits", pg->program,
+                (now_ns() - start) / 1e9,
+                (unsigned long long)__atomic_load_n(&pg->vm->exits, __ATOMIC_RELAXED));
+        pg->drawn = true;
+        next = now_ns() + PROGRESS_EVERY_NS;
+    }
+    if (pg->drawn)
+        fputs("\r\033[K", stderr);
+    pthread_mutex_unlock(&pg->lock);
+    return NULL;
+}
+
+/* Only where a person watches plain logs: stderr a terminal, info messages shown. */
+static void progress_start(struct progress *pg)
+{
+    if (!isatty(STDERR_FILENO) || log_get_level() < LOG_LEVEL_INFO || log_is_kv())
+        return;
+    pthread_mutex_init(&pg->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pg->done, &attr);
+    pthread_condattr_destroy(&attr);
+    pg->running = true;
+    if (pthread_create(&pg->thread, NULL, progress_loop, pg) != 0)
+        pg->running = false;        /* no progress line: nothing else depends on it */
+}
+
+static void progress_stop(struct progress *pg)
+{
+    if (!pg->running)
+        return;
+    pthread_mutex_lock(&pg->lock);
+    pg->running = false;
+    pthread_cond_signal(&pg->done);
+    pthread_mutex_unlock(&pg->lock);
+    pthread_join(pg->thread, NULL);
+}
+
 static int ended(struct booted_program *b, const struct config *cfg, enum vm_run_result res)
 {
     struct vm *vm = &b->vm;
     int status = 1;
+    char fields[64];    /* the master VM: the booting program, or a plain run's whole life */
     switch (res) {
     case VM_STOPPED:
         status = b->proc->exit_status;
         break;
     case VM_CRASHED:
-        fprintf(stderr, "kvmserver: %s crashed: %s (signal %d, %s)\n", cfg->program,
-                vm->crash_report, vm->crash_signal, strsignal(vm->crash_signal));
+        snprintf(fields, sizeof fields, "vm=master signal=%d", vm->crash_signal);
+        log_event(LOG_LEVEL_ERROR, "crash", fields, "%s crashed: %s (signal %d, %s)",
+                  cfg->program, vm->crash_report, vm->crash_signal, strsignal(vm->crash_signal));
         status = 128 + vm->crash_signal;
         break;
     case VM_TIMED_OUT:
-        fprintf(stderr, "kvmserver: %s did not finish or start listening within "
-                "--max-boot-time (%g s); stopped\n", cfg->program, cfg->max_boot_time);
+        snprintf(fields, sizeof fields, "vm=master limit_s=%g", cfg->max_boot_time);
+        log_event(LOG_LEVEL_ERROR, "timeout", fields, "%s did not finish or start "
+                  "listening within --max-boot-time (%g s); stopped", cfg->program,
+                  cfg->max_boot_time);
         status = 124;
         break;
     case VM_HOST_ERROR:
-        fprintf(stderr, "kvmserver: %s\n", vm->crash_report);
+        log_error("%s", vm->crash_report);
         break;
     }
     log_debug("%llu VM exits, %llu system-call exits, %llu unsupported system calls; %.2f ms "
@@ -148,8 +213,10 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     b->proc->server.listen_privately = true;
     b->proc->server.storage = role->storage;
     b->proc->server.storage_routes = role->storage_routes;
-    int activated = activation_take(b->proc->server.activated, LX_MAX_LISTENERS,
-                                    b->vm.crash_report, sizeof b->vm.crash_report);
+    /* The storage program's sockets never listen on the host: activation is the other's. */
+    int activated = role->storage ? 0 : activation_take(b->proc->server.activated,
+                                                        LX_MAX_LISTENERS, b->vm.crash_report,
+                                                        sizeof b->vm.crash_report);
     if (activated < 0)
         return ended(b, cfg, VM_HOST_ERROR);
     b->proc->server.nactivated = activated;
@@ -167,7 +234,10 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     vm_set_entry(&b->vm, li.entry, li.sp);
     if (cfg->max_boot_time > 0)
         b->vm.deadline_ns = deadline_after(cfg->max_boot_time);
+    struct progress progress = { .vm = &b->vm, .program = cfg->program };
+    progress_start(&progress);
     enum vm_run_result res = vm_run(&b->vm);
+    progress_stop(&progress);
     transport_detach(&b->vm);       /* frozen memory is never written again */
     if (res == VM_STOPPED && b->proc->server.deadline_hit)
         res = VM_TIMED_OUT;         /* a blocking call reached --max-boot-time */

@@ -2,6 +2,8 @@
  * short socket timeouts, so a slow scraper cannot hold it for long. */
 #include "server/metrics_http.h"
 
+#include "base/log.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -20,7 +22,7 @@ int metrics_listen(const char *address)
 {
     const char *colon = strrchr(address, ':');
     if (!colon) {
-        fprintf(stderr, "kvmserver: --metrics '%s': expected HOST:PORT\n", address);
+        log_error("--metrics '%s': expected HOST:PORT", address);
         return -1;
     }
     char host[256];
@@ -31,7 +33,7 @@ int metrics_listen(const char *address)
         len -= 2;
     }
     if (len >= sizeof host) {
-        fprintf(stderr, "kvmserver: --metrics '%s': host name too long\n", address);
+        log_error("--metrics '%s': host name too long", address);
         return -1;
     }
     memcpy(host, start, len);
@@ -41,7 +43,7 @@ int metrics_listen(const char *address)
     struct addrinfo *found;
     int gai = getaddrinfo(len && strcmp(host, "*") ? host : NULL, colon + 1, &hints, &found);
     if (gai) {
-        fprintf(stderr, "kvmserver: --metrics %s: %s\n", address, gai_strerror(gai));
+        log_error("--metrics %s: %s", address, gai_strerror(gai));
         return -1;
     }
     int fd = -1, err = 0;
@@ -61,7 +63,7 @@ int metrics_listen(const char *address)
     }
     freeaddrinfo(found);
     if (fd < 0)
-        fprintf(stderr, "kvmserver: --metrics %s: cannot listen: %s\n", address, strerror(err));
+        log_error("--metrics %s: cannot listen: %s", address, strerror(err));
     return fd;
 }
 
@@ -80,7 +82,7 @@ static void respond(int fd, const char *status, const char *type, const char *bo
     struct iovec iov[2] = { { head, (size_t)n }, { (void *)body, len } };
     const struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
     if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET)
-        fprintf(stderr, "kvmserver: metrics: sending the answer: %s\n", strerror(errno));
+        log_error("metrics: sending the answer: %s", strerror(errno));
 }
 
 /* Reads the request head; true when it asks for GET /metrics. */
@@ -147,7 +149,7 @@ static void *metrics_thread(void *arg)
                 usleep(100000);     /* out of fds for now: try again later */
                 continue;
             }
-            fprintf(stderr, "kvmserver: metrics listener: accept: %s; no more metrics\n",
+            log_error("metrics listener: accept: %s; no more metrics",
                     strerror(errno));
             return NULL;
         }
@@ -163,7 +165,7 @@ int metrics_serve(int fd, const struct metrics *m)
     pthread_t thread;
     int err = pthread_create(&thread, NULL, metrics_thread, &h);
     if (err) {
-        fprintf(stderr, "kvmserver: cannot start the metrics thread: %s\n", strerror(err));
+        log_error("cannot start the metrics thread: %s", strerror(err));
         return -1;
     }
     pthread_detach(thread);

@@ -3,6 +3,8 @@
  * of them here: only the reloadable ones are named. */
 #include "server/reload.h"
 
+#include "base/log.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +114,8 @@ void reload_config(struct live_config *live, int argc, char **argv)
 {
     struct config fresh;
     if (cli_parse(argc, argv, &fresh) >= 0) {
-        fprintf(stderr, "kvmserver: SIGHUP: the configuration does not parse (above); "
-                "nothing changed\n");
+        log_warn("SIGHUP: the configuration does not parse (above); "
+                "nothing changed");
         config_free(&fresh);
         return;
     }
@@ -122,7 +124,7 @@ void reload_config(struct live_config *live, int argc, char **argv)
     char *result = NULL;
     size_t result_len = 0;
     if (!next || !(applied = open_memstream(&result, &result_len))) {
-        fprintf(stderr, "kvmserver: SIGHUP: out of memory; nothing changed\n");
+        log_warn("SIGHUP: out of memory; nothing changed");
         free(next);
         config_free(&fresh);
         return;
@@ -138,19 +140,19 @@ void reload_config(struct live_config *live, int argc, char **argv)
         if (j >= 0 && (new.len[j] != len || memcmp(new.line[j], line, len))) {
             changes++;
             if (apply(live, old.key[i], &fresh)) {
-                fprintf(stderr, "kvmserver: SIGHUP: %.*s (was: %.*s)\n", (int)new.len[j],
+                log_info("SIGHUP: %.*s (was: %.*s)", (int)new.len[j],
                         new.line[j], (int)len, line);
                 line = new.line[j];
                 len = new.len[j];
             } else {
-                fprintf(stderr, "kvmserver: SIGHUP: '%.*s' needs a restart; still '%.*s'\n",
+                log_warn("SIGHUP: '%.*s' needs a restart; still '%.*s'",
                         (int)new.len[j], new.line[j], (int)len, line);
             }
         }
         fprintf(applied, "%.*s\n", (int)len, line);
     }
     if (!changes)
-        fprintf(stderr, "kvmserver: SIGHUP: the configuration is unchanged\n");
+        log_info("SIGHUP: the configuration is unchanged");
     if (fclose(applied) == 0) {
         free(live->applied);
         live->applied = result;

@@ -38,6 +38,8 @@
  * perf_event_open, userfaultfd. */
 #include "server/seccomp.h"
 
+#include "base/log.h"
+
 #include <errno.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -120,7 +122,7 @@ static int install(const char *phase, bool all_threads, bool boot)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
     if (!ctx) {
-        fprintf(stderr, "kvmserver: host seccomp filter (%s): seccomp_init failed\n", phase);
+        log_error("host seccomp filter (%s): seccomp_init failed", phase);
         return -1;
     }
     int rc = allow_list(ctx, serving_calls, sizeof serving_calls / sizeof serving_calls[0]);
@@ -137,8 +139,8 @@ static int install(const char *phase, bool all_threads, bool boot)
         rc = seccomp_load(ctx);
     seccomp_release(ctx);
     if (rc < 0) {
-        fprintf(stderr, "kvmserver: cannot install the host seccomp filter (%s): %s "
-                "(--no-seccomp runs without it)\n", phase, strerror(-rc));
+        log_error("cannot install the host seccomp filter (%s): %s "
+                "(--no-seccomp runs without it)", phase, strerror(-rc));
         return -1;
     }
     return 0;

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
@@ -57,6 +59,23 @@ static void resume_frozen_wait(struct request_vm *rv)
     vm_set_syscall_result(&rv->vm, (uint64_t)ret);
 }
 
+/* An event of one VM: its number and role, then `own` fields ("" for none), and the
+ * message the plain log shows after "request VM N: ". */
+static void vm_event(const struct request_vm *rv, enum log_level level, const char *event,
+                     const char *own, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void vm_event(const struct request_vm *rv, enum log_level level, const char *event,
+                     const char *own, const char *fmt, ...)
+{
+    char msg[2048], fields[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(fields, sizeof fields, "vm=%u role=%s%s%s", rv->index,
+             rv->srv->kind[0] == 's' ? "storage" : "request", *own ? " " : "", own);
+    log_event(level, event, fields, "%s %u: %s", rv->srv->kind, rv->index, msg);
+}
+
 /* After a request: what happened, logged in one line when it was not a normal end. */
 static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
 {
@@ -64,29 +83,38 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
     switch (res) {
     case VM_STOPPED:
         if (rv->proc.exited) {
-            fprintf(stderr, "kvmserver: %s %u: the program exited (status %d) while "
-                    "serving; resetting\n", rv->srv->kind, rv->index, rv->proc.exit_status);
+            char own[32];
+            snprintf(own, sizeof own, "status=%d", rv->proc.exit_status);
+            vm_event(rv, LOG_LEVEL_WARN, "exited", own, "the program exited (status %d) while "
+                     "serving; resetting", rv->proc.exit_status);
             return false;
         }
         if (rv->proc.server.memory_exceeded) {
-            fprintf(stderr, "kvmserver: %s %u: request exceeded --max-request-memory "
-                    "(%llu MiB); connection closed, VM reset\n", rv->srv->kind, rv->index,
-                    (unsigned long long)atomic_load(&live->max_request_memory));
+            unsigned long long mib = atomic_load(&live->max_request_memory);
+            char own[40];
+            snprintf(own, sizeof own, "limit_mib=%llu", mib);
+            vm_event(rv, LOG_LEVEL_WARN, "memory_exceeded", own, "request exceeded "
+                     "--max-request-memory (%llu MiB); connection closed, VM reset", mib);
             return false;
         }
         return false;
-    case VM_CRASHED:
-        fprintf(stderr, "kvmserver: %s %u: crashed: %s (signal %d); connection closed, "
-                "VM reset\n", rv->srv->kind, rv->index, rv->vm.crash_report, rv->vm.crash_signal);
+    case VM_CRASHED: {
+        char own[24];
+        snprintf(own, sizeof own, "signal=%d", rv->vm.crash_signal);
+        vm_event(rv, LOG_LEVEL_WARN, "crash", own, "crashed: %s (signal %d); connection closed, "
+                 "VM reset", rv->vm.crash_report, rv->vm.crash_signal);
         return true;
-    case VM_TIMED_OUT:
-        fprintf(stderr, "kvmserver: %s %u: request took longer than "
-                "--max-request-time (%g s); connection closed, VM reset\n", rv->srv->kind, rv->index,
-                atomic_load(&live->max_request_time));
+    }
+    case VM_TIMED_OUT: {
+        double limit = atomic_load(&live->max_request_time);
+        char own[40];
+        snprintf(own, sizeof own, "limit_s=%g", limit);
+        vm_event(rv, LOG_LEVEL_WARN, "timeout", own, "request took longer than "
+                 "--max-request-time (%g s); connection closed, VM reset", limit);
         return true;
+    }
     case VM_HOST_ERROR:
-        fprintf(stderr, "kvmserver: %s %u: %s; VM reset\n", rv->srv->kind, rv->index,
-                rv->vm.crash_report);
+        vm_event(rv, LOG_LEVEL_ERROR, "host_error", "", "%s; VM reset", rv->vm.crash_report);
         return true;
     }
     return true;
@@ -112,7 +140,7 @@ static int start_request_state(struct request_vm *rv)
 /* A request VM that cannot be brought back stops; the others go on serving. */
 static int stop_vm(struct request_vm *rv, const char *what)
 {
-    fprintf(stderr, "kvmserver: %s %u could not be %s; stopping it\n", rv->srv->kind, rv->index, what);
+    log_error("%s %u could not be %s; stopping it", rv->srv->kind, rv->index, what);
     atomic_fetch_sub(&rv->srv->metrics.vms_live, 1);
     return -1;
 }
@@ -166,10 +194,14 @@ static int serve_one_request(struct request_vm *rv)
         return stop_vm(rv, "reset");
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     metrics_count_reset(&srv->metrics, &st);
-    if (cfg->verbose)
-        fprintf(stderr, "kvmserver: %s %u reset: %zu pages (%zu new), %zu dropped "
-                "with their rights, in %.1f us\n", rv->srv->kind, rv->index, st.pages_restored,
-                st.pages_new, st.pages_dropped, st.ns / 1e3);
+    if (log_get_level() >= LOG_LEVEL_DEBUG) {
+        char fields[160];
+        snprintf(fields, sizeof fields, "vm=%u pages=%zu new=%zu dropped=%zu us=%.1f",
+                 rv->index, st.pages_restored, st.pages_new, st.pages_dropped, st.ns / 1e3);
+        log_event(LOG_LEVEL_DEBUG, "reset", fields, "%s %u reset: %zu pages (%zu new), %zu "
+                  "dropped with their rights, in %.1f us", rv->srv->kind, rv->index,
+                  st.pages_restored, st.pages_new, st.pages_dropped, st.ns / 1e3);
+    }
     return 0;
 }
 
@@ -187,8 +219,8 @@ static void *request_loop(void *arg)
     rv->vm.ops = &lx_vm_ops;
     rv->vm.ops_ctx = &rv->proc;
     if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
-        fprintf(stderr, "kvmserver: %s %u: too many VMs for one poller; it uses "
-                "VM exits\n", rv->srv->kind, rv->index);
+        log_warn("%s %u: too many VMs for one poller; it uses VM exits", rv->srv->kind,
+                 rv->index);
         srv->poller = NULL;
     }
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
@@ -235,8 +267,7 @@ static int server_start(struct server *srv)
     for (unsigned i = 0; i < srv->nvms; i++) {
         srv->vms[i] = (struct request_vm){ .index = i, .srv = srv };
         if (pthread_create(&srv->vms[i].thread, NULL, request_loop, &srv->vms[i]) != 0) {
-            fprintf(stderr, "kvmserver: cannot start %s thread %u: %s\n", srv->kind, i,
-                    strerror(errno));
+            log_error("cannot start %s thread %u: %s", srv->kind, i, strerror(errno));
             return 1;
         }
     }
@@ -262,8 +293,7 @@ static int storage_boot(struct server *storage, struct lx_storage_routes *routes
     if (status >= 0)
         return status;
     if (lx_storage_routes_of(storage->boot.proc, routes) < 0) {
-        fprintf(stderr, "kvmserver: storage program %s: %s\n", storage_cfg.program,
-                storage->boot.vm.crash_report);
+        log_error("storage program %s: %s", storage_cfg.program, storage->boot.vm.crash_report);
         return 1;
     }
     printf("Storage program '%s' ready. boot=%.1fms, reached at", storage_cfg.program,
@@ -312,10 +342,15 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
     atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);
     atomic_store(&srv.metrics.accepted_at_ready, atomic_load(&srv.metrics.lx.accepted));
     atomic_store(&srv.metrics.boot_ns, srv.boot_ns);
+    const char *transport = srv.poller ? "shared" : "exit";
     printf("Program '%s' loaded. boot=%.1fms rss=%.1fMB vms=%u ephemeral=%s transport=%s\n",
            cfg->program, srv.boot_ns / 1e6, rss_mib(), srv.nvms, cfg->ephemeral ? "yes" : "no",
-           srv.poller ? "shared" : "exit");
+           transport);
     fflush(stdout);
+    char fields[128];
+    snprintf(fields, sizeof fields, "boot_ms=%.1f vms=%u ephemeral=%s transport=%s",
+             srv.boot_ns / 1e6, srv.nvms, cfg->ephemeral ? "yes" : "no", transport);
+    log_event(LOG_LEVEL_INFO, "ready", fields, NULL);   /* the plain form is the line above */
     if (host_seccomp_serve(cfg) < 0)
         return 1;
     if ((storage.cfg && (status = server_start(&storage)) >= 0) ||
@@ -324,23 +359,23 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
     int sig = 0;
     while (sigwait(&waited, &sig) == 0 && sig == SIGHUP)
         reload_config(&srv.live, argc, argv);
-    fprintf(stderr, "kvmserver: %s received, stopping\n", strsignal(sig));
+    log_event(LOG_LEVEL_INFO, "stop", sig == SIGTERM ? "signal=SIGTERM" : "signal=SIGINT",
+              "%s received, stopping", strsignal(sig));
     atomic_store(&srv.stopping, true);
     lx_listeners_stop(srv.boot.proc);
     /* Only an ephemeral VM's request has an end to wait for. */
     if (sig == SIGTERM && cfg->ephemeral) {
         uint64_t cut = wait_for_requests(&srv.metrics, atomic_load(&srv.live.shutdown_timeout),
                                        &stop);
-        fprintf(stderr, "kvmserver: stopped accepting; %llu requests in flight cut short\n",
-                (unsigned long long)cut);
+        log_info("stopped accepting; %llu requests in flight cut short", (unsigned long long)cut);
     }
     uint64_t exits = 0, shared = 0;
     for (unsigned i = 0; i < srv.nvms; i++) {      /* racy reads are fine for a report */
         exits += srv.vms[i].vm.exits;
         shared += atomic_load(&srv.vms[i].vm.transport.shared_calls);
     }
-    fprintf(stderr, "kvmserver: %llu VM exits in request VMs, %llu calls served through "
-            "shared memory\n", (unsigned long long)exits, (unsigned long long)shared);
+    log_info("%llu VM exits in request VMs, %llu calls served through shared memory",
+             (unsigned long long)exits, (unsigned long long)shared);
     metrics_print(&srv.metrics, stderr);
     fflush(NULL);
     /* Request VMs may be blocked in the guest's accept(): end the process rather than

@@ -1,6 +1,8 @@
 /* Opening /dev/kvm and querying what it offers (see kvm.h). */
 #include "vm/kvm.h"
 
+#include "base/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,19 +23,19 @@ static void open_kvm(void)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT)
-            fprintf(stderr, "kvmserver: cannot open /dev/kvm: %s — load the KVM module "
-                    "(modprobe kvm_intel or kvm_amd) or enable virtualization\n", strerror(e));
+            log_error("cannot open /dev/kvm: %s — load the KVM module "
+                    "(modprobe kvm_intel or kvm_amd) or enable virtualization", strerror(e));
         else if (e == EACCES || e == EPERM)
-            fprintf(stderr, "kvmserver: cannot open /dev/kvm: %s — add your user to the kvm "
-                    "group (sudo usermod -aG kvm $USER) and log in again\n", strerror(e));
+            log_error("cannot open /dev/kvm: %s — add your user to the kvm "
+                    "group (sudo usermod -aG kvm $USER) and log in again", strerror(e));
         else
-            fprintf(stderr, "kvmserver: cannot open /dev/kvm: %s\n", strerror(e));
+            log_error("cannot open /dev/kvm: %s", strerror(e));
         return;
     }
     int version = ioctl(fd, KVM_GET_API_VERSION, 0);
     if (version != KVM_API_VERSION) {
-        fprintf(stderr, "kvmserver: /dev/kvm speaks API version %d, we need %d — the host "
-                "kernel is too old or too new\n", version, KVM_API_VERSION);
+        log_error("/dev/kvm speaks API version %d, we need %d — the host "
+                "kernel is too old or too new", version, KVM_API_VERSION);
         close(fd);
         return;
     }
@@ -45,7 +47,7 @@ static void open_kvm(void)
     };
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
         if (ioctl(fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
-            fprintf(stderr, "kvmserver: /dev/kvm lacks %s — the host kernel is too old\n",
+            log_error("/dev/kvm lacks %s — the host kernel is too old",
                     needed[i].name);
             close(fd);
             return;
@@ -66,7 +68,7 @@ static void open_kvm(void)
             break;
     }
     if (!cpuid || run_size <= 0) {
-        fprintf(stderr, "kvmserver: /dev/kvm: cannot query CPUID or vCPU layout: %s\n",
+        log_error("/dev/kvm: cannot query CPUID or vCPU layout: %s",
                 strerror(errno));
         close(fd);
         return;

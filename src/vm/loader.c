@@ -1,6 +1,8 @@
 /* Program loading (see loader.h). */
 #include "vm/loader.h"
 
+#include "base/log.h"
+
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +32,13 @@ static void *read_file(const char *path, size_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fprintf(stderr, "kvmserver: %s: cannot open: %s\n", path, strerror(errno));
+        log_error("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     void *buf = NULL;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_PROGRAM_SIZE) {
-        fprintf(stderr, "kvmserver: %s: not a regular file of a loadable size\n", path);
+        log_error("%s: not a regular file of a loadable size", path);
         goto out;
     }
     buf = malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -44,7 +46,7 @@ static void *read_file(const char *path, size_t *size)
     while (buf && got < (size_t)st.st_size) {
         ssize_t n = read(fd, (char *)buf + got, (size_t)st.st_size - got);
         if (n <= 0) {
-            fprintf(stderr, "kvmserver: %s: read failed: %s\n", path,
+            log_error("%s: read failed: %s", path,
                     n < 0 ? strerror(errno) : "file shrank");
             free(buf);
             buf = NULL;
@@ -117,7 +119,7 @@ static int build_stack(struct vm *vm, const struct aux_images *img, const char *
     for (size_t i = 0; i < envc; i++)
         strings += strlen(envp[i]) + 1;
     if (strings > MAX_STRINGS_SIZE) {
-        fprintf(stderr, "kvmserver: argument list and environment too long\n");
+        log_error("argument list and environment too long");
         return -1;
     }
 
@@ -196,7 +198,7 @@ static int read_image(struct image *im, const char *path, uint64_t max_vaddr)
     if (!im->bytes)
         return -1;
     if (elf_parse(im->bytes, im->size, max_vaddr, &im->elf, err, sizeof err) < 0) {
-        fprintf(stderr, "kvmserver: %s: not a loadable x86-64 ELF program: %s\n", path, err);
+        log_error("%s: not a loadable x86-64 ELF program: %s", path, err);
         return -1;
     }
     return 0;
@@ -223,7 +225,7 @@ static int place(struct image *im, uint64_t base, uint64_t limit)
         return 0;
     }
     if (!fits(base, span_size(im), limit)) {
-        fprintf(stderr, "kvmserver: %s: does not fit the guest address space at %#llx\n",
+        log_error("%s: does not fit the guest address space at %#llx",
                 im->path, (unsigned long long)base);
         return -1;
     }
@@ -269,21 +271,21 @@ static int read_interpreter(const struct image *prog, struct image *interp, uint
 {
     const char *path = prog->elf.interp;
     if (path[0] != '/') {
-        fprintf(stderr, "kvmserver: %s: interpreter path %s is not absolute\n", prog->path,
+        log_error("%s: interpreter path %s is not absolute", prog->path,
                 path);
         return -1;
     }
     if (!prog->elf.phdr_vaddr) {
         /* ld.so finds the program's dynamic section through AT_PHDR. */
-        fprintf(stderr, "kvmserver: %s: dynamically linked but its program headers are not "
-                "in a loaded segment\n", prog->path);
+        log_error("%s: dynamically linked but its program headers are not "
+                "in a loaded segment", prog->path);
         return -1;
     }
     if (read_image(interp, path, limit) < 0)
         return -1;
     if (!interp->elf.pie || interp->elf.has_interp) {
-        fprintf(stderr, "kvmserver: %s: interpreter %s is not a self-contained shared object "
-                "(ET_DYN without PT_INTERP)\n", prog->path, path);
+        log_error("%s: interpreter %s is not a self-contained shared object "
+                "(ET_DYN without PT_INTERP)", prog->path, path);
         return -1;
     }
     return 0;
@@ -308,12 +310,12 @@ int load_program(struct vm *vm, const char *path, char *const argv[], char *cons
     }
     if (map_segments(vm, prog.bytes, &prog.elf, prog.bias) < 0 ||
         (dynamic && map_segments(vm, interp.bytes, &interp.elf, interp.bias) < 0)) {
-        fprintf(stderr, "kvmserver: %s: cannot map its segments\n", path);
+        log_error("%s: cannot map its segments", path);
         goto out;
     }
     if (vm_map(vm, stack_low, LOADER_STACK_SIZE,
                PROT_READ | PROT_WRITE | (prog.elf.exec_stack ? PROT_EXEC : 0)) < 0) {
-        fprintf(stderr, "kvmserver: cannot map the guest stack\n");
+        log_error("cannot map the guest stack");
         goto out;
     }
     struct aux_images aux = {

@@ -7,6 +7,8 @@
 #include <sys/ioctl.h>
 
 #include "guest/stubs.h"
+
+#include "base/log.h"
 #include "vm/layout.h"
 #include "vm/platform.h"
 #include "vm/vm.h"
@@ -15,7 +17,7 @@ const struct platform *platform_detect(struct vm *vm)
 {
     struct kvm_sregs initial;
     if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &initial) < 0) {
-        fprintf(stderr, "kvmserver: platform self-test: KVM_GET_SREGS: %s\n", strerror(errno));
+        log_error("platform self-test: KVM_GET_SREGS: %s", strerror(errno));
         return NULL;
     }
     vm_set_entry(vm, STUB_GVA(UENTRY_ADDR, kvms_uentry_start, kvms_uentry_probe), 0);
@@ -24,30 +26,30 @@ const struct platform *platform_detect(struct vm *vm)
         if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR)
                 continue;
-            fprintf(stderr, "kvmserver: platform self-test: KVM_RUN: %s\n", strerror(errno));
+            log_error("platform self-test: KVM_RUN: %s", strerror(errno));
             return NULL;
         }
         struct kvm_run *run = vm->run;
         if (run->exit_reason != KVM_EXIT_MMIO || run->mmio.phys_addr != vm->mem_size) {
-            fprintf(stderr, "kvmserver: platform self-test: unexpected exit %u at rip %#llx — "
-                    "this KVM behaves like no flavour we know\n", run->exit_reason,
+            log_error("platform self-test: unexpected exit %u at rip %#llx — "
+                    "this KVM behaves like no flavour we know", run->exit_reason,
                     (unsigned long long)run->s.regs.regs.rip);
             return NULL;
         }
         struct kvm_sregs now;
         if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &now) < 0) {
-            fprintf(stderr, "kvmserver: platform self-test: KVM_GET_SREGS: %s\n",
+            log_error("platform self-test: KVM_GET_SREGS: %s",
                     strerror(errno));
             return NULL;
         }
         found = (now.cs.selector & 3) == 3 ? &platform_pvm : &platform_hw;
     }
     if (!found) {
-        fprintf(stderr, "kvmserver: platform self-test did not finish\n");
+        log_error("platform self-test did not finish");
         return NULL;
     }
     if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &initial) < 0) {
-        fprintf(stderr, "kvmserver: platform self-test: KVM_SET_SREGS: %s\n", strerror(errno));
+        log_error("platform self-test: KVM_SET_SREGS: %s", strerror(errno));
         return NULL;
     }
     return found;

@@ -2,6 +2,8 @@
  * (GDT, TSS, IDT, guest stubs, page tables) — see layout.h for where each lives. */
 #include "vm/vm.h"
 
+#include "base/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -27,7 +29,7 @@
 
 static int fail(const char *what)
 {
-    fprintf(stderr, "kvmserver: %s: %s\n", what, strerror(errno));
+    log_error("%s: %s", what, strerror(errno));
     return -1;
 }
 
@@ -253,8 +255,8 @@ int vm_create(struct vm *vm, const struct vm_params *params)
     clock_calibrate();     /* without a usable TSC the vDSO falls back to system calls */
     uint64_t size = params->mem_size & ~(2 * MIB - 1);
     if (size < 64 * MIB) {
-        fprintf(stderr, "kvmserver: guest address space of %llu MiB is too small (64 MiB "
-                "minimum)\n", (unsigned long long)(params->mem_size / MIB));
+        log_error("guest address space of %llu MiB is too small (64 MiB "
+                "minimum)", (unsigned long long)(params->mem_size / MIB));
         return -1;
     }
     vm->vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -267,12 +269,12 @@ int vm_create(struct vm *vm, const struct vm_params *params)
     uint64_t pool = ((size / 512) + 2 * MIB) & ~(PAGE - 1);
     vm->user_end = size - pool;
     if (memslots_ensure(vm, 0, SYSTEM_AREA_END) || memslots_ensure(vm, vm->user_end, pool)) {
-        fprintf(stderr, "kvmserver: cannot register guest memory with KVM: %s\n",
+        log_error("cannot register guest memory with KVM: %s",
                 strerror(errno));
         goto err;
     }
     if (pt_init(&vm->pt, vm->mem, size, vm->user_end, size) || map_system_area(vm)) {
-        fprintf(stderr, "kvmserver: cannot build the guest page tables\n");
+        log_error("cannot build the guest page tables");
         goto err;
     }
     build_gdt_tss(vm);
@@ -298,11 +300,13 @@ int vm_create(struct vm *vm, const struct vm_params *params)
             goto err;
         }
     }
-    if (params->rewrite_syscalls && vm->plat->trap_is_dear && !sites_enable(vm))
-        fprintf(stderr, "kvmserver: this KVM cannot rewrite system call sites (no protection "
-                "keys); every system call traps\n");
+    static bool said_no_rewrite;    /* once per process: the storage subcommand boots two */
+    if (params->rewrite_syscalls && vm->plat->trap_is_dear && !sites_enable(vm) &&
+        !__atomic_exchange_n(&said_no_rewrite, true, __ATOMIC_RELAXED))
+        log_info("this KVM cannot rewrite system call sites (no protection keys); every "
+                 "system call traps");
     if (vm->verbose)
-        fprintf(stderr, "kvmserver: platform: %s, guest memory %llu MiB%s\n", vm->plat->name,
+        log_debug("platform: %s, guest memory %llu MiB%s", vm->plat->name,
                 (unsigned long long)(size / MIB),
                 vm->sites ? ", syscall sites rewritten" : "");
     return 0;
