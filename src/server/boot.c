@@ -2,6 +2,7 @@
 #include "server/boot.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -234,6 +235,10 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     vm_set_entry(&b->vm, li.entry, li.sp);
     if (cfg->max_boot_time > 0)
         b->vm.deadline_ns = deadline_after(cfg->max_boot_time);
+    char fields[PATH_MAX + 32];
+    snprintf(fields, sizeof fields, "program=\"%s\" role=%s", cfg->program,
+             role->storage ? "storage" : "request");
+    log_event(LOG_LEVEL_INFO, "boot", fields, NULL);    /* plain logs show it by its end */
     struct progress progress = { .vm = &b->vm, .program = cfg->program };
     progress_start(&progress);
     enum vm_run_result res = vm_run(&b->vm);

@@ -40,6 +40,7 @@ def test_kv_lines_one_per_event(server_factory, kvmserver, servers_dir):
     for line in lines:
         fields = kv(line)
         events.setdefault(fields.get("event"), []).append(fields)
+    assert events["boot"][0]["program"] == f'"{server_path(servers_dir, "srv_accept")}"'
     assert events["ready"][0]["ephemeral"] == "yes"
     crash, = events["crash"]
     assert (crash["vm"], crash["role"], crash["signal"]) == ("0", "request", "11")
