@@ -4,6 +4,7 @@
  *   get KEY          -> VALUE, or "-" when KEY is not set
  *   set KEY VALUE    -> "ok"
  *   incr KEY         -> the new count (a KEY never set counts from 0)
+ *   pid              -> this process's pid (with --1-to-1, each storage VM has its own)
  *
  *   kvstore PATH     (listens on the unix socket PATH)
  *
@@ -47,7 +48,9 @@ static void run_command(char *line, char *out, size_t size)
 {
     char *verb = strtok(line, " "), *key = strtok(NULL, " "), *value = strtok(NULL, "");
     struct entry *e;
-    if (!verb || !key) {
+    if (verb && !key && !strcmp(verb, "pid")) {
+        snprintf(out, size, "%d\n", (int)getpid());
+    } else if (!verb || !key) {
         snprintf(out, size, "error: expected get KEY, set KEY VALUE or incr KEY\n");
     } else if (!strcmp(verb, "get")) {
         e = find(key, 0);

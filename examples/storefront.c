@@ -6,6 +6,8 @@
  *                      storage VM's count of all visits (it grows)
  *   GET /slow?key=K    a slow backend (200 ms) with a cache in front: the first request for
  *                      K computes it, later ones (in other request VMs) find it in storage
+ *   GET /whoami[?ms=N] the pid of the storage VM that answers (then waits N ms, at most 2000):
+ *                      with --1-to-1 each request VM has a storage VM of its own
  *
  *   storefront PORT SOCKET      (listens on 127.0.0.1:PORT) */
 #include <arpa/inet.h>
@@ -102,7 +104,18 @@ static int route(const char *path, char *body, size_t size)
         snprintf(body, size, "value=%lu cached=no\n", value);
         return 200;
     }
-    snprintf(body, size, "try /visits or /slow?key=K\n");
+    if (!strcmp(path, "/whoami") || !strncmp(path, "/whoami?ms=", 11)) {
+        if (storage_call("pid\n", answer, sizeof answer) < 0)
+            return snprintf(body, size, "%s\n", answer), 502;
+        long ms = path[7] ? strtol(path + 11, NULL, 10) : 0;
+        if (ms > 0 && ms <= 2000) {
+            struct timespec wait = { ms / 1000, (ms % 1000) * 1000000L };
+            nanosleep(&wait, NULL);
+        }
+        snprintf(body, size, "storage_pid=%s\n", answer);
+        return 200;
+    }
+    snprintf(body, size, "try /visits, /slow?key=K or /whoami\n");
     return 404;
 }
 

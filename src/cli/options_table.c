@@ -314,7 +314,6 @@ const char *config_unimplemented(const struct config *cfg)
         return "--hugepage-requests-arena is not implemented yet";
     if (cfg->transparent_hugepages) return "--transparent-hugepages is not implemented yet";
     if (cfg->remappings.count > 0) return "--remapping is not implemented yet";
-    if (cfg->one_to_one) return "--1-to-1 is not implemented yet";
     return NULL;
 }
 

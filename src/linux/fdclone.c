@@ -21,9 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "linux/epoll.h"
 
-#include "base/log.h"
 #include "linux/fdtable.h"
 
 enum fork_how {

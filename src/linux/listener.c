@@ -340,6 +340,8 @@ int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out)
             continue;               /* closed before the freeze */
         r->path_len = sizeof r->path;
         r->name_len = sizeof r->name;
+        r->ino = l->ino;
+        r->fd = -1;
         if (l->family != AF_UNIX ||
             getsockname(host, (struct sockaddr *)&r->path, &r->path_len) < 0 ||
             getsockname(l->private_fd, (struct sockaddr *)&r->name, &r->name_len) < 0) {
@@ -382,6 +384,67 @@ void lx_listeners_stop(const struct lx_proc *frozen)
             shutdown(f->host_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
             log_error("cannot shut the listener down (guest fd %u): %s", i, strerror(errno));
     }
+}
+
+static struct lx_listener *listener_by_ino(struct lx_server_state *s, uint64_t ino)
+{
+    for (int i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i].ino == ino)
+            return &s->listeners[i];
+    return NULL;
+}
+
+int lx_storage_fork_listeners(struct lx_proc *fork)
+{
+    struct lx_server_state *s = &fork->server;
+    int err = 0;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct lx_listener *l = &s->listeners[i];
+        if (l->private_fd < 0)
+            continue;
+        l->private_fd = err ? -1 : fcntl(l->private_fd, F_DUPFD_CLOEXEC, 0);
+        if (l->private_fd < 0 && !err)
+            err = -errno;
+    }
+    return err;
+}
+
+int lx_storage_pair(const struct lx_proc *storage, const struct lx_storage_routes *shared,
+                    struct lx_storage_routes *pair)
+{
+    *pair = *shared;
+    for (int i = 0; i < pair->n; i++)
+        pair->route[i].fd = -1;
+    for (int i = 0; i < pair->n; i++) {
+        struct lx_storage_route *r = &pair->route[i];
+        const struct lx_listener *l =
+            listener_by_ino((struct lx_server_state *)&storage->server, r->ino);
+        r->fd = l ? open_private(l) : -ENOENT;
+        r->name_len = sizeof r->name;
+        if (r->fd < 0 || getsockname(r->fd, (struct sockaddr *)&r->name, &r->name_len) < 0) {
+            int err = r->fd < 0 ? r->fd : -errno;
+            for (int j = 0; j <= i; j++)
+                if (pair->route[j].fd >= 0)
+                    close(pair->route[j].fd);
+            return err;
+        }
+    }
+    return 0;
+}
+
+int lx_storage_take(struct lx_proc *fork, const struct lx_storage_routes *pair)
+{
+    for (int i = 0; i < pair->n; i++) {
+        struct lx_listener *l = listener_by_ino(&fork->server, pair->route[i].ino);
+        if (!l)
+            continue;
+        if (l->private_fd >= 0)
+            close(l->private_fd);
+        l->private_fd = fcntl(pair->route[i].fd, F_DUPFD_CLOEXEC, 0);
+        if (l->private_fd < 0)
+            return -errno;
+    }
+    return 0;
 }
 
 /* ---- what one VM does to a listener ---- */

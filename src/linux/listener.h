@@ -42,6 +42,8 @@ struct lx_fd;
 struct lx_storage_route {
     struct sockaddr_storage path, name;     /* what the programs use; the private listener */
     socklen_t path_len, name_len;
+    uint64_t ino;                           /* the storage program's listener (its record) */
+    int fd;                                 /* --1-to-1: a pair's own private listener; -1 */
 };
 struct lx_storage_routes {
     int n;
@@ -53,6 +55,13 @@ int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out)
 /* connect(2) to a unix address: true when it is a storage route's path, with *ss and *len
  * changed to its private listener. */
 bool lx_storage_route(const struct lx_proc *p, struct sockaddr_storage *ss, socklen_t *len);
+/* A fork of the storage VM: its own copies of the private listeners (a reset closes them). */
+int lx_storage_fork_listeners(struct lx_proc *fork);
+/* --1-to-1: routes of the same paths to new private listeners, for one storage VM and the
+ * one request VM it serves; lx_storage_take gives them to that storage VM's fork. */
+int lx_storage_pair(const struct lx_proc *storage, const struct lx_storage_routes *shared,
+                    struct lx_storage_routes *pair);
+int lx_storage_take(struct lx_proc *fork, const struct lx_storage_routes *pair);
 
 /* The record of a listening guest fd, or NULL when f is not one of the program's. */
 struct lx_listener *lx_listener_of(struct lx_proc *p, const struct lx_fd *f);

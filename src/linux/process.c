@@ -1,8 +1,6 @@
 /* Setting up a guest process and handing each of its system calls to the table. */
 #include "linux/process.h"
 
-#include "base/log.h"
-
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,8 +9,10 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "base/time.h"
 #include "base/units.h"
+#include "linux/listener.h"
 #include "linux/syscalls.h"
 #include "vm/loader.h"
 #include "vm/vm.h"
@@ -144,10 +144,12 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     mm_wipe_on_fork(dst);               /* its wipe-on-fork memory is zero, as after fork(2) */
     lx_server_fork(&dst->server, &src->server);
     lx_threads_fork(&dst->threads, &src->threads);
-    int err = fdt_clone(&dst->fds, &src->fds);  /* last: the parts above never fail */
+    int err = fdt_clone(&dst->fds, &src->fds);  /* the parts above never fail */
     if (err < 0)
         log_error("cannot give a request VM its file descriptors: %s",
                 strerror(-err));
+    if (err == 0 && dst->server.storage && (err = lx_storage_fork_listeners(dst)) < 0)
+        log_error("cannot give the storage VM its listeners: %s", strerror(-err));
     return err;
 }
 

@@ -2,8 +2,6 @@
  * short socket timeouts, so a slow scraper cannot hold it for long. */
 #include "server/metrics_http.h"
 
-#include "base/log.h"
-
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -14,6 +12,8 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "base/log.h"
 
 #define REQUEST_MAX 4096
 #define IO_TIMEOUT_S 2

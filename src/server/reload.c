@@ -3,13 +3,12 @@
  * of them here: only the reloadable ones are named. */
 #include "server/reload.h"
 
-#include "base/log.h"
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "cli/options.h"
 
 static char *printed(const struct config *cfg)

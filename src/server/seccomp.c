@@ -38,14 +38,14 @@
  * perf_event_open, userfaultfd. */
 #include "server/seccomp.h"
 
-#include "base/log.h"
-
 #include <errno.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+
+#include "base/log.h"
 
 static const int serving_calls[] = {
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise),

@@ -35,6 +35,8 @@ struct request_vm {
     struct vm vm;
     struct lx_proc proc;
     pthread_t thread;
+    struct lx_storage_routes pair;  /* storage --1-to-1: this storage VM's and its request
+                                     * VM's own listeners */
 };
 
 struct server {
@@ -48,6 +50,8 @@ struct server {
     atomic_bool stopping;           /* SIGTERM: serve the requests in flight, take no more */
     struct live_config live;        /* what SIGHUP may change */
     const char *kind;               /* "request VM", or "storage VM" (storage subcommand) */
+    const struct server *storage;   /* the request VMs': the storage VMs, or NULL */
+    bool one_to_one;                /* storage --1-to-1: storage VM i serves request VM i */
     uint64_t boot_ns;
 };
 
@@ -125,6 +129,12 @@ static int start_request_state(struct request_vm *rv)
     struct server *srv = rv->srv;
     if (lx_proc_fork(&rv->proc, srv->boot.proc, &rv->vm) < 0)
         return -1;
+    if (srv->one_to_one && lx_storage_take(&rv->proc, &rv->pair) < 0) {
+        log_error("storage VM %u: cannot take its own listeners: %s", rv->index, strerror(errno));
+        return -1;
+    }
+    if (srv->storage && srv->storage->one_to_one)
+        rv->proc.server.storage_routes = &srv->storage->vms[rv->index].pair;
     if (srv->cfg->ephemeral) {
         rv->proc.server.accepts_left = 1;
         rv->proc.server.conn_fd = -1;
@@ -265,7 +275,8 @@ static int server_boot(struct server *srv, const struct config *cfg, char **gues
 static int server_start(struct server *srv)
 {
     for (unsigned i = 0; i < srv->nvms; i++) {
-        srv->vms[i] = (struct request_vm){ .index = i, .srv = srv };
+        srv->vms[i].index = i;
+        srv->vms[i].srv = srv;
         if (pthread_create(&srv->vms[i].thread, NULL, request_loop, &srv->vms[i]) != 0) {
             log_error("cannot start %s thread %u: %s", srv->kind, i, strerror(errno));
             return 1;
@@ -275,8 +286,8 @@ static int server_start(struct server *srv)
 }
 
 /* The storage subcommand: the storage program boots first, into one VM that serves for
- * good (never reset), and on the exit transport (a second poller would take the CPU the
- * request VMs' poller needs). */
+ * good (never reset), or one per request VM with --1-to-1, on the exit transport (a second
+ * poller would take the CPU the request VMs' poller needs). */
 static int storage_boot(struct server *storage, struct lx_storage_routes *routes,
                         const struct config *cfg, char **guest_env)
 {
@@ -285,7 +296,7 @@ static int storage_boot(struct server *storage, struct lx_storage_routes *routes
     storage_cfg.program = cfg->storage_argv[0];
     storage_cfg.program_argv = cfg->storage_argv;
     storage_cfg.program_argc = cfg->storage_argc;
-    storage_cfg.threads = 1;
+    storage_cfg.threads = cfg->one_to_one ? boot_vm_count(cfg) : 1;
     storage_cfg.ephemeral = false;
     storage_cfg.warmup = 0;
     storage_cfg.syscall_transport = "exit";
@@ -295,6 +306,14 @@ static int storage_boot(struct server *storage, struct lx_storage_routes *routes
     if (lx_storage_routes_of(storage->boot.proc, routes) < 0) {
         log_error("storage program %s: %s", storage_cfg.program, storage->boot.vm.crash_report);
         return 1;
+    }
+    storage->one_to_one = cfg->one_to_one;
+    for (unsigned i = 0; storage->one_to_one && i < storage->nvms; i++) {
+        int err = lx_storage_pair(storage->boot.proc, routes, &storage->vms[i].pair);
+        if (err < 0) {
+            log_error("cannot open storage VM %u's listeners: %s", i, strerror(-err));
+            return 1;
+        }
     }
     printf("Storage program '%s' ready. boot=%.1fms, reached at", storage_cfg.program,
            storage->boot_ns / 1e6);
@@ -336,7 +355,9 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
     if (cfg->subcommand == SUBCMD_STORAGE &&
         (status = storage_boot(&storage, &routes, cfg, guest_env)) >= 0)
         return status;
-    struct boot_role role = { .storage_routes = storage.cfg ? &routes : NULL };
+    /* With --1-to-1 the request program reaches a storage VM only from its request VMs. */
+    struct boot_role role = { .storage_routes = storage.cfg && !cfg->one_to_one ? &routes : NULL };
+    srv.storage = storage.cfg ? &storage : NULL;
     if ((status = server_boot(&srv, cfg, guest_env, &role)) >= 0)
         return status;
     atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);

@@ -1,8 +1,6 @@
 /* Opening /dev/kvm and querying what it offers (see kvm.h). */
 #include "vm/kvm.h"
 
-#include "base/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -11,6 +9,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "base/log.h"
 
 static int kvm_fd = -1;
 static struct kvm_cpuid2 *cpuid;

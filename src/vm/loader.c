@@ -1,8 +1,6 @@
 /* Program loading (see loader.h). */
 #include "vm/loader.h"
 
-#include "base/log.h"
-
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/units.h"
 #include "vm/elf.h"
 #include "vm/layout.h"

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "base/log.h"
 #include "guest/stubs.h"
 
-#include "base/log.h"
 #include "vm/layout.h"
 #include "vm/platform.h"
 #include "vm/vm.h"

@@ -2,8 +2,6 @@
  * (GDT, TSS, IDT, guest stubs, page tables) — see layout.h for where each lives. */
 #include "vm/vm.h"
 
-#include "base/log.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -14,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/units.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"

@@ -6,12 +6,13 @@ their own ephemeral state. Nobody outside kvmserver reaches the storage VM.
 import os
 import socket
 import tempfile
+import threading
 import time
 
 import pytest
 
 from conftest import run_process, transport_options
-from servers import (Endpoint, ServerProcess, free_port, http_get, server_factory,
+from servers import (Endpoint, ServerProcess, free_port, http_get, scrape, server_factory,
                      server_path, servers_dir)
 
 __all__ = ["server_factory", "servers_dir"]
@@ -33,11 +34,11 @@ def storage_socket():
     os.rmdir(folder)
 
 
-def start(server_factory, kvmserver, examples, storage_socket, options=()):
+def start(server_factory, kvmserver, examples, storage_socket, options=(), storage_options=()):
     endpoint = Endpoint(port=free_port())
     argv = [kvmserver, *transport_options(),
             f"--allow-listen=127.0.0.1:{endpoint.port},unix:{storage_socket}", *options,
-            "storage", examples / "kvstore", storage_socket,
+            "storage", *storage_options, examples / "kvstore", storage_socket,
             "++", "run", examples / "storefront", str(endpoint.port), storage_socket]
     server = ServerProcess(argv, endpoint)
     server.start()
@@ -82,6 +83,34 @@ def test_nobody_outside_reaches_the_storage_vm(server_factory, kvmserver, exampl
     assert server.terminate() == 0
 
 
+def whoami_pair(endpoint, metrics_port):
+    """Two requests at once: one holds its request VM (and so its storage VM, if it has one
+    of its own) for 1.5 s, the other is served meanwhile by the other request VM. Returns
+    the two storage pids they saw."""
+    held = {}
+    thread = threading.Thread(target=lambda: held.update(r=http_get(endpoint, "/whoami?ms=1500")))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while scrape(metrics_port).get('kvmserver_request_vms{state="busy"}') != 1:
+        assert time.monotonic() < deadline, "the first request was never accepted"
+        time.sleep(0.01)
+    other = http_get(endpoint, "/whoami")
+    thread.join(10)
+    return held["r"].text, other.text
+
+
+@pytest.mark.parametrize("one_to_one", [True, False])
+def test_one_to_one_gives_each_request_vm_its_storage_vm(server_factory, kvmserver, examples,
+                                                         storage_socket, one_to_one):
+    metrics = free_port()
+    server = start(server_factory, kvmserver, examples, storage_socket,
+                   ["-e", "-t", "2", "--metrics", f"127.0.0.1:{metrics}"],
+                   ["--1-to-1"] if one_to_one else [])
+    first, second = whoami_pair(server.endpoint, metrics)
+    assert first.startswith("storage_pid=") and second.startswith("storage_pid="), (first, second)
+    assert (first != second) == one_to_one, (first, second)
+
+
 def test_storage_program_must_listen_on_a_unix_socket(kvmserver, servers_dir, examples):
     port, front = free_port(), free_port()
     outcome = run_process([kvmserver, *transport_options(), "--allow-listen", "storage",
@@ -95,8 +124,6 @@ def test_storage_program_must_listen_on_a_unix_socket(kvmserver, servers_dir, ex
     (["storage", "/bin/true"], b"storage needs STORAGE-PROGRAM [ARGS] ++ run PROGRAM [ARGS]"),
     (["storage", "/bin/true", "++", "/bin/true"], b"'++' must be followed by 'run PROGRAM"),
     (["storage", "/bin/true", "++", "run"], b"missing PROGRAM after '++ run'"),
-    (["storage", "--1-to-1", "/bin/true", "++", "run", "/bin/true"],
-     b"--1-to-1 is not implemented yet"),
 ])
 def test_storage_command_line_errors(kvmserver, args, message):
     outcome = run_process([kvmserver, *args])

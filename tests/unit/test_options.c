@@ -387,7 +387,7 @@ static void test_subcommands(void **state)
 
     assert_int_equal(CLI(&cfg, "storage", "--1-to-1", "./store", "++", "run", "./prog"), -1);
     assert_true(cfg.one_to_one);
-    assert_string_equal(config_unimplemented(&cfg), "--1-to-1 is not implemented yet");
+    assert_null(config_unimplemented(&cfg));
     config_free(&cfg);
 
     /* --print-config needs no subcommand or program. */
