@@ -287,19 +287,6 @@ static bool stopping(const struct lx_proc *p)
            p->server.memory_exceeded || p->server.deadline_hit;
 }
 
-/* Which argument holds a wait's timeout in milliseconds (an int, < 0 = forever). */
-static int timeout_ms_arg(uint64_t nr)
-{
-    switch (nr) {
-    case __NR_epoll_wait: case __NR_epoll_pwait:
-        return 3;
-    case __NR_poll:
-        return 2;
-    default:
-        return -1;
-    }
-}
-
 static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
 {
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
@@ -308,8 +295,9 @@ static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
 long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     struct lx_threads *t = &p->threads;
-    int ti = timeout_ms_arg(nr);
-    if (t->count <= 1 || ti < 0)
+    const struct lx_syscall_desc *d = lx_syscall_of(nr);
+    unsigned ti = d ? d->timeout_ms_arg : 0;
+    if (t->count <= 1 || !ti)
         return lx_dispatch(p, nr, a);
     struct lx_thread *cur = &t->slot[t->current];
     int64_t now = (int64_t)now_ns();
