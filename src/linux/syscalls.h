@@ -3,7 +3,9 @@
  * arguments are only ever used through vm/guest_mem.h. */
 #ifndef KVMS_SYSCALLS_H
 #define KVMS_SYSCALLS_H
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct lx_proc;
@@ -33,6 +35,8 @@ struct lx_syscall_desc {
 };
 
 #define LX_NR_SYSCALLS 512
+/* Linux's cap on the bytes of one read or write (a larger count is cut to it). */
+#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
 extern const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS];
 /* The row of a call with a handler; NULL for the rest (answered -ENOSYS). */
 const struct lx_syscall_desc *lx_syscall_of(uint64_t nr);
