@@ -168,10 +168,15 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
         p->server.pending_nr = call->nr;
         memcpy(p->server.pending_args, call->arg, sizeof call->arg);
     }
-    if (p->exited || p->server.frozen || p->server.request_done || p->server.memory_exceeded ||
-        p->server.deadline_hit)
+    if (lx_must_stop(p))
         *stop = true;
     return ret;
+}
+
+bool lx_must_stop(const struct lx_proc *p)
+{
+    return p->exited || p->server.frozen || p->server.request_done ||
+           p->server.memory_exceeded || p->server.deadline_hit;
 }
 
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,
