@@ -2,8 +2,8 @@
  * registration is recorded (linux/epoll.h) so forks can rebuild the instance with their own
  * host fds. The host registration carries the guest's own data word, so events go to the
  * guest without translation. */
-#include "base/time.h"
 #include "linux/epoll.h"
+#include "base/time.h"
 #include "linux/listener.h"
 
 #include <errno.h>

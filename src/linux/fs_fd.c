@@ -19,7 +19,6 @@
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 
-#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
 #define LOCK_POLL_NS 2000000        /* how often a blocked lock is retried */
 #define MEMFD_NAME_MAX 249          /* Linux: 255 minus the "memfd:" prefix */
 

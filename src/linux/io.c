@@ -23,7 +23,6 @@
 #include "vm/vm.h"
 
 /* Linux never moves more than this in one call (INT_MAX rounded down to a page). */
-#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
 #define GUEST_IOV_MAX 1024
 #define GUEST_PAGE 4096
 

@@ -31,7 +31,6 @@
 #include "linux/wait.h"
 #include "vm/guest_mem.h"
 
-#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)  /* Linux's cap on one transfer */
 #define GUEST_IOV_MAX 1024      /* UIO_MAXIOV */
 #define CONTROL_MAX 8192        /* ancillary data per message (Linux: optmem_max, ~20 KiB) */
 #define OPTLEN_MAX 256          /* socket option values we pass on */

@@ -9,6 +9,7 @@
 #include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
+#include "linux/syscalls.h"
 #include "linux/wait.h"
 #include "vm/vm.h"
 
@@ -37,34 +38,16 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     int64_t timer = lx_signal_next_timer_ns(p);
     if (timer >= 0 && (uint64_t)timer <= now_ns())
         return false;
-    switch (call->nr) {
-    case __NR_read: case __NR_readv: case __NR_recvfrom: case __NR_recvmsg:
-    case __NR_accept: case __NR_accept4:
+    /* The table's rows say which calls (syscalls.h, LX_SC_POLLER*). An epoll wait only
+     * when events are there already: a real wait belongs to the vCPU thread; poll and
+     * select never (the timeout is in different places: not worth it). */
+    const struct lx_syscall_desc *d = lx_syscall_of(call->nr);
+    unsigned flags = d ? d->flags : 0;
+    if (flags & LX_SC_POLLER_IN)
         return fd_ready(p, a[0], POLLIN);
-    case __NR_write: case __NR_writev: case __NR_sendto: case __NR_sendmsg:
+    if (flags & LX_SC_POLLER_OUT)
         return fd_ready(p, a[0], POLLOUT);
-    case __NR_epoll_wait: case __NR_epoll_pwait: case __NR_epoll_pwait2:
-        /* Only when events are there already: a real wait belongs to the vCPU thread. */
-        return fd_ready(p, a[0], POLLIN);
-    case __NR_poll: case __NR_ppoll: case __NR_select: case __NR_pselect6:
-        return false;                  /* the timeout is in different places: not worth it */
-    case __NR_fcntl:
-        return a[1] != F_SETLKW && a[1] != F_OFD_SETLKW;
-    case __NR_close: case __NR_fstat: case __NR_newfstatat: case __NR_lseek:
-    case __NR_pread64: case __NR_pwrite64: case __NR_ioctl: case __NR_dup: case __NR_dup2:
-    case __NR_dup3: case __NR_getsockname: case __NR_getpeername: case __NR_setsockopt:
-    case __NR_getsockopt: case __NR_shutdown: case __NR_epoll_ctl: case __NR_socket:
-    case __NR_clock_gettime: case __NR_clock_getres: case __NR_gettimeofday: case __NR_time:
-    case __NR_getrandom: case __NR_uname: case __NR_getuid: case __NR_geteuid:
-    case __NR_getgid: case __NR_getegid: case __NR_sysinfo: case __NR_prlimit64:
-    case __NR_sched_getaffinity: case __NR_rt_sigaction:
-    case __NR_rt_sigprocmask: case __NR_getcwd: case __NR_openat:
-    case __NR_madvise:
-        return true;
-    default:
-        /* mmap & co. may flush memory slots under the running vCPU, arch_prctl sets vCPU
-         * state, exit and sleeps and futexes wait, clone/futex/sched_yield/gettid/exit switch or
-         * name guest threads (thread.h), sigaltstack reads RSP: all on the vCPU thread. */
-        return false;
-    }
+    if (call->nr == __NR_fcntl && (a[1] == F_SETLKW || a[1] == F_OFD_SETLKW))
+        return false;                  /* waits for a lock */
+    return flags & LX_SC_POLLER;
 }

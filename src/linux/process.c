@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 
 #include "base/log.h"
@@ -153,29 +152,17 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     return err;
 }
 
-/* The calls an event loop waits in: between two of them a server is busy serving. */
-static bool is_event_wait(uint64_t nr)
-{
-    switch (nr) {
-    case __NR_accept: case __NR_accept4: case __NR_epoll_wait: case __NR_epoll_pwait:
-    case __NR_epoll_pwait2: case __NR_poll: case __NR_ppoll: case __NR_select:
-    case __NR_pselect6:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop)
 {
     struct lx_proc *p = ctx;
     /* A long-lived request VM is only timed while it works: waiting for the next event is
      * not a request taking long. */
-    bool timed_wait = p->server.busy_limit_ns && is_event_wait(call->nr);
+    bool event_wait = lx_syscall_is(call->nr, LX_SC_EVENT_WAIT);
+    bool timed_wait = p->server.busy_limit_ns && event_wait;
     if (timed_wait)
         vm->deadline_ns = 0;
     /* With several guest threads, an event wait must not keep the others from running. */
-    long ret = lx_multithreaded(p) && is_event_wait(call->nr)
+    long ret = lx_multithreaded(p) && event_wait
                    ? lx_thread_event_wait(p, call->nr, call->arg)
                    : lx_dispatch(p, call->nr, call->arg);
     if (timed_wait)
@@ -185,10 +172,15 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
         p->server.pending_nr = call->nr;
         memcpy(p->server.pending_args, call->arg, sizeof call->arg);
     }
-    if (p->exited || p->server.frozen || p->server.request_done || p->server.memory_exceeded ||
-        p->server.deadline_hit)
+    if (lx_must_stop(p))
         *stop = true;
     return ret;
+}
+
+bool lx_must_stop(const struct lx_proc *p)
+{
+    return p->exited || p->server.frozen || p->server.request_done ||
+           p->server.memory_exceeded || p->server.deadline_hit;
 }
 
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,

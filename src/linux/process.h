@@ -143,6 +143,9 @@ struct load_info;
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path);
 void lx_proc_destroy(struct lx_proc *p);
+/* Must the VM stop running? The program ended or froze, or its request is over (done, out
+ * of memory, out of time). */
+bool lx_must_stop(const struct lx_proc *p);
 /* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */
 int lx_proc_freeze(struct lx_proc *p);
 /* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM, whose

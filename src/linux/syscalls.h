@@ -3,18 +3,45 @@
  * arguments are only ever used through vm/guest_mem.h. */
 #ifndef KVMS_SYSCALLS_H
 #define KVMS_SYSCALLS_H
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct lx_proc;
 typedef long (*lx_handler)(struct lx_proc *p, const uint64_t a[6]);
 
+/* What a call is, for the code around the handlers (one row carries them all). */
+enum lx_syscall_flag {
+    LX_SC_FS = 1 << 0,          /* reaches the file system (the -v report of where time goes) */
+    LX_SC_EVENT_WAIT = 1 << 1,  /* an event loop waits in it: --max-request-time does not run
+                                   meanwhile, and other guest threads do (thread.h) */
+    /* A shared-transport poller thread may run it (offload.c): it cannot block and touches
+     * no vCPU state and no memory slots (mmap & co. may flush slots under the running vCPU,
+     * arch_prctl sets vCPU state, sleeps and futexes wait, clone/futex/sched_yield/gettid/exit
+     * switch or name guest threads, sigaltstack reads RSP: all stay on the vCPU thread)... */
+    LX_SC_POLLER = 1 << 2,
+    LX_SC_POLLER_IN = 1 << 3,   /* ...only when fd a[0] can be read (or accepted on) now */
+    LX_SC_POLLER_OUT = 1 << 4,  /* ...only when fd a[0] can be written now */
+};
+
 struct lx_syscall_desc {
     const char *name;
     lx_handler fn;
+    unsigned flags;             /* enum lx_syscall_flag */
+    /* The argument holding the wait's timeout in ms (an int, < 0 = forever), for a
+     * multithreaded event wait that takes turns (thread.c); 0 = none (no call has it first). */
+    unsigned timeout_ms_arg;
 };
 
 #define LX_NR_SYSCALLS 512
+/* Linux's cap on the bytes of one read or write (a larger count is cut to it). */
+#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)4095)
 extern const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS];
+/* The row of a call with a handler; NULL for the rest (answered -ENOSYS). */
+const struct lx_syscall_desc *lx_syscall_of(uint64_t nr);
+/* Has the call every one of `flags`? False for calls without a handler. */
+bool lx_syscall_is(uint64_t nr, unsigned flags);
 
 /* Looks up and runs one call; unknown numbers give -ENOSYS (counted, and logged with
  * --verbose-syscalls). */

@@ -281,25 +281,6 @@ long lx_thread_yield(struct lx_proc *p)
     return lx_sched_switch(p);
 }
 
-static bool stopping(const struct lx_proc *p)
-{
-    return p->exited || p->server.frozen || p->server.request_done ||
-           p->server.memory_exceeded || p->server.deadline_hit;
-}
-
-/* Which argument holds a wait's timeout in milliseconds (an int, < 0 = forever). */
-static int timeout_ms_arg(uint64_t nr)
-{
-    switch (nr) {
-    case __NR_epoll_wait: case __NR_epoll_pwait:
-        return 3;
-    case __NR_poll:
-        return 2;
-    default:
-        return -1;
-    }
-}
-
 static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
 {
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
@@ -308,8 +289,9 @@ static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
 long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     struct lx_threads *t = &p->threads;
-    int ti = timeout_ms_arg(nr);
-    if (t->count <= 1 || ti < 0)
+    const struct lx_syscall_desc *d = lx_syscall_of(nr);
+    unsigned ti = d ? d->timeout_ms_arg : 0;
+    if (t->count <= 1 || !ti)
         return lx_dispatch(p, nr, a);
     struct lx_thread *cur = &t->slot[t->current];
     int64_t now = (int64_t)now_ns();
@@ -340,7 +322,7 @@ long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
     int64_t wait_ms = wait < 0 ? -1 : (wait + 999999) / 1000000;
     args[ti] = (uint64_t)(int64_t)(wait_ms > INT_MAX ? INT_MAX : wait_ms);
     long ret = lx_dispatch(p, nr, args);
-    if (ret != 0 || stopping(p) || wait == left) {
+    if (ret != 0 || lx_must_stop(p) || wait == left) {
         cur->in_event_wait = false;     /* events, an error, or the guest's own time is up */
         return ret;
     }

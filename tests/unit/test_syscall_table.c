@@ -93,6 +93,31 @@ static void test_entries_sit_at_their_linux_numbers(void **state)
     }
 }
 
+/* The properties the rows carry: a few known ones, and the rules between them. */
+static void test_row_properties(void **state)
+{
+    (void)state;
+    assert_true(lx_syscall_is(__NR_epoll_wait, LX_SC_EVENT_WAIT | LX_SC_POLLER_IN));
+    assert_int_equal(lx_syscall_of(__NR_epoll_wait)->timeout_ms_arg, 3);
+    assert_int_equal(lx_syscall_of(__NR_poll)->timeout_ms_arg, 2);
+    assert_true(lx_syscall_is(__NR_openat, LX_SC_FS | LX_SC_POLLER));
+    assert_true(lx_syscall_is(__NR_write, LX_SC_POLLER_OUT));
+    assert_false(lx_syscall_is(__NR_mmap, LX_SC_POLLER));        /* may flush memory slots */
+    assert_false(lx_syscall_is(__NR_futex, LX_SC_POLLER));
+    assert_false(lx_syscall_is(4242, LX_SC_FS));                  /* no row: nothing */
+    assert_null(lx_syscall_of(4242));
+    for (unsigned nr = 0; nr < LX_NR_SYSCALLS; nr++) {
+        const struct lx_syscall_desc *d = &lx_syscall_table[nr];
+        unsigned poller = d->flags & (LX_SC_POLLER | LX_SC_POLLER_IN | LX_SC_POLLER_OUT);
+        /* At most one way for the poller; a timeout only on an event wait; flags only on
+         * rows with a handler. */
+        assert_true((poller & (poller - 1)) == 0);
+        assert_true(!d->timeout_ms_arg || (d->flags & LX_SC_EVENT_WAIT));
+        assert_true(d->timeout_ms_arg < 6);
+        assert_true(d->fn || (!d->flags && !d->timeout_ms_arg));
+    }
+}
+
 static void test_unknown_numbers_are_enosys_and_counted(void **state)
 {
     struct fixture *f = *state;
@@ -201,6 +226,7 @@ int main(void)
         T(test_every_handler_has_a_name),
         T(test_names_are_unique),
         T(test_entries_sit_at_their_linux_numbers),
+        T(test_row_properties),
         T(test_unknown_numbers_are_enosys_and_counted),
         T(test_every_empty_slot_is_enosys),
         T(test_getpid_dispatches),
