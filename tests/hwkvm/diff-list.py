@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the hwkvm harness's differential test list: cases of the e2e suite, taken from the
 test modules themselves (tests/e2e/test_diff.py, test_hostile.py, test_fs.py,
-test_dynamic.py, test_signals.py, test_threads.py, test_isolation.py), checked inside
+test_dynamic.py, test_signals.py, test_threads.py, test_isolation.py, test_options.py), checked inside
 the QEMU guest against a native run there (guest/hw-same) or their pristine answers
 (guest/hw-serve). Every check also asserts that kvmserver ran on the hardware flavour.
 
@@ -29,6 +29,7 @@ import test_dynamic  # noqa: E402
 import test_fs  # noqa: E402
 import test_hostile  # noqa: E402
 import test_isolation  # noqa: E402
+import test_options  # noqa: E402
 import test_signals  # noqa: E402
 import test_threads  # noqa: E402
 
@@ -192,6 +193,14 @@ def main():
              options=["--syscall-transport=shared"],
              stderr=["^kvmserver: --syscall-transport=shared is not available on hardware KVM; "
                      "using VM exits$"])
+
+    # getpid and getppid answered in the ring-0 stub, the clock through the vDSO: no exits
+    # (README); getuid, answered by the host, is the control.
+    for call in test_options.IN_VM_CALLS:
+        out.test(f"exits/{call}", ["hw-exits", "in", "tests/programs/in_vm_calls", call,
+                                   str(test_options.CALLS)])
+    out.test("exits/getuid", ["hw-exits", "host", "tests/programs/in_vm_calls", "getuid",
+                              str(test_options.CALLS)])
 
     # Server mode under -e: every isolation.c endpoint's answers are pristine (the touches
     # after their mapping step crash the request), with a reset after each connection.
