@@ -22,7 +22,7 @@
 set -u
 
 usage() { echo "usage: $0 BUILD_DIR TESTLIST..." >&2; exit 2; }
-[ $# -ge 2 ] && [ -d "$1" ] || usage
+if [ $# -lt 2 ] || [ ! -d "$1" ]; then usage; fi
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 shift
