@@ -36,6 +36,7 @@
 #define XSAVE_HEADER 512                /* XSTATE_BV, then XCOMP_BV and reserved words */
 #define XSAVE_SW_BYTES 464              /* the fxsave area's words left to software */
 #define XFEATURE_PKRU 9
+#define XFEATURE_MASK_FPSSE 3ull        /* XSTATE_BV bits of the x87 and SSE components */
 #define RFLAGS_TF 0x100ull
 #define RFLAGS_DF 0x400ull
 
@@ -540,7 +541,9 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
     memcpy(image, &fcw, 2);
     memcpy(image + 24, &mxcsr, 4);
     memcpy(image + 28, &mxcsr_mask, 4);
-    bv &= 1ull << XFEATURE_PKRU;
+    /* x87 and SSE marked present with those values: with neither, KVM_SET_XSAVE keeps the
+     * vCPU's MXCSR (Linux's copy_uabi_to_xstate), so the handler would inherit its rounding. */
+    bv = (bv & 1ull << XFEATURE_PKRU) | XFEATURE_MASK_FPSSE;
     memcpy(image + XSAVE_HEADER, &bv, 8);
     if (vm_fpu_load(p->vm, fpu))
         return false;

@@ -62,6 +62,15 @@ def run_process(argv, *, env=None, stdin=b"", cwd=None, timeout=RUN_TIMEOUT) -> 
                    time.monotonic() - started, completed.returncode)
 
 
+def pytest_collection_modifyitems(items):
+    """A test that starts no kvmserver (it does not ask for the kvmserver fixture) checks the
+    test programs natively, as the oracle the differential tests compare with: it is marked
+    `native`, and tests/run-all.sh reports it apart from the sandbox tests."""
+    for item in items:
+        if "kvmserver" not in item.fixturenames:
+            item.add_marker(pytest.mark.native)
+
+
 @pytest.fixture(scope="session")
 def build() -> Path:
     path = build_dir()

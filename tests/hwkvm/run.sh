@@ -2,15 +2,17 @@
 # Runs tests against a hardware-semantics /dev/kvm: boots a Debian kernel under QEMU TCG
 # (which emulates AMD SVM), loads kvm_amd nested=1 inside it, and runs each test there.
 #
-#   tests/hwkvm/run.sh BUILD_DIR TESTLIST
+#   tests/hwkvm/run.sh BUILD_DIR TESTLIST...
 #
 # TESTLIST: one test per line, NAME<TAB>EXPECTED_EXIT<TAB>COMMAND[<TAB>EXPECTED_STDOUT_FILE].
 # COMMAND runs under sh in the guest with BUILD_DIR as working directory and first in PATH
-# (BUILD_DIR/kvmserver, or else BUILD_DIR/src/kvmserver, is there as `kvmserver`);
+# (BUILD_DIR/kvmserver, or else BUILD_DIR/src/kvmserver, is there as `kvmserver`; the
+# guest-side checkers in tests/hwkvm/guest/, e.g. hw-same, are in /bin);
 # every word of it naming a file under BUILD_DIR (or an absolute host path) is copied into
-# the guest, with the shared libraries it needs. EXPECTED_STDOUT_FILE is relative to the
-# TESTLIST's directory. Blank lines and lines starting with # are ignored. The harness's
-# own probe (kvmprobe.c) always runs first as hwkvm/kvmprobe.
+# the guest, with the shared libraries it needs. EXPECTED_STDOUT_FILE is relative to its
+# TESTLIST's directory. Blank lines and lines starting with # are ignored. The lists run in
+# one guest, in order; the harness's own probe (kvmprobe.c) always runs first as
+# hwkvm/kvmprobe. diff-list.py writes the differential list.
 #
 # Prints `PASS hwkvm/NAME` or `FAIL hwkvm/NAME (...)` per test, or `FAIL hwkvm/boot: why`;
 # exits 0 only if every test passed. Console transcript and test output: BUILD_DIR/hwkvm.log.
@@ -19,14 +21,16 @@
 # instead of the faster PVH vmlinux).
 set -u
 
-if [ $# -ne 2 ] || [ ! -d "$1" ] || [ ! -f "$2" ]; then
-    echo "usage: $0 BUILD_DIR TESTLIST" >&2
-    exit 2
-fi
+usage() { echo "usage: $0 BUILD_DIR TESTLIST..." >&2; exit 2; }
+if [ $# -lt 2 ] || [ ! -d "$1" ]; then usage; fi
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
-list=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
-list_dir=$(dirname "$list")
+shift
+lists=()
+for list in "$@"; do
+    [ -f "$list" ] || usage
+    lists+=("$(cd "$(dirname "$list")" && pwd)/$(basename "$list")")
+done
 budget=${KVMS_HWKVM_TIMEOUT:-300}
 test_timeout=${KVMS_HWKVM_TEST_TIMEOUT:-60}
 work=$build/hwkvm
@@ -77,6 +81,7 @@ copy_in() {
 copy_in /bin/busybox /bin/busybox || boot_fail "cannot copy /bin/busybox"
 cp "$kdir"/modules/*.ko "$root/modules/" || boot_fail "cannot copy modules from $kdir"
 { cp "$here/init.sh" "$root/init" && chmod 755 "$root/init"; } || boot_fail "cannot install /init"
+cp "$here"/guest/* "$root/bin/" || boot_fail "cannot install the guest-side checkers"
 copy_in "$probe" /work/hwkvm/kvmprobe || boot_fail "cannot copy kvmprobe"
 # Meson puts the binary in src/; commands say just `kvmserver`, found through PATH=/work.
 for candidate in "$build/kvmserver" "$build/src/kvmserver"; do
@@ -97,41 +102,45 @@ add_test() {   # name expected-exit command [expected-stdout-file]
 }
 add_test kvmprobe 0 hwkvm/kvmprobe || boot_fail "cannot stage kvmprobe"
 
-lineno=0
-while IFS= read -r line || [ -n "$line" ]; do
-    lineno=$((lineno + 1))
-    case $line in ''|'#'*) continue ;; esac
-    IFS=$'\t' read -r name expect cmd stdout_file extra <<< "$line"
-    bad=""
-    if [ -z "$name" ] || [ -z "$cmd" ] || [ -n "$extra" ]; then
-        bad="want NAME<TAB>EXPECTED_EXIT<TAB>COMMAND[<TAB>STDOUT_FILE]"
-    elif ! [[ $name =~ ^[A-Za-z0-9._/+-]+$ ]]; then
-        bad="test name '$name' has characters other than [A-Za-z0-9._/+-]"
-    elif ! [[ $expect =~ ^[0-9]{1,3}$ ]] || [ "$expect" -gt 255 ]; then
-        bad="expected exit '$expect' is not 0..255"
-    elif [ -n "$stdout_file" ]; then
-        [[ $stdout_file == /* ]] || stdout_file=$list_dir/$stdout_file
-        [ -f "$stdout_file" ] || bad="no expected-stdout file $stdout_file"
-    fi
-    if [ -n "$bad" ]; then
-        echo "FAIL hwkvm/testlist: line $lineno: $bad"
-        list_ok=0
-        continue
-    fi
-    # Bring every file the command names; --opt=path counts as path.
-    set -f
-    for word in $cmd; do
-        word=${word#*=}
-        case $word in
-            *..*) ;;   # never let a path escape /work
-            /*) [ -f "$word" ] && { copy_in "$word" "$word" || boot_fail "cannot copy $word"; } ;;
-            *) [ -f "$build/$word" ] &&
-                   { copy_in "$build/$word" "/work/$word" || boot_fail "cannot copy $word"; } ;;
-        esac
-    done
-    set +f
-    add_test "$name" "$expect" "$cmd" "$stdout_file" || boot_fail "cannot stage test $name"
-done < "$list"
+stage_list() {   # stage_list TESTLIST: checks its lines and stages their tests
+    local list=$1 list_dir lineno=0 line name expect cmd stdout_file extra bad word
+    list_dir=$(dirname "$list")
+    while IFS= read -r line || [ -n "$line" ]; do
+        lineno=$((lineno + 1))
+        case $line in ''|'#'*) continue ;; esac
+        IFS=$'\t' read -r name expect cmd stdout_file extra <<< "$line"
+        bad=""
+        if [ -z "$name" ] || [ -z "$cmd" ] || [ -n "$extra" ]; then
+            bad="want NAME<TAB>EXPECTED_EXIT<TAB>COMMAND[<TAB>STDOUT_FILE]"
+        elif ! [[ $name =~ ^[A-Za-z0-9._/+-]+$ ]]; then
+            bad="test name '$name' has characters other than [A-Za-z0-9._/+-]"
+        elif ! [[ $expect =~ ^[0-9]{1,3}$ ]] || [ "$expect" -gt 255 ]; then
+            bad="expected exit '$expect' is not 0..255"
+        elif [ -n "$stdout_file" ]; then
+            [[ $stdout_file == /* ]] || stdout_file=$list_dir/$stdout_file
+            [ -f "$stdout_file" ] || bad="no expected-stdout file $stdout_file"
+        fi
+        if [ -n "$bad" ]; then
+            echo "FAIL hwkvm/testlist: $(basename "$list") line $lineno: $bad"
+            list_ok=0
+            continue
+        fi
+        # Bring every file the command names; --opt=path counts as path.
+        set -f
+        for word in $cmd; do
+            word=${word#*=}
+            case $word in
+                *..*) ;;   # never let a path escape /work
+                /*) [ -f "$word" ] && { copy_in "$word" "$word" || boot_fail "cannot copy $word"; } ;;
+                *) [ -f "$build/$word" ] &&
+                       { copy_in "$build/$word" "/work/$word" || boot_fail "cannot copy $word"; } ;;
+            esac
+        done
+        set +f
+        add_test "$name" "$expect" "$cmd" "$stdout_file" || boot_fail "cannot stage test $name"
+    done < "$list"
+}
+for list in "${lists[@]}"; do stage_list "$list"; done
 
 initrd=$work/initrd.img
 (cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet) > "$initrd" ||

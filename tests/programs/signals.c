@@ -105,6 +105,9 @@ static void altstack_test(void)
     stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack };
     sigaltstack(&ss, NULL);
     install(SIGSEGV, on_onstack, SA_ONSTACK);
+    mprotect(page, 4096, PROT_READ);   /* segv_fix's handler made it writable */
+    got_rsp = 0;
+    got_code = 0;
     if (sigsetjmp(jump, 1) == 0)
         *(volatile int *)page = 1;     /* read-only */
     int on = got_rsp > (uintptr_t)altstack && got_rsp < (uintptr_t)altstack + sizeof altstack;
