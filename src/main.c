@@ -33,7 +33,12 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    status = serve(&cfg, env, env_withheld);
+    if (cfg.subcommand == SUBCMD_SNAPSHOT)
+        status = snapshot_write(&cfg, env);
+    else if (cfg.subcommand == SUBCMD_SNAPRUN)
+        status = snapshot_run(&cfg, env_withheld);
+    else
+        status = serve(&cfg, env, env_withheld);
     guest_environ_free(env);
 out:
     config_free(&cfg);

@@ -774,8 +774,8 @@ static void print_help(FILE *out, bool all)
           "  storage PROGRAM [ARGS...] ++ run PROGRAM [ARGS...]\n"
           "                                    a storage VM for the request VMs (not implemented yet)\n"
           "  snapshot -o FILE PROGRAM [ARGS...]\n"
-          "                                    write a snapshot at readiness (not implemented yet)\n"
-          "  snaprun FILE                      serve from a snapshot file (not implemented yet)\n\n",
+          "                                    write the program frozen at readiness to FILE\n"
+          "  snaprun FILE                      serve from a snapshot FILE, without booting\n\n",
           out);
     fputs(all ? "Global options (may also follow the subcommand):\n" : "Common options:\n", out);
     for (size_t i = 0; i < N_OPTIONS; i++)
@@ -1176,10 +1176,8 @@ const char *config_unimplemented(const struct config *cfg)
 {
     switch (cfg->subcommand) {
     case SUBCMD_STORAGE: return "the 'storage' subcommand is not implemented yet";
-    case SUBCMD_SNAPSHOT: return "the 'snapshot' subcommand is not implemented yet";
-    case SUBCMD_SNAPRUN: return "the 'snaprun' subcommand is not implemented yet";
-    case SUBCMD_NONE:
-    case SUBCMD_RUN: break;
+    case SUBCMD_NONE: case SUBCMD_RUN: case SUBCMD_SNAPSHOT: case SUBCMD_SNAPRUN:
+        break;
     }
     if (cfg->shared_memory > 0) return "--shared-memory is not implemented yet";
     if (cfg->hugepages) return "--hugepages is not implemented yet";

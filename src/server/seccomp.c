@@ -83,10 +83,10 @@ static const int serving_calls[] = {
     SCMP_SYS(getrandom), SCMP_SYS(getrusage), SCMP_SYS(uname), SCMP_SYS(sysinfo),
 };
 
-/* Phase one only: the sandbox's set-up (--volume checks), the CPU count, and loading
- * phase two itself. */
+/* Phase one only: the sandbox's set-up (--volume checks), the CPU count, loading phase two
+ * itself, and `kvmserver snapshot` putting its finished file in place (renameat). */
 static const int boot_only_calls[] = {
-    SCMP_SYS(access), SCMP_SYS(sched_getaffinity), SCMP_SYS(seccomp),
+    SCMP_SYS(access), SCMP_SYS(sched_getaffinity), SCMP_SYS(seccomp), SCMP_SYS(renameat),
 };
 
 /* The host ioctls the tty/socket handlers and the fd cloning pass on. */

@@ -203,7 +203,25 @@ static double rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+/* The master booted here: frozen at readiness. */
+static int boot_master(void *ctx, const struct config *cfg, struct booted_program *b,
+                       struct vm_snapshot *snap)
+{
+    int status = boot_until_ready(b, cfg, ctx);
+    if (status >= 0)
+        return status;
+    if (vm_snapshot_take(snap, &b->vm) < 0 || lx_proc_freeze(b->proc) < 0)
+        return 1;
+    return -1;
+}
+
 int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
+{
+    return serve_master(cfg, env_withheld, boot_master, guest_env);
+}
+
+int serve_master(const struct config *cfg, size_t env_withheld, serve_master_fn make,
+                 void *ctx)
 {
     /* The main thread only waits for the stop signals: block them everywhere else. */
     sigset_t stop;
@@ -225,12 +243,10 @@ int serve(const struct config *cfg, char **guest_env, size_t env_withheld)
             return 1;
     }
     uint64_t t0 = now_ns();
-    int status = boot_until_ready(&srv.boot, cfg, guest_env);
+    int status = make(ctx, cfg, &srv.boot, &srv.snap);
     if (status >= 0)
         return status;
     double boot_ms = (now_ns() - t0) / 1e6;
-    if (vm_snapshot_take(&srv.snap, &srv.boot.vm) < 0 || lx_proc_freeze(srv.boot.proc) < 0)
-        return 1;
 
     srv.nvms = boot_vm_count(cfg);
     srv.vms = calloc(srv.nvms, sizeof *srv.vms);

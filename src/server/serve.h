@@ -6,10 +6,27 @@
 
 #include "cli/config.h"
 
+struct booted_program;
+struct vm_snapshot;
+
 /* Runs until SIGINT/SIGTERM (exit status 0) or until the program cannot be served (it
  * exits or crashes before listening: its status, 128+signal, or 1). SIGTERM under -e lets
  * the requests in flight finish first (up to --shutdown-timeout). env_withheld: host
  * variables the policy kept from the guest (a metric). */
 int serve(const struct config *cfg, char **guest_env, size_t env_withheld);
+
+/* Makes the frozen master for serve_master: -1 when b and snap hold it, or the exit
+ * status to exit with (after a message). */
+typedef int (*serve_master_fn)(void *ctx, const struct config *cfg, struct booted_program *b,
+                               struct vm_snapshot *snap);
+/* serve() with the master made by `make` (booted, or loaded from a snapshot file), under
+ * the host seccomp filter's boot phase. */
+int serve_master(const struct config *cfg, size_t env_withheld, serve_master_fn make,
+                 void *ctx);
+
+/* `kvmserver snapshot -o FILE`: boots to readiness and writes the frozen master (snapshot.c).
+ * `kvmserver snaprun FILE`: serves from it. Exit statuses as serve's. */
+int snapshot_write(const struct config *cfg, char **guest_env);
+int snapshot_run(const struct config *cfg, size_t env_withheld);
 
 #endif
