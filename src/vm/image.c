@@ -2,6 +2,7 @@
 #include "vm/image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vm/clock.h"
 #include "vm/fork.h"
 #include "vm/kvm.h"
 #include "vm/layout.h"
@@ -31,6 +33,8 @@ struct engine_rec {                   /* SNAP_ENGINE, followed by the slot table
     uint32_t sites_count, reserved;
     uint64_t sites_rewritten, sites_refused;
     char platform[16];
+    uint64_t tsc_hz;                  /* the clock's calibration... */
+    char boot_id[40];                 /* ...valid while the host runs this boot */
 };
 
 struct vcpu_rec {                     /* SNAP_VCPU, followed by xsave_size bytes of XSAVE */
@@ -54,6 +58,18 @@ static int xsave_size(void)
 {
     int size = ioctl(kvm_device(), KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
     return size < (int)sizeof(struct kvm_xsave) ? (int)sizeof(struct kvm_xsave) : size;
+}
+
+/* The host's boot id: a TSC frequency measured in one boot holds for the whole boot. */
+static void host_boot_id(char out[40])
+{
+    memset(out, 0, 40);
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, out, 39);
+    close(fd);
+    out[n > 0 ? n : 0] = '\0';
 }
 
 /* ---- saving ---- */
@@ -126,6 +142,8 @@ int vm_image_save(struct snap_writer *w, const struct vm_snapshot *snap)
                             .pt_pool_end = snap->pt.pool_end, .pt_revoked = snap->pt.revoked,
                             .nslots = m->nslots, .has_sites = m->sites != NULL };
     snprintf(e.platform, sizeof e.platform, "%s", m->plat->name);
+    e.tsc_hz = clock_get_calibration()->tsc_hz;
+    host_boot_id(e.boot_id);
     if (m->sites) {
         e.sites_count = m->sites->count;
         e.sites_rewritten = m->sites->rewritten;
@@ -304,6 +322,10 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
     struct decoded d;
     if (decode(r, &d, err, errlen) < 0 || compare_cpu(&d, err, errlen) < 0)
         return -1;
+    char boot_id[40];
+    host_boot_id(boot_id);
+    if (d.e->tsc_hz && boot_id[0] && memcmp(boot_id, d.e->boot_id, sizeof boot_id) == 0)
+        clock_adopt(d.e->tsc_hz);
     bool can_rewrite = false;
     const struct platform *plat = detect_here(d.e->has_sites, &can_rewrite);
     if (!plat)
