@@ -99,9 +99,11 @@ void snap_open_section(struct snap_writer *w, uint32_t tag, bool page_align)
         wfail(w, "too many sections");
         return;
     }
-    if (page_align && w->pos % PAGE) {
+    /* Every section starts 8-byte aligned, so its records can be read in place. */
+    uint64_t align = page_align ? PAGE : 8;
+    if (w->pos % align) {
         static const uint8_t zeros[PAGE];
-        wbytes(w, zeros, PAGE - w->pos % PAGE);
+        wbytes(w, zeros, align - w->pos % align);
     }
     w->sec[w->n] = (struct snap_section){ .tag = tag, .offset = w->pos };
 }
@@ -162,6 +164,8 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
                char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
+    if ((uintptr_t)data % 8)
+        return perr(err, errlen, "the snapshot is not mapped aligned");
     struct snap_header h;
     if (size < SNAP_HEADER_SIZE)
         return perr(err, errlen, "not a kvmserver snapshot (%llu bytes: shorter than its "
@@ -196,7 +200,8 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
     for (uint32_t i = 0; i < h.nsections; i++) {
         struct snap_section s;
         memcpy(&s, &sec[i], sizeof s);
-        if (s.offset < SNAP_HEADER_SIZE || s.offset > size || s.length > size - s.offset)
+        if (s.offset < SNAP_HEADER_SIZE || s.offset > size || s.length > size - s.offset ||
+            s.offset % 8)
             return perr(err, errlen, "damaged snapshot: section %u lies outside the file", i);
         for (uint32_t j = 0; j < i; j++)
             if (sec[j].tag == s.tag)

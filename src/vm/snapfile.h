@@ -72,7 +72,7 @@ struct snap_reader {
     const struct snap_header *hdr;
     const struct snap_section *sec;
 };
-/* Checks a file image: magic, format, header checksum, version (against `version`; NULL:
+/* Checks a file image (8-byte aligned; sections must be too): magic, format, header checksum, version (against `version`; NULL:
  * any), section bounds and tags, and every section's checksum. 0, or -1 with the reason
  * in err (which names the difference for another version). */
 int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const char *version,
