@@ -745,7 +745,7 @@ static bool stale_unix_path(const struct sockaddr_un *sun, socklen_t len)
         close(s);
     struct stat st;
     return stale && lstat(sun->sun_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-           unlink(sun->sun_path) == 0;
+           unlinkat(AT_FDCWD, sun->sun_path, 0) == 0;
 }
 
 static int make_listener(struct fd_rec *r, struct lx_proc *p, const struct config *cfg,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ int snap_finish(struct snap_writer *w, const char *version)
     snprintf(h.version, sizeof h.version, "%s", version);
     memcpy(head, &h, sizeof h);
     memcpy(head + sizeof h, w->sec, w->n * sizeof w->sec[0]);
-    h.header_crc = snap_crc32c(0, head, sizeof h + w->n * sizeof w->sec[0]);
+    h.header_crc = snap_crc32c(0, head, sizeof head);
     memcpy(head, &h, sizeof h);
     uint64_t end = w->pos;
     w->pos = 0;
@@ -179,12 +180,11 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
     if (h.nsections > SNAP_MAX_SECTIONS)
         return perr(err, errlen, "damaged snapshot: %u sections (at most %u)", h.nsections,
                     SNAP_MAX_SECTIONS);
-    size_t table = h.nsections * sizeof(struct snap_section);
     uint32_t want = h.header_crc;
-    uint8_t head[sizeof h + SNAP_MAX_SECTIONS * sizeof(struct snap_section)];
-    memcpy(head, data, sizeof h + table);
-    ((struct snap_header *)(void *)head)->header_crc = 0;
-    if (snap_crc32c(0, head, sizeof h + table) != want)
+    uint8_t head[SNAP_HEADER_SIZE];
+    memcpy(head, data, sizeof head);
+    memset(head + offsetof(struct snap_header, header_crc), 0, sizeof h.header_crc);
+    if (snap_crc32c(0, head, sizeof head) != want)
         return perr(err, errlen, "damaged snapshot: the header's checksum does not match");
     if (h.file_size != size)
         return perr(err, errlen, "damaged snapshot: %llu bytes, its header says %llu "

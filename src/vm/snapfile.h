@@ -34,7 +34,8 @@ struct snap_header {
     uint32_t nsections;
     char version[SNAP_VERSION_LEN];     /* kvmserver version and struct layout, NUL-padded */
     uint64_t file_size;
-    uint32_t header_crc;                /* CRC32C of the header (this field 0) and table */
+    uint32_t header_crc;                /* CRC32C of the first SNAP_HEADER_SIZE bytes (header,
+                                         * table, zero padding), this field taken as 0 */
     uint32_t reserved;
 };
 

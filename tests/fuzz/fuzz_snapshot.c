@@ -42,7 +42,7 @@ static void fix_up(uint8_t *data, size_t size)
     }
     h.header_crc = 0;
     memcpy(data, &h, sizeof h);
-    h.header_crc = snap_crc32c(0, data, sizeof h + h.nsections * sizeof(struct snap_section));
+    h.header_crc = snap_crc32c(0, data, SNAP_HEADER_SIZE);
     memcpy(data, &h, sizeof h);
 }
 
