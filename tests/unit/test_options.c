@@ -356,8 +356,7 @@ static void test_subcommands(void **state)
     assert_int_equal(cfg.subcommand, SUBCMD_SNAPSHOT);
     assert_string_equal(cfg.snapshot_output, "out.snap");
     assert_int_equal(cfg.program_argc, 2);
-    assert_string_equal(config_unimplemented(&cfg),
-                        "the 'snapshot' subcommand is not implemented yet");
+    assert_null(config_unimplemented(&cfg));
     config_free(&cfg);
 
     assert_int_equal(CLI(&cfg, "snapshot", "--output=o2", "p"), -1);
@@ -367,8 +366,7 @@ static void test_subcommands(void **state)
     assert_int_equal(CLI(&cfg, "snaprun", "file.snap"), -1);
     assert_int_equal(cfg.subcommand, SUBCMD_SNAPRUN);
     assert_string_equal(cfg.program, "file.snap");
-    assert_string_equal(config_unimplemented(&cfg),
-                        "the 'snaprun' subcommand is not implemented yet");
+    assert_null(config_unimplemented(&cfg));
     config_free(&cfg);
 
     assert_int_equal(CLI(&cfg, "storage", "--1-to-1", "./store", "++", "run", "./prog"), -1);
