@@ -215,6 +215,11 @@ static int decode(const struct snap_reader *r, struct decoded *d, char *err, siz
     if (!d->v || d->v->xsave_size < sizeof(struct kvm_xsave) || d->v->xsave_size > MAX_XSAVE ||
         d->v->xsave_ioctl > 1 || d->v->xcrs.nr_xcrs > KVM_MAX_XCRS)
         return perr(err, errlen, "damaged snapshot: the vCPU section is inconsistent");
+    /* The host's page tables, GDT and IDT, whatever the rest of the state says: a reset's
+     * scan follows pt_root, so the vCPU must walk those tables and no others. */
+    if (d->v->sregs.cr3 != e->pt_root || d->v->sregs.gdt.base != GDT_ADDR ||
+        d->v->sregs.idt.base != IDT_ADDR || d->v->sregs.tr.base != TSS_ADDR)
+        return perr(err, errlen, "damaged snapshot: the vCPU does not use the host's tables");
     d->xsave = snap_take(&c, d->v->xsave_size);
     if (c.bad || c.left)
         return perr(err, errlen, "damaged snapshot: the vCPU section has the wrong length");
