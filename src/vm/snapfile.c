@@ -210,6 +210,27 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
             return perr(err, errlen, "damaged snapshot: section %u (tag %u) fails its "
                         "checksum", i, s.tag);
     }
+    /* Nothing outside the sections but zero padding, and no two sections overlapping: any
+     * flipped bit of the file is caught. */
+    uint32_t order[SNAP_MAX_SECTIONS];
+    for (uint32_t i = 0; i < h.nsections; i++) {
+        uint32_t j = i;
+        for (; j > 0 && sec[order[j - 1]].offset > sec[i].offset; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    uint64_t at = SNAP_HEADER_SIZE;
+    for (uint32_t k = 0; k <= h.nsections; k++) {
+        uint64_t next = k < h.nsections ? sec[order[k]].offset : size;
+        if (next < at)
+            return perr(err, errlen, "damaged snapshot: sections overlap");
+        for (uint64_t b = at; b < next; b++)
+            if (data[b])
+                return perr(err, errlen, "damaged snapshot: a byte between sections is not "
+                            "zero (at %llu)", (unsigned long long)b);
+        if (k < h.nsections)
+            at = next + sec[order[k]].length;
+    }
     r->base = data;
     r->size = size;
     r->hdr = (const void *)data;
