@@ -160,7 +160,8 @@ def first_response_ms(argv, port, timeout=30.0):
 @pytest.mark.parametrize("name", ["static", "python"])
 def test_first_response_faster_than_cold_boot(kvmserver, build, snapshots, name):
     """Interleaved rounds of a cold `run` and a `snaprun` of the same server: the snapshot
-    answers its first request sooner (the figures are printed)."""
+    answers its first request sooner (the figures are printed). The fastest rounds are
+    compared: on a shared 2-CPU machine the others carry whatever else ran meanwhile."""
     port = free_port()
     if name == "static":
         program, args = build / "examples" / "httpd", [str(port)]
@@ -179,7 +180,7 @@ def test_first_response_faster_than_cold_boot(kvmserver, build, snapshots, name)
                                       port))
     print(f"{name}: cold boot {cold} ms, snaprun {warm} ms; medians "
           f"{statistics.median(cold):.1f} / {statistics.median(warm):.1f} ms")
-    assert statistics.median(warm) < statistics.median(cold), (cold, warm)
+    assert min(warm) < min(cold), (cold, warm)
 
 
 # ---------------------------------------------------------------------------- policy
