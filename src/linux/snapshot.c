@@ -42,6 +42,7 @@ enum snap_fd_kind {
     SK_EPOLL,       /* u32 n, n x (i32 guest fd, u32 events, u64 data) */
     SK_PEER_END,    /* the other end of the pipe or socketpair at object_first */
     SK_DUP,         /* shares the open file description of ofd_first */
+    SK_REOPEN,      /* u64 offset: another open of the memfd at object_first */
 };
 
 struct fd_head {
@@ -198,6 +199,9 @@ static int save_fd(const struct lx_proc *p, int i, struct snap_buf *b)
         h.kind = SK_DUP;
     } else if ((fz->how == FORK_PIPE || fz->how == FORK_SOCKETPAIR) && fz->object_first != i) {
         h.kind = SK_PEER_END;
+    } else if (fz->how == FORK_MEMFD && fz->object_first != i) {
+        h.kind = SK_REOPEN;
+        snap_put_u64(&d, (uint64_t)fz->offset);
     } else switch (fz->how) {
     case FORK_SHARE:
         if (f->type == LX_FT_LISTENER) {
@@ -502,6 +506,9 @@ static bool take_fd(struct snap_cursor *c, struct fd_rec *r)
         snap_take(c, (uint64_t)n * 16);
         break;
     }
+    case SK_REOPEN:
+        snap_take_u64(c);
+        /* fall through */
     case SK_PEER_END:
         if (h->object_first >= (int32_t)h->guest_fd)
             return false;
@@ -802,6 +809,7 @@ static const char *const kind_names[] = {
     [SK_PIPE] = "a pipe", [SK_SOCKETPAIR] = "a socketpair", [SK_EVENTFD] = "an eventfd",
     [SK_MEMFD] = "a memfd", [SK_EPOLL] = "an epoll instance",
     [SK_PEER_END] = "a pipe or socketpair end", [SK_DUP] = "a duplicate",
+    [SK_REOPEN] = "another open of a memfd",
 };
 
 /* Makes guest fd r's host object (pass 0: objects; pass 1: duplicates). */
@@ -842,11 +850,23 @@ static int make_fd(struct lx_proc *p, struct fd_rec *r, const struct config *cfg
     case SK_PEER_END:
         host = spare[h->object_first];
         spare[h->object_first] = -1;
-        if (host < 0)
+        if (host < 0) {
             host = -EBADF;
-        else if (set_nonblock(host, h->flags) < 0)
-            host = -errno;
+        } else {
+            int e = set_nonblock(host, h->flags);
+            if (e < 0) {
+                close(host);
+                host = e;
+            }
+        }
         break;
+    case SK_REOPEN: {
+        uint64_t offset = snap_take_u64(&r->data);
+        const struct lx_fd *first = &t->fd[h->object_first];
+        host = first->kind != LX_FD_HOST || offset > INT64_MAX
+                   ? -EBADF : reopen_proc(first->host_fd, h->flags, (off_t)offset);
+        break;
+    }
     case SK_DUP: {
         const struct lx_fd *orig = &t->fd[h->ofd_first];
         if (orig->kind != LX_FD_HOST || (uint32_t)h->ofd_first == h->guest_fd) {

@@ -83,6 +83,18 @@ def test_isolation_server_from_snapshot(kvmserver, servers_dir, server_factory, 
         assert not_pristine(steps, answers) == [], (name, answers, server.describe())
 
 
+def test_fd_kinds_from_snapshot(kvmserver, servers_dir, server_factory, snapshots):
+    """srv_fdkinds' pipes (one end closed, a dup), socketpair, eventfd, memfd and file: from
+    a snapshot every request sees them as the fresh native server's first request does."""
+    program = server_path(servers_dir, "srv_fdkinds")
+    expected = http_get(server_factory.native(program).endpoint, "/").text
+    endpoint = make_endpoint("tcp")
+    path = snapshots / "fdkinds.snap"
+    take_snapshot(kvmserver, path, program, [], endpoint, ["-e"])
+    server = start_snaprun(server_factory, kvmserver, path, endpoint, ["-t", "2"])
+    assert [http_get(endpoint, "/").text for _ in range(6)] == [expected] * 6, server.describe()
+
+
 def test_unix_socket_server_from_snapshot(kvmserver, servers_dir, server_factory, snapshots):
     """A unix listener is bound again at its path (the snapshot's own process left it)."""
     endpoint = make_endpoint("unix")
