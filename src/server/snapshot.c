@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "cli/options.h"
+#include "guest/stubs.h"
+#include "guest/vdso.h"
 #include "linux/process.h"
 #include "linux/snapshot.h"
 #include "server/boot.h"
@@ -36,7 +38,8 @@ static double now_ms(void)
 }
 
 /* The kvmserver version and a digest of the layout of the structs stored as they are in
- * memory: a file from any other build is refused before they are read. */
+ * memory and of the guest stubs and vDSO the image holds (their addresses are the
+ * engine's): a file from any other build is refused before anything in it is used. */
 static const char *snapshot_version(void)
 {
     static char v[SNAP_VERSION_LEN];
@@ -47,8 +50,12 @@ static const char *snapshot_version(void)
             sizeof(struct lx_thread), sizeof(struct vm_thread_cpu), sizeof(struct kvm_regs),
             sizeof(struct kvm_sregs), sizeof(struct kvm_xcrs), LX_MAX_FDS, LX_MAX_THREADS,
         };
-        snprintf(v, sizeof v, "%s layout %08x", KVMS_VERSION,
-                 snap_crc32c(0, layout, sizeof layout));
+        uint32_t crc = snap_crc32c(0, layout, sizeof layout);
+        crc = snap_crc32c(crc, kvms_kcode_start, (size_t)(kvms_kcode_end - kvms_kcode_start));
+        crc = snap_crc32c(crc, kvms_uentry_start,
+                          (size_t)(kvms_uentry_end - kvms_uentry_start));
+        crc = snap_crc32c(crc, kvms_vdso_image, (size_t)(kvms_vdso_image_end - kvms_vdso_image));
+        snprintf(v, sizeof v, "%s layout %08x", KVMS_VERSION, crc);
     }
     return v;
 }
