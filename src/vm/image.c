@@ -244,14 +244,6 @@ int vm_image_check(const struct snap_reader *r, char *err, size_t errlen)
     return decode(r, &d, err, errlen);
 }
 
-const char *vm_image_platform(const struct snap_reader *r)
-{
-    uint64_t len;
-    const struct engine_rec *e = snap_section(r, SNAP_ENGINE, &len);
-    return e && len >= sizeof *e && memchr(e->platform, '\0', sizeof e->platform)
-               ? e->platform : "";
-}
-
 static const char *const reg_names[] = { "eax", "ebx", "ecx", "edx" };
 
 /* The first CPUID difference, named, or 0 when the tables match. */

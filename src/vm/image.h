@@ -24,9 +24,6 @@ struct vm_image {
  * the frozen master. 0 or -1 (with a message). */
 int vm_image_save(struct snap_writer *w, const struct vm_snapshot *snap);
 
-/* The platform the snapshot was made on (SNAP_ENGINE), for messages; "" if unreadable. */
-const char *vm_image_platform(const struct snap_reader *r);
-
 /* Makes `master` and `snap` from a checked file (snap_parse) that stays mapped and whose
  * fd stays open while they live. Refuses, with the difference in err, a snapshot from
  * another CPU feature set (CPUID, XSAVE size) or another KVM flavour. 0 or -1. */
