@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,15 +61,6 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int perr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
 }
 
 /* ------------------------------------------------------------------ saving */
@@ -347,7 +337,7 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
     struct proc_sizes s;
     snap_take_copy(&c, &s, sizeof s);
     if (c.bad || memcmp(&s, &sizes, sizeof s) != 0)
-        return perr(err, errlen, "damaged snapshot: the process section's layout differs");
+        return snap_error(err, errlen, "damaged snapshot: the process section's layout differs");
     int32_t ids[3];
     snap_take_copy(&c, ids, sizeof ids);
     uint32_t exited = snap_take_u32(&c);
@@ -361,7 +351,7 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
     snap_take_copy(&c, th, sizeof th);
     uint64_t wait_seq = snap_take_u64(&c);
     if (c.bad || exited || ids[0] != LX_MASTER_PID || ids[1] != LX_MASTER_PPID)
-        return perr(err, errlen, "damaged snapshot: the process section is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the process section is inconsistent");
     /* Bools and counts first, in the file's bytes: only then into the structs. */
     struct lx_signals sg;
     struct lx_mm m;
@@ -400,23 +390,23 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
         ok = sv.frozen && sv.nlisteners >= 0 && sv.nlisteners <= LX_MAX_LISTENERS;
     }
     if (!ok)
-        return perr(err, errlen, "damaged snapshot: the process state is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the process state is inconsistent");
     if (th[2] < 1 || th[2] > LX_MAX_THREADS || th[0] < 0 || th[0] >= th[2] || th[1] < 1 ||
         th[1] > th[2] || th[3] < 0)
-        return perr(err, errlen, "damaged snapshot: the thread table is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the thread table is inconsistent");
     struct lx_threads *t = &p->threads;
     *t = (struct lx_threads){ .current = th[0], .count = th[1], .used = th[2],
                               .next_tid = th[3], .wait_seq = wait_seq };
     for (int i = 0; i < t->used; i++) {
         const uint8_t *slot = snap_take(&c, sizeof t->slot[i]);
         if (!slot || !bool_ok(slot + offsetof(struct lx_thread, in_event_wait)))
-            return perr(err, errlen, "damaged snapshot: the thread table is inconsistent");
+            return snap_error(err, errlen, "damaged snapshot: the thread table is inconsistent");
         memcpy(&t->slot[i], slot, sizeof t->slot[i]);
         if (t->slot[i].state > LX_THREAD_POLL)
-            return perr(err, errlen, "damaged snapshot: thread %d has no valid state", i);
+            return snap_error(err, errlen, "damaged snapshot: thread %d has no valid state", i);
     }
     if (c.left)
-        return perr(err, errlen, "damaged snapshot: the process section has the wrong length");
+        return snap_error(err, errlen, "damaged snapshot: the process section has the wrong length");
     p->pid = LX_MASTER_PID;
     p->ppid = LX_MASTER_PPID;
     p->sig = sg;
@@ -532,15 +522,15 @@ static int decode_fds(const void *data, uint64_t len, struct fd_rec *recs, uint3
     *n = snap_take_u32(&c);
     *last_ofd = snap_take_u32(&c);
     if (c.bad || *n > LX_MAX_FDS)
-        return perr(err, errlen, "damaged snapshot: no valid fd table");
+        return snap_error(err, errlen, "damaged snapshot: no valid fd table");
     int32_t prev = -1;
     for (uint32_t i = 0; i < *n; i++) {
         if (!take_fd(&c, &recs[i]) || (int32_t)recs[i].h.guest_fd <= prev)
-            return perr(err, errlen, "damaged snapshot: fd record %u is inconsistent", i);
+            return snap_error(err, errlen, "damaged snapshot: fd record %u is inconsistent", i);
         prev = (int32_t)recs[i].h.guest_fd;
     }
     if (c.left)
-        return perr(err, errlen, "damaged snapshot: the fd table has the wrong length");
+        return snap_error(err, errlen, "damaged snapshot: the fd table has the wrong length");
     return 0;
 }
 
@@ -554,7 +544,7 @@ int lx_snapshot_check(const struct snap_reader *r, char *err, size_t errlen)
     uint32_t n, last;
     int rc = -1;
     if (!p || !recs)
-        perr(err, errlen, "out of memory");
+        snap_error(err, errlen, "out of memory");
     else if (decode_proc(data, len, p, &saved, err, errlen) == 0) {
         data = snap_section(r, SNAP_FDS, &len);
         rc = decode_fds(data, len, recs, &n, &last, err, errlen);
@@ -763,7 +753,7 @@ static int make_listener(struct fd_rec *r, struct lx_proc *p, const struct confi
     snap_take_u32(&r->data);
     const uint8_t *opts = snap_take(&r->data, N_LISTENER_OPTS * sizeof(uint32_t));
     if (idx >= (uint32_t)p->server.nlisteners || listener_fd[idx] >= 0)
-        return perr(err, errlen, "damaged snapshot: guest fd %u names no listener",
+        return snap_error(err, errlen, "damaged snapshot: guest fd %u names no listener",
                     r->h.guest_fd);
     struct sockaddr_storage ss = { 0 };
     memcpy(&ss, addr, alen);
@@ -771,15 +761,15 @@ static int make_listener(struct fd_rec *r, struct lx_proc *p, const struct confi
     char name[200];
     const struct lx_listener *l = &p->server.listeners[idx];
     if (ss.ss_family != l->family || np_addr_parse(&a, &ss, alen) < 0)
-        return perr(err, errlen, "damaged snapshot: guest fd %u: a listener without a valid "
+        return snap_error(err, errlen, "damaged snapshot: guest fd %u: a listener without a valid "
                     "address", r->h.guest_fd);
     np_addr_format(&a, name, sizeof name);
     if (!np_allowed(cfg, NP_LISTEN, &a))
-        return perr(err, errlen, "the snapshot's listener %s is not allowed by its policy",
+        return snap_error(err, errlen, "the snapshot's listener %s is not allowed by its policy",
                     name);
     int s = socket(l->family, (l->type & 0xf) | SOCK_CLOEXEC, l->protocol);
     if (s < 0)
-        return perr(err, errlen, "cannot re-create the listener %s: %s", name,
+        return snap_error(err, errlen, "cannot re-create the listener %s: %s", name,
                     strerror(errno));
     for (size_t k = 0; k < N_LISTENER_OPTS; k++) {
         int32_t v;
@@ -793,7 +783,7 @@ static int make_listener(struct fd_rec *r, struct lx_proc *p, const struct confi
         rc = bind(s, (struct sockaddr *)&ss, alen);
     if (rc < 0 || listen(s, l->backlog) < 0 ||
         fcntl(s, F_SETFL, l->status_flags | O_NONBLOCK) < 0) {
-        perr(err, errlen, "cannot listen on %s again: %s", name, strerror(errno));
+        snap_error(err, errlen, "cannot listen on %s again: %s", name, strerror(errno));
         close(s);
         return -1;
     }
@@ -886,7 +876,7 @@ static int make_fd(struct lx_proc *p, struct fd_rec *r, const struct config *cfg
     }
     }
     if (host < 0)
-        return perr(err, errlen, "cannot make guest fd %u (%s) again: %s", h->guest_fd,
+        return snap_error(err, errlen, "cannot make guest fd %u (%s) again: %s", h->guest_fd,
                     kind_names[h->kind], strerror(host == -1 ? errno : -host));
     t->fd[h->guest_fd] = (struct lx_fd){ .kind = LX_FD_HOST, .host_fd = host,
                                          .cloexec = h->cloexec, .type = h->type,
@@ -937,7 +927,7 @@ int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *
     uint32_t n = 0, last_ofd;
     int rc = -1;
     if (!recs || !spare) {
-        perr(err, errlen, "out of memory");
+        snap_error(err, errlen, "out of memory");
         goto out;
     }
     for (int i = 0; i < LX_MAX_FDS; i++)
@@ -955,9 +945,9 @@ int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *
                 rc = make_fd(p, &recs[i], cfg, spare, listener_fd, err, errlen);
     for (int i = 0; !rc && i < s->nlisteners; i++)
         if (listener_fd[i] < 0)
-            rc = perr(err, errlen, "damaged snapshot: listener %d has no fd", i);
+            rc = snap_error(err, errlen, "damaged snapshot: listener %d has no fd", i);
     if (!rc && lx_proc_freeze(p) < 0)
-        rc = perr(err, errlen, "the snapshot's fds cannot be given to request VMs");
+        rc = snap_error(err, errlen, "the snapshot's fds cannot be given to request VMs");
 out:
     for (int i = 0; spare && i < LX_MAX_FDS; i++)
         if (spare[i] >= 0)

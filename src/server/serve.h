@@ -24,9 +24,24 @@ typedef int (*serve_master_fn)(void *ctx, const struct config *cfg, struct boote
 int serve_master(const struct config *cfg, size_t env_withheld, serve_master_fn make,
                  void *ctx);
 
-/* `kvmserver snapshot -o FILE`: boots to readiness and writes the frozen master (snapshot.c).
- * `kvmserver snaprun FILE`: serves from it. Exit statuses as serve's. */
-int snapshot_write(const struct config *cfg, char **guest_env);
-int snapshot_run(const struct config *cfg, size_t env_withheld);
+/* `kvmserver snapshot -o FILE`: boots to readiness and writes the frozen master (snapshot.c)
+ * with `policy`, the configuration as kvmserver.toml text. Exit statuses as serve's. */
+int snapshot_write(const struct config *cfg, char **guest_env, const char *policy,
+                   size_t policy_len);
+
+/* `kvmserver snaprun FILE`: the checked file, and what the caller makes its configuration
+ * from (it lives as long as the process). NULL after a message. */
+struct snapshot_info {
+    const char *policy;        /* the recorded configuration, kvmserver.toml text */
+    size_t policy_len;
+    char *program;             /* the program and its argv, as booted */
+    char **argv;
+    int argc;
+};
+struct snapshot_file;
+struct snapshot_file *snapshot_open(const char *path);
+const struct snapshot_info *snapshot_info(const struct snapshot_file *f);
+/* Serves from it under cfg (the recorded policy, narrowed: config_narrow). */
+int snapshot_run(const struct config *cfg, struct snapshot_file *f, size_t env_withheld);
 
 #endif

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/options.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"
 #include "linux/process.h"
@@ -62,7 +60,8 @@ static const char *snapshot_version(void)
 
 /* ------------------------------------------------------------------ snapshot */
 
-static int write_meta(struct snap_writer *w, const struct config *cfg, const struct vm *vm)
+static int write_meta(struct snap_writer *w, const struct config *cfg, const struct vm *vm,
+                      const char *policy, size_t policy_len)
 {
     struct snap_buf b = { 0 };
     snap_put_str(&b, cfg->program);
@@ -73,20 +72,12 @@ static int write_meta(struct snap_writer *w, const struct config *cfg, const str
     snap_add(w, SNAP_META, b.data, b.len);
     bool failed = b.failed;
     snap_buf_free(&b);
-
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    if (!out)
-        return -1;
-    config_print(cfg, out);
-    fclose(out);
-    snap_add(w, SNAP_POLICY, text, len);
-    free(text);
+    snap_add(w, SNAP_POLICY, policy, policy_len);
     return failed ? -1 : 0;
 }
 
-int snapshot_write(const struct config *cfg, char **guest_env)
+int snapshot_write(const struct config *cfg, char **guest_env, const char *policy,
+                   size_t policy_len)
 {
     signal(SIGPIPE, SIG_IGN);
     if (host_seccomp_boot(cfg) < 0)
@@ -113,7 +104,7 @@ int snapshot_write(const struct config *cfg, char **guest_env)
     }
     struct snap_writer w;
     snap_begin(&w, fd);
-    int rc = write_meta(&w, cfg, &b.vm);
+    int rc = write_meta(&w, cfg, &b.vm, policy, policy_len);
     if (!rc)
         rc = lx_snapshot_save(&w, b.proc);
     if (!rc)
@@ -144,111 +135,15 @@ int snapshot_write(const struct config *cfg, char **guest_env)
 
 /* ------------------------------------------------------------------ snaprun */
 
-static int say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static bool lists_equal(const struct str_list *a, const struct str_list *b)
-{
-    if (a->count != b->count)
-        return false;
-    for (size_t i = 0; i < a->count; i++)
-        if (strcmp(a->items[i], b->items[i]) != 0)
-            return false;
-    return true;
-}
-
-static bool strings_equal(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* The recorded policy, narrowed by what snaprun was given: an option that would widen it
- * (or change it in a way that is not plainly narrower) is refused. What run takes from rec
- * moves (rec no longer owns it): run lives as long as the process. */
-static int merge_policy(struct config *run, struct config *rec, char *err, size_t errlen)
-{
-    struct config d;
-    config_defaults(&d);
-#define SAME_ACCESS(set, list, name)                                                          \
-    if ((run->set != d.set || run->list.count) &&                                             \
-        (run->set != rec->set || !lists_equal(&run->list, &rec->list)))                       \
-        return say(err, errlen, "%s differs from the snapshot's policy: snaprun serves with the " \
-                   "recorded policy and may only repeat it (see --print-config of snapshot)", name);
-    SAME_ACCESS(allow_read_set, allow_read, "--allow-read")
-    SAME_ACCESS(allow_write_set, allow_write, "--allow-write")
-    SAME_ACCESS(allow_env_set, allow_env, "--allow-env")
-    SAME_ACCESS(allow_net_set, allow_net, "--allow-net")
-    SAME_ACCESS(allow_connect_set, allow_connect, "--allow-connect")
-    SAME_ACCESS(allow_listen_set, allow_listen, "--allow-listen")
-#undef SAME_ACCESS
-    if (run->allow_all && !rec->allow_all)
-        return say(err, errlen, "--allow-all would widen the snapshot's policy");
-    if ((run->volumes.count && !lists_equal(&run->volumes, &rec->volumes)) ||
-        (run->env.count && !lists_equal(&run->env, &rec->env)) ||
-        (run->cwd && !strings_equal(run->cwd, rec->cwd)))
-        return say(err, errlen, "--volume, --env and --cwd are in the snapshot already: "
-                   "snaprun may only repeat them");
-    if (run->warmup)
-        return say(err, errlen, "-w has no effect on snaprun: warm up when taking the snapshot");
-#define NARROWER(field, name)                                                                 \
-    if (run->field != d.field) {                                                              \
-        if (run->field == 0 || (rec->field != 0 && run->field > rec->field))                  \
-            return say(err, errlen, "%s would widen the snapshot's limit", name);             \
-    } else {                                                                                  \
-        run->field = rec->field;                                                              \
-    }
-    NARROWER(max_request_memory, "--max-request-memory")
-    NARROWER(limit_request_memory, "--limit-request-memory")
-    NARROWER(max_request_time, "--max-request-time")
-#undef NARROWER
-    run->ephemeral |= rec->ephemeral;           /* -e only narrows */
-    run->no_ephemeral_keep_working_memory |= rec->no_ephemeral_keep_working_memory;
-    /* The policy itself, and what the booted program's state depends on. */
-    run->allow_all = rec->allow_all;
-#define TAKE_LIST(f) do { run->f = rec->f; rec->f = (struct str_list){ 0 }; } while (0)
-    TAKE_LIST(allow_read);
-    TAKE_LIST(allow_write);
-    TAKE_LIST(allow_env);
-    TAKE_LIST(allow_net);
-    TAKE_LIST(allow_connect);
-    TAKE_LIST(allow_listen);
-    TAKE_LIST(volumes);
-    TAKE_LIST(env);
-#undef TAKE_LIST
-    if (!run->cwd) {
-        run->cwd = rec->cwd;
-        rec->cwd = NULL;
-    }
-    run->allow_read_set = rec->allow_read_set;
-    run->allow_write_set = rec->allow_write_set;
-    run->allow_env_set = rec->allow_env_set;
-    run->allow_net_set = rec->allow_net_set;
-    run->allow_connect_set = rec->allow_connect_set;
-    run->allow_listen_set = rec->allow_listen_set;
-    run->max_main_memory = rec->max_main_memory;
-    run->max_address_space = rec->max_address_space;
-    run->no_syscall_rewrite = rec->no_syscall_rewrite;
-    config_free(&d);
-    return 0;
-}
-
-struct loaded {
+struct snapshot_file {
+    struct snapshot_info info;
     const char *path;
     int fd;
     struct snap_reader r;
     struct vm_image image;
-    char *program;
-    char **argv;
-    int argc;
 };
 
-static int read_meta(struct loaded *l, char *err, size_t errlen)
+static int read_meta(struct snapshot_file *l, char *err, size_t errlen)
 {
     uint64_t len;
     const void *meta = snap_section(&l->r, SNAP_META, &len);
@@ -256,26 +151,31 @@ static int read_meta(struct loaded *l, char *err, size_t errlen)
     snap_cursor_init(&c, meta, len);
     static char buf[4096];
     if (!snap_take_str(&c, buf, sizeof buf))
-        return say(err, errlen, "damaged snapshot: no program name");
-    l->program = strdup(buf);
+        return snap_error(err, errlen, "damaged snapshot: no program name");
+    struct snapshot_info *in = &l->info;
+    in->program = strdup(buf);
     uint32_t argc = snap_take_u32(&c);
     if (c.bad || argc < 1 || argc > MAX_ARGS)
-        return say(err, errlen, "damaged snapshot: no valid argument list");
-    l->argv = calloc(argc + 1, sizeof *l->argv);
-    if (!l->program || !l->argv)
-        return say(err, errlen, "out of memory");
+        return snap_error(err, errlen, "damaged snapshot: no valid argument list");
+    in->argv = calloc(argc + 1, sizeof *in->argv);
+    if (!in->program || !in->argv)
+        return snap_error(err, errlen, "out of memory");
     for (uint32_t i = 0; i < argc; i++) {
-        if (!snap_take_str(&c, buf, sizeof buf) || !(l->argv[i] = strdup(buf)))
-            return say(err, errlen, "damaged snapshot: argument %u is unreadable", i);
+        if (!snap_take_str(&c, buf, sizeof buf) || !(in->argv[i] = strdup(buf)))
+            return snap_error(err, errlen, "damaged snapshot: argument %u is unreadable", i);
     }
-    l->argc = (int)argc;
+    in->argc = (int)argc;
+    in->policy = snap_section(&l->r, SNAP_POLICY, &len);
+    in->policy_len = (size_t)len;
+    if (!in->policy || memchr(in->policy, '\0', in->policy_len))
+        return snap_error(err, errlen, "damaged snapshot: no policy");
     return 0;
 }
 
 static int load_master(void *ctx, const struct config *cfg, struct booted_program *b,
                        struct vm_snapshot *snap)
 {
-    struct loaded *l = ctx;
+    struct snapshot_file *l = ctx;
     char err[512];
     memset(b, 0, sizeof *b);
     if (vm_image_load(&l->r, l->fd, &b->vm, &l->image, snap, err, sizeof err) < 0)
@@ -295,50 +195,38 @@ fail:
     return 1;
 }
 
-int snapshot_run(const struct config *given, size_t env_withheld)
+struct snapshot_file *snapshot_open(const char *path)
 {
-    static struct loaded l;
-    static struct config cfg;      /* request VMs keep pointing at it */
+    static struct snapshot_file l;
     char err[512];
-    l.path = given->program;
-    l.fd = open(l.path, O_RDONLY | O_CLOEXEC);
+    l.path = path;
+    l.fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (l.fd < 0 || fstat(l.fd, &st) < 0) {
-        fprintf(stderr, "kvmserver: snaprun: cannot open %s: %s\n", l.path, strerror(errno));
-        return 1;
+        fprintf(stderr, "kvmserver: snaprun: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
     }
     void *map = st.st_size > 0 ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, l.fd, 0)
                                : MAP_FAILED;
     if (st.st_size == 0 || map == MAP_FAILED) {
-        fprintf(stderr, "kvmserver: snaprun %s: %s\n", l.path,
+        fprintf(stderr, "kvmserver: snaprun %s: %s\n", path,
                 st.st_size == 0 ? "empty file: not a kvmserver snapshot" : strerror(errno));
-        return 1;
+        return NULL;
     }
     if (snap_parse(&l.r, map, (uint64_t)st.st_size, snapshot_version(), err, sizeof err) < 0 ||
         read_meta(&l, err, sizeof err) < 0) {
-        fprintf(stderr, "kvmserver: snaprun %s: %s\n", l.path, err);
-        return 1;
+        fprintf(stderr, "kvmserver: snaprun %s: %s\n", path, err);
+        return NULL;
     }
-    uint64_t len;
-    const char *text = snap_section(&l.r, SNAP_POLICY, &len);
-    struct config rec;
-    config_defaults(&rec);
-    rec.subcommand = SUBCMD_SNAPSHOT;
-    if (!text || !config_apply_toml(&rec, "the snapshot's policy", text, len, err, sizeof err)) {
-        fprintf(stderr, "kvmserver: snaprun %s: damaged snapshot: %s\n", l.path,
-                text ? err : "no policy");
-        config_free(&rec);
-        return 1;
-    }
-    cfg = *given;
-    if (merge_policy(&cfg, &rec, err, sizeof err) < 0) {
-        fprintf(stderr, "kvmserver: snaprun %s: %s\n", l.path, err);
-        config_free(&rec);
-        return 2;
-    }
-    config_free(&rec);
-    cfg.program = l.program;
-    cfg.program_argv = l.argv;
-    cfg.program_argc = l.argc;
-    return serve_master(&cfg, env_withheld, load_master, &l);
+    return &l;
+}
+
+int snapshot_run(const struct config *cfg, struct snapshot_file *f, size_t env_withheld)
+{
+    return serve_master(cfg, env_withheld, load_master, f);
+}
+
+const struct snapshot_info *snapshot_info(const struct snapshot_file *f)
+{
+    return &f->info;
 }

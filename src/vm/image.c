@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +43,6 @@ struct vcpu_rec {                     /* SNAP_VCPU, followed by xsave_size bytes
     uint64_t fs_base, gs_base, kernel_gs_base;
     uint32_t xsave_ioctl, xsave_size;
 };
-
-static int perr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int xsave_size(void)
 {
@@ -191,48 +181,48 @@ static int decode(const struct snap_reader *r, struct decoded *d, char *err, siz
     snap_cursor_init(&c, sec_SNAP_ENGINE, len);
     d->e = snap_take(&c, sizeof *d->e);
     if (!d->e)
-        return perr(err, errlen, "damaged snapshot: no engine section");
+        return snap_error(err, errlen, "damaged snapshot: no engine section");
     const struct engine_rec *e = d->e;
     if (e->mem_size < 64 * MIB || e->mem_size > MAX_MEM || e->mem_size % (2 * MIB) ||
         e->user_end % PAGE || e->user_end < SYSTEM_AREA_END || e->user_end >= e->mem_size ||
         e->nslots != (e->mem_size + MEMSLOT_SIZE - 1) >> MEMSLOT_SHIFT ||
         e->has_sites > 1 || e->sites_count > SITES_CAPACITY ||
         memchr(e->platform, '\0', sizeof e->platform) == NULL)
-        return perr(err, errlen, "damaged snapshot: the engine section is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the engine section is inconsistent");
     if (e->pt_root < e->user_end || e->pt_pool_end != e->mem_size || e->pt_root % PAGE ||
         e->pt_pool_next < e->user_end || e->pt_pool_next > e->pt_pool_end ||
         e->pt_root >= e->pt_pool_next)
-        return perr(err, errlen, "damaged snapshot: the page-table pool is misplaced");
+        return snap_error(err, errlen, "damaged snapshot: the page-table pool is misplaced");
     d->slots = snap_take(&c, e->nslots);
     if (e->has_sites)
         d->sites = snap_take(&c, SITES_CAPACITY * sizeof(uint64_t));
     if (c.bad || c.left)
-        return perr(err, errlen, "damaged snapshot: the engine section has the wrong length");
+        return snap_error(err, errlen, "damaged snapshot: the engine section has the wrong length");
 
     const void *sec_SNAP_VCPU = snap_section(r, SNAP_VCPU, &len);
     snap_cursor_init(&c, sec_SNAP_VCPU, len);
     d->v = snap_take(&c, sizeof *d->v);
     if (!d->v || d->v->xsave_size < sizeof(struct kvm_xsave) || d->v->xsave_size > MAX_XSAVE ||
         d->v->xsave_ioctl > 1 || d->v->xcrs.nr_xcrs > KVM_MAX_XCRS)
-        return perr(err, errlen, "damaged snapshot: the vCPU section is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the vCPU section is inconsistent");
     /* The host's page tables, GDT and IDT, whatever the rest of the state says: a reset's
      * scan follows pt_root, so the vCPU must walk those tables and no others. */
     if (d->v->sregs.cr3 != e->pt_root || d->v->sregs.gdt.base != GDT_ADDR ||
         d->v->sregs.idt.base != IDT_ADDR || d->v->sregs.tr.base != TSS_ADDR)
-        return perr(err, errlen, "damaged snapshot: the vCPU does not use the host's tables");
+        return snap_error(err, errlen, "damaged snapshot: the vCPU does not use the host's tables");
     d->xsave = snap_take(&c, d->v->xsave_size);
     if (c.bad || c.left)
-        return perr(err, errlen, "damaged snapshot: the vCPU section has the wrong length");
+        return snap_error(err, errlen, "damaged snapshot: the vCPU section has the wrong length");
 
     const void *sec_SNAP_CPU = snap_section(r, SNAP_CPU, &len);
     snap_cursor_init(&c, sec_SNAP_CPU, len);
     d->cpu_xsave = snap_take_u32(&c);
     d->cpu_nent = snap_take_u32(&c);
     if (c.bad || d->cpu_nent > MAX_CPUID)
-        return perr(err, errlen, "damaged snapshot: the CPU section is inconsistent");
+        return snap_error(err, errlen, "damaged snapshot: the CPU section is inconsistent");
     d->cpuid = snap_take(&c, d->cpu_nent * sizeof *d->cpuid);
     if (c.bad || c.left || d->cpu_xsave != d->v->xsave_size)
-        return perr(err, errlen, "damaged snapshot: the CPU section has the wrong length");
+        return snap_error(err, errlen, "damaged snapshot: the CPU section has the wrong length");
 
     d->runs = snap_memory_runs(r, e->mem_size, &d->nruns, err, errlen);
     return d->runs ? 0 : -1;
@@ -251,20 +241,20 @@ static int compare_cpu(const struct decoded *d, char *err, size_t errlen)
 {
     const struct kvm_cpuid2 *now = kvm_supported_cpuid();
     if (!now)
-        return perr(err, errlen, "cannot read this machine's CPUID from KVM");
+        return snap_error(err, errlen, "cannot read this machine's CPUID from KVM");
     if ((uint32_t)xsave_size() != d->cpu_xsave)
-        return perr(err, errlen, "the snapshot was made on a CPU with another XSAVE layout "
+        return snap_error(err, errlen, "the snapshot was made on a CPU with another XSAVE layout "
                     "(%u bytes of vCPU state, this machine has %d)", d->cpu_xsave,
                     xsave_size());
     for (uint32_t i = 0; i < d->cpu_nent || i < now->nent; i++) {
         if (i >= d->cpu_nent || i >= now->nent)
-            return perr(err, errlen, "the snapshot was made on a CPU with another feature set "
+            return snap_error(err, errlen, "the snapshot was made on a CPU with another feature set "
                         "(%u CPUID leaves, this machine has %u)", d->cpu_nent, now->nent);
         struct kvm_cpuid_entry2 a, b = now->entries[i];
         memcpy(&a, &d->cpuid[i], sizeof a);
         uint32_t ra[4] = { a.eax, a.ebx, a.ecx, a.edx }, rb[4] = { b.eax, b.ebx, b.ecx, b.edx };
         if (a.function != b.function || a.index != b.index)
-            return perr(err, errlen, "the snapshot was made on a CPU with another feature set "
+            return snap_error(err, errlen, "the snapshot was made on a CPU with another feature set "
                         "(CPUID leaf 0x%x.%u where this machine has 0x%x.%u)", a.function,
                         a.index, b.function, b.index);
         for (int k = 0; k < 4; k++) {
@@ -273,7 +263,7 @@ static int compare_cpu(const struct decoded *d, char *err, size_t errlen)
             uint32_t mask = a.function == 1 && k == 1 ? 0x00ffffffu
                             : (a.function == 0xb || a.function == 0x1f) && k == 3 ? 0 : ~0u;
             if ((ra[k] ^ rb[k]) & mask)
-                return perr(err, errlen, "the snapshot was made on a CPU with another feature "
+                return snap_error(err, errlen, "the snapshot was made on a CPU with another feature "
                             "set (CPUID leaf 0x%x.%u %s: 0x%08x, this machine: 0x%08x)",
                             a.function, a.index, reg_names[k], ra[k], rb[k]);
         }
@@ -326,12 +316,12 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
     bool can_rewrite = false;
     const struct platform *plat = detect_here(d.e->has_sites, &can_rewrite);
     if (!plat)
-        return perr(err, errlen, "KVM cannot be used here");
+        return snap_error(err, errlen, "KVM cannot be used here");
     if (strcmp(plat->name, d.e->platform) != 0)
-        return perr(err, errlen, "the snapshot was made on %s KVM; this machine has %s KVM",
+        return snap_error(err, errlen, "the snapshot was made on %s KVM; this machine has %s KVM",
                     d.e->platform, plat->name);
     if (d.e->has_sites && !can_rewrite)
-        return perr(err, errlen, "the snapshot rewrote system call sites, which this KVM "
+        return snap_error(err, errlen, "the snapshot rewrote system call sites, which this KVM "
                     "cannot do (no protection keys)");
     const struct engine_rec *e = d.e;
     *image = (struct vm_image){ .fd = fd, .runs = d.runs, .nruns = d.nruns,
@@ -342,16 +332,16 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
     master->mem = vm_image_map(image, e->mem_size);
     if (!master->mem) {
         master->mem = NULL;
-        return perr(err, errlen, "cannot map the snapshot's memory: %s", strerror(errno));
+        return snap_error(err, errlen, "cannot map the snapshot's memory: %s", strerror(errno));
     }
     if (vm_alloc_slots(master) < 0)
-        return perr(err, errlen, "out of memory");
+        return snap_error(err, errlen, "out of memory");
     for (uint32_t i = 0; i < e->nslots; i++)
         master->slot_registered[i] = d.slots[i] != 0;
     if (e->has_sites) {
         master->sites = calloc(1, sizeof *master->sites);
         if (!master->sites)
-            return perr(err, errlen, "out of memory");
+            return snap_error(err, errlen, "out of memory");
         unsigned used = 0;
         for (unsigned i = 0; i < SITES_CAPACITY; i++) {
             uint64_t v;
@@ -360,7 +350,7 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
             used += v != 0;
         }
         if (used != e->sites_count)
-            return perr(err, errlen, "damaged snapshot: the syscall-site set is inconsistent");
+            return snap_error(err, errlen, "damaged snapshot: the syscall-site set is inconsistent");
         master->sites->count = e->sites_count;
         master->sites->rewritten = e->sites_rewritten;
         master->sites->refused = e->sites_refused;
@@ -373,13 +363,13 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
                                                                   : KVM_GET_XSAVE };
     snap->xsave = malloc(d.v->xsave_size);
     if (!snap->xsave)
-        return perr(err, errlen, "out of memory");
+        return snap_error(err, errlen, "out of memory");
     memcpy(snap->xsave, d.xsave, d.v->xsave_size);
     snap->pt = (struct paging){ .mem = master->mem, .mem_size = e->mem_size,
                                 .root = e->pt_root, .pool_next = e->pt_pool_next,
                                 .pool_end = e->pt_pool_end, .revoked = e->pt_revoked };
     master->pt = snap->pt;
     if (!pt_valid(&snap->pt, e->user_end))
-        return perr(err, errlen, "damaged snapshot: its page tables point outside their pool");
+        return snap_error(err, errlen, "damaged snapshot: its page tables point outside their pool");
     return 0;
 }

@@ -152,7 +152,7 @@ int snap_finish(struct snap_writer *w, const char *version)
 
 /* ---- reading ---- */
 
-static int perr(char *err, size_t errlen, const char *fmt, ...)
+int snap_error(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -166,35 +166,35 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
 {
     memset(r, 0, sizeof *r);
     if ((uintptr_t)data % 8)
-        return perr(err, errlen, "the snapshot is not mapped aligned");
+        return snap_error(err, errlen, "the snapshot is not mapped aligned");
     struct snap_header h;
     if (size < SNAP_HEADER_SIZE)
-        return perr(err, errlen, "not a kvmserver snapshot (%llu bytes: shorter than its "
+        return snap_error(err, errlen, "not a kvmserver snapshot (%llu bytes: shorter than its "
                     "header)", (unsigned long long)size);
     memcpy(&h, data, sizeof h);
     if (memcmp(h.magic, SNAP_MAGIC, 8) != 0)
-        return perr(err, errlen, "not a kvmserver snapshot (no %s magic)", SNAP_MAGIC);
+        return snap_error(err, errlen, "not a kvmserver snapshot (no %s magic)", SNAP_MAGIC);
     if (h.format != SNAP_FORMAT)
-        return perr(err, errlen, "snapshot format %u, this kvmserver reads format %u",
+        return snap_error(err, errlen, "snapshot format %u, this kvmserver reads format %u",
                     h.format, SNAP_FORMAT);
     if (h.nsections > SNAP_MAX_SECTIONS)
-        return perr(err, errlen, "damaged snapshot: %u sections (at most %u)", h.nsections,
+        return snap_error(err, errlen, "damaged snapshot: %u sections (at most %u)", h.nsections,
                     SNAP_MAX_SECTIONS);
     uint32_t want = h.header_crc;
     uint8_t head[SNAP_HEADER_SIZE];
     memcpy(head, data, sizeof head);
     memset(head + offsetof(struct snap_header, header_crc), 0, sizeof h.header_crc);
     if (snap_crc32c(0, head, sizeof head) != want)
-        return perr(err, errlen, "damaged snapshot: the header's checksum does not match");
+        return snap_error(err, errlen, "damaged snapshot: the header's checksum does not match");
     if (h.file_size != size)
-        return perr(err, errlen, "damaged snapshot: %llu bytes, its header says %llu "
+        return snap_error(err, errlen, "damaged snapshot: %llu bytes, its header says %llu "
                     "(truncated?)", (unsigned long long)size,
                     (unsigned long long)h.file_size);
     char v[SNAP_VERSION_LEN + 1];
     memcpy(v, h.version, SNAP_VERSION_LEN);
     v[SNAP_VERSION_LEN] = '\0';
     if (version && strcmp(v, version) != 0)
-        return perr(err, errlen, "the snapshot was made by kvmserver %s; this is kvmserver %s",
+        return snap_error(err, errlen, "the snapshot was made by kvmserver %s; this is kvmserver %s",
                     v, version);
     const struct snap_section *sec = (const void *)(data + sizeof h);
     for (uint32_t i = 0; i < h.nsections; i++) {
@@ -202,12 +202,12 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
         memcpy(&s, &sec[i], sizeof s);
         if (s.offset < SNAP_HEADER_SIZE || s.offset > size || s.length > size - s.offset ||
             s.offset % 8)
-            return perr(err, errlen, "damaged snapshot: section %u lies outside the file", i);
+            return snap_error(err, errlen, "damaged snapshot: section %u lies outside the file", i);
         for (uint32_t j = 0; j < i; j++)
             if (sec[j].tag == s.tag)
-                return perr(err, errlen, "damaged snapshot: section tag %u twice", s.tag);
+                return snap_error(err, errlen, "damaged snapshot: section tag %u twice", s.tag);
         if (snap_crc32c(0, data + s.offset, s.length) != s.crc)
-            return perr(err, errlen, "damaged snapshot: section %u (tag %u) fails its "
+            return snap_error(err, errlen, "damaged snapshot: section %u (tag %u) fails its "
                         "checksum", i, s.tag);
     }
     /* Nothing outside the sections but zero padding, and no two sections overlapping: any
@@ -223,10 +223,10 @@ int snap_parse(struct snap_reader *r, const uint8_t *data, uint64_t size, const 
     for (uint32_t k = 0; k <= h.nsections; k++) {
         uint64_t next = k < h.nsections ? sec[order[k]].offset : size;
         if (next < at)
-            return perr(err, errlen, "damaged snapshot: sections overlap");
+            return snap_error(err, errlen, "damaged snapshot: sections overlap");
         for (uint64_t b = at; b < next; b++)
             if (data[b])
-                return perr(err, errlen, "damaged snapshot: a byte between sections is not "
+                return snap_error(err, errlen, "damaged snapshot: a byte between sections is not "
                             "zero (at %llu)", (unsigned long long)b);
         if (k < h.nsections)
             at = next + sec[order[k]].length;
@@ -359,11 +359,11 @@ const struct snap_run *snap_memory_runs(const struct snap_reader *r, uint64_t me
     snap_section(r, SNAP_MEMDATA, &data_len);
     uint64_t data_off = snap_section_offset(r, SNAP_MEMDATA);
     if (!runs || len % sizeof *runs || (uintptr_t)runs % _Alignof(struct snap_run)) {
-        perr(err, errlen, "damaged snapshot: no valid memory run table");
+        snap_error(err, errlen, "damaged snapshot: no valid memory run table");
         return NULL;
     }
     if (!data_off || data_off % PAGE) {
-        perr(err, errlen, "damaged snapshot: guest memory is not page aligned in the file");
+        snap_error(err, errlen, "damaged snapshot: guest memory is not page aligned in the file");
         return NULL;
     }
     size_t n = len / sizeof *runs;
@@ -371,7 +371,7 @@ const struct snap_run *snap_memory_runs(const struct snap_reader *r, uint64_t me
     for (size_t i = 0; i < n; i++) {
         if (runs[i].gpa % PAGE || runs[i].gpa < next || runs[i].pages == 0 ||
             runs[i].gpa > mem_size || runs[i].pages > (mem_size - runs[i].gpa) / PAGE) {
-            perr(err, errlen, "damaged snapshot: memory run %zu (0x%llx, %llu pages) is "
+            snap_error(err, errlen, "damaged snapshot: memory run %zu (0x%llx, %llu pages) is "
                  "misplaced", i, (unsigned long long)runs[i].gpa,
                  (unsigned long long)runs[i].pages);
             return NULL;
@@ -380,7 +380,7 @@ const struct snap_run *snap_memory_runs(const struct snap_reader *r, uint64_t me
         pages += runs[i].pages;
     }
     if (pages > data_len / PAGE || pages * PAGE != data_len) {
-        perr(err, errlen, "damaged snapshot: %llu bytes of memory data for %llu pages",
+        snap_error(err, errlen, "damaged snapshot: %llu bytes of memory data for %llu pages",
              (unsigned long long)data_len, (unsigned long long)pages);
         return NULL;
     }

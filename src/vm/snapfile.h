@@ -83,6 +83,10 @@ const void *snap_section(const struct snap_reader *r, uint32_t tag, uint64_t *le
 /* Offset of a section in the file (0 if absent). */
 uint64_t snap_section_offset(const struct snap_reader *r, uint32_t tag);
 
+/* Formats a loader's refusal into err[errlen]; returns -1. */
+int snap_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A cursor over a section's bytes for the layers' decoders: each take fails (and stays
  * failed) past the end, so a decoder checks `bad` once at the end or before using a
  * length. */
