@@ -22,6 +22,7 @@
 
 #include "linux/epoll.h"
 #include "linux/fdfrozen.h"
+#include "linux/fs.h"
 #include "linux/netpolicy.h"
 #include "linux/policy.h"
 #include "linux/process.h"
@@ -282,8 +283,11 @@ static const struct proc_sizes sizes = {
     sizeof(struct lx_mm), sizeof(struct lx_server_state), sizeof(struct lx_thread),
 };
 
-int lx_snapshot_save(struct snap_writer *w, const struct lx_proc *p)
+int lx_snapshot_save(struct snap_writer *w, struct lx_proc *p)
 {
+    /* The working directory and umask are settled here, in this process: a program that
+     * made no file-system call yet would otherwise take them from the snaprun process. */
+    fs_ready(p);
     struct snap_buf b = { 0 };
     snap_put(&b, &sizes, sizeof sizes);
     int32_t ids[3] = { p->pid, p->ppid, p->exit_status };

@@ -15,7 +15,7 @@ struct config;
 
 /* Writes SNAP_PROC and SNAP_FDS of a process after lx_proc_freeze. An fd of a kind that
  * cannot be recreated from a file fails with a message naming the fd and its kind. */
-int lx_snapshot_save(struct snap_writer *w, const struct lx_proc *p);
+int lx_snapshot_save(struct snap_writer *w, struct lx_proc *p);
 
 /* Checks SNAP_PROC and SNAP_FDS without making anything (the fuzzer's entry): 0 or -1. */
 int lx_snapshot_check(const struct snap_reader *r, char *err, size_t errlen);

@@ -4,6 +4,7 @@
 #include "server/serve.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -64,7 +65,11 @@ static int write_meta(struct snap_writer *w, const struct config *cfg, const str
                       const char *policy, size_t policy_len)
 {
     struct snap_buf b = { 0 };
-    snap_put_str(&b, cfg->program);
+    /* Absolute: snaprun's policy names the program as readable from any directory. */
+    char program[PATH_MAX];
+    if (!realpath(cfg->program, program))
+        snprintf(program, sizeof program, "%s", cfg->program);
+    snap_put_str(&b, program);
     snap_put_u32(&b, (uint32_t)cfg->program_argc);
     for (int i = 0; i < cfg->program_argc; i++)
         snap_put_str(&b, cfg->program_argv[i]);

@@ -93,3 +93,4 @@ NEVER(struct lx_epoll *, lx_epoll_get, struct lx_epoll *ep)
 NEVER(void, lx_epoll_put, struct lx_epoll *ep)
 struct paging;
 NEVER(_Bool, pt_valid, const struct paging *pt, uint64_t pool_start)
+NEVER(void, fs_ready, struct lx_proc *p)
