@@ -560,9 +560,13 @@ int lx_snapshot_check(const struct snap_reader *r, char *err, size_t errlen)
 
 /* ------------------------------------------------------------------ loading */
 
+/* O_NONBLOCK as the record says, on or off. */
 static int set_nonblock(int fd, int flags)
 {
-    return (flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+    int now = fcntl(fd, F_GETFL);
+    if (now < 0 || fcntl(fd, F_SETFL, (now & ~O_NONBLOCK) | (flags & O_NONBLOCK)) < 0)
+        return -errno;
+    return 0;
 }
 
 static const void *take_blob(struct snap_cursor *c, uint32_t *n)
@@ -588,7 +592,8 @@ static int make_pipe(struct fd_rec *r, int *spare)
     uint32_t size = snap_take_u32(&r->data), bytes;
     const void *data = take_blob(&r->data, &bytes);
     int p[2];
-    if (pipe2(p, O_CLOEXEC | (r->h.flags & O_DIRECT)) < 0)
+    /* Non-blocking while it is filled: more bytes than it holds fail instead of waiting. */
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK | (r->h.flags & O_DIRECT)) < 0)
         return -errno;
     int err = 0;
     if (size != 65536 && fcntl(p[0], F_SETPIPE_SZ, (int)size) < 0)
@@ -598,6 +603,8 @@ static int make_pipe(struct fd_rec *r, int *spare)
     bool reads = (r->h.flags & O_ACCMODE) == O_RDONLY;
     if (!err)
         err = set_nonblock(reads ? p[0] : p[1], r->h.flags);
+    if (!err)       /* the other end's own flags come with its record (or it is closed) */
+        err = set_nonblock(reads ? p[1] : p[0], 0);
     if (err) {
         close(p[0]);
         close(p[1]);
