@@ -10,6 +10,53 @@
 
 extern char **environ;
 
+/* The snapshot records the configuration it was taken with, as kvmserver.toml text. */
+static int snapshot(const struct config *cfg, char **env)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) {
+        fprintf(stderr, "kvmserver: out of memory\n");
+        return 1;
+    }
+    config_print(cfg, out);
+    fclose(out);
+    int status = snapshot_write(cfg, env, text, len);
+    free(text);
+    return status;
+}
+
+/* snaprun serves under the recorded configuration, narrowed by its own options. */
+static int snaprun(struct config *cfg, size_t env_withheld)
+{
+    const char *path = cfg->program;
+    struct snapshot_file *file = snapshot_open(path);
+    if (!file)
+        return 1;
+    const struct snapshot_info *info = snapshot_info(file);
+    struct config recorded;
+    config_defaults(&recorded);
+    recorded.subcommand = SUBCMD_SNAPSHOT;
+    char err[512];
+    int status = -1;
+    if (!config_apply_toml(&recorded, "the snapshot's configuration", info->policy,
+                           info->policy_len, err, sizeof err)) {
+        fprintf(stderr, "kvmserver: snaprun %s: damaged snapshot: %s\n", path, err);
+        status = 1;
+    } else if (!config_narrow(cfg, &recorded, err, sizeof err)) {
+        fprintf(stderr, "kvmserver: snaprun %s: %s\n", path, err);
+        status = CLI_USAGE_ERROR;
+    }
+    config_free(&recorded);
+    if (status >= 0)
+        return status;
+    cfg->program = info->program;
+    cfg->program_argv = info->argv;
+    cfg->program_argc = info->argc;
+    return snapshot_run(cfg, file, env_withheld);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -40,7 +87,12 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    status = serve(&cfg, argc, argv, env, env_withheld);
+    if (cfg.subcommand == SUBCMD_SNAPSHOT)
+        status = snapshot(&cfg, env);
+    else if (cfg.subcommand == SUBCMD_SNAPRUN)
+        status = snaprun(&cfg, env_withheld);
+    else
+        status = serve(&cfg, argc, argv, env, env_withheld);
     guest_environ_free(env);
 out:
     config_free(&cfg);

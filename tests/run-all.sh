@@ -69,13 +69,11 @@ native="$p passed, $f failed, $s skipped"
 [ "$s" -gt 0 ] && [ "${CI:-}" = true ] && failures+=("native-oracle (skips under CI)")
 echo "== native-oracle: $native (not in the summary's counts)"
 
-# 3. Fuzzing the ELF parser for a bounded time.
+# 3. Fuzzing the ELF parser and the snapshot loader for a bounded time each.
 echo "== fuzz"
-if tests/fuzz/run.sh "${KVMS_FUZZ_SECONDS:-20}" >"$build/fuzz.log" 2>&1; then
-  count fuzz 1 0
-else
-  tail -20 "$build/fuzz.log"; count fuzz 0 1
-fi
+KVMS_BUILD=$build tests/fuzz/run.sh "${KVMS_FUZZ_SECONDS:-20}" >"$build/fuzz.log" 2>&1 ||
+  tail -20 "$build/fuzz.log"
+count fuzz "$(grep -c '^PASS fuzz_' "$build/fuzz.log")" "$(grep -c '^FAIL fuzz' "$build/fuzz.log")"
 
 # 4. The hardware-KVM flavour, inside a QEMU-emulated machine with nested kvm_amd: the
 #    hand-written list and the differential one generated from the e2e test modules.

@@ -44,6 +44,13 @@ void config_print(const struct config *cfg, FILE *out);
  * e.g. "--hugepages is not implemented yet". */
 const char *config_unimplemented(const struct config *cfg);
 
+/* snaprun: run (the options given to it) becomes the policy recorded in a snapshot (rec, read
+ * from its kvmserver.toml text) narrowed by them. An option that would widen the recorded
+ * policy, or change it in a way that is not plainly narrower, is refused: false with the
+ * option named in err. What run takes from rec trades places with what run had, so that
+ * config_free of both frees everything once. */
+bool config_narrow(struct config *run, struct config *rec, char *err, size_t errlen);
+
 /* Prints a note for each option that is accepted but only partly in effect so far. */
 void config_warn_partial(const struct config *cfg, FILE *out);
 

@@ -86,8 +86,8 @@ void print_help(FILE *out, bool all)
           "  storage PROGRAM [ARGS...] ++ run PROGRAM [ARGS...]\n"
           "                                    a persistent storage VM the request VMs connect to\n"
           "  snapshot -o FILE PROGRAM [ARGS...]\n"
-          "                                    write a snapshot at readiness (not implemented yet)\n"
-          "  snaprun FILE                      serve from a snapshot file (not implemented yet)\n\n",
+          "                                    write the program frozen at readiness to FILE\n"
+          "  snaprun FILE                      serve from a snapshot FILE, without booting\n\n",
           out);
     fputs(all ? "Global options (may also follow the subcommand):\n" : "Common options:\n", out);
     for (size_t i = 0; i < N_OPTIONS; i++)

@@ -301,11 +301,9 @@ void config_free(struct config *cfg)
 const char *config_unimplemented(const struct config *cfg)
 {
     switch (cfg->subcommand) {
-    case SUBCMD_SNAPSHOT: return "the 'snapshot' subcommand is not implemented yet";
-    case SUBCMD_SNAPRUN: return "the 'snaprun' subcommand is not implemented yet";
-    case SUBCMD_NONE:
-    case SUBCMD_RUN:
-    case SUBCMD_STORAGE: break;
+    case SUBCMD_NONE: case SUBCMD_RUN: case SUBCMD_STORAGE: case SUBCMD_SNAPSHOT:
+    case SUBCMD_SNAPRUN:
+        break;
     }
     if (cfg->shared_memory > 0) return "--shared-memory is not implemented yet";
     if (cfg->hugepages) return "--hugepages is not implemented yet";

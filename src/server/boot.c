@@ -35,7 +35,7 @@ unsigned boot_vm_count(const struct config *cfg)
 
 /* Exit transport, or shared memory served by a poller thread when that can help: the
  * platform's stub supports it and a CPU is left over for the poller. */
-static int choose_transport(struct booted_program *b, const struct config *cfg)
+int boot_choose_transport(struct booted_program *b, const struct config *cfg)
 {
     const char *want = cfg->syscall_transport ? cfg->syscall_transport : "auto";
     bool supported = b->vm.plat->shared_transport;
@@ -226,7 +226,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
     b->vm.ops = &lx_vm_ops;
     b->vm.ops_ctx = b->proc;
-    if (choose_transport(b, cfg) < 0)
+    if (boot_choose_transport(b, cfg) < 0)
         return ended(b, cfg, VM_HOST_ERROR);
     if (b->poller && poller_add(b->poller, &b->vm) == 0)
         transport_attach(&b->vm, b->poller, cfg->syscall_spin_us);

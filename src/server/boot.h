@@ -34,4 +34,8 @@ unsigned boot_vm_count(const struct config *cfg);
 int boot_until_ready(struct booted_program *b, const struct config *cfg, char **guest_env,
                      const struct boot_role *role);
 
+/* The syscall transport for the master's platform: sets b->poller (NULL: VM exits) and
+ * the CPUs for VM threads. 0 or -1. */
+int boot_choose_transport(struct booted_program *b, const struct config *cfg);
+
 #endif

@@ -86,10 +86,12 @@ static const int serving_calls[] = {
 };
 
 /* Phase one only: the sandbox's set-up (--volume checks), the CPU count, loading phase two
- * itself, and dup3 for an inherited socket taking the place of the booting program's own
- * (socket activation, linux/listener.c). */
+ * itself, dup3 for an inherited socket taking the place of the booting program's own
+ * (socket activation, linux/listener.c), and `kvmserver snapshot` putting its finished
+ * file in place (renameat). */
 static const int boot_only_calls[] = {
     SCMP_SYS(access), SCMP_SYS(sched_getaffinity), SCMP_SYS(seccomp), SCMP_SYS(dup3),
+    SCMP_SYS(renameat),
 };
 
 /* The host ioctls the tty/socket handlers and the fd cloning pass on. */

@@ -247,21 +247,30 @@ static double rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-/* Boots cfg's program into srv and freezes it; its VMs are ready to start. Returns -1 when
- * they are, or the exit status. */
-static int server_boot(struct server *srv, const struct config *cfg, char **guest_env,
-                       const struct boot_role *role)
+/* The storage subcommand's storage VMs, and where the request program reaches them; the
+ * request VMs (srv): file scope, as the metrics thread reads srv until the process ends. */
+static struct server srv, storage;
+static struct lx_storage_routes storage_routes;
+
+/* Boots cfg's program, as `role` says, and freezes it in b and snap. Returns -1 when it is
+ * frozen, or the exit status. */
+static int boot_frozen(const struct config *cfg, char **guest_env, const struct boot_role *role,
+                       struct booted_program *b, struct vm_snapshot *snap)
 {
-    srv->cfg = cfg;
-    srv->kind = role->storage ? "storage VM" : "request VM";
-    if (live_config_init(&srv->live, cfg) < 0)
-        return 1;
-    uint64_t t0 = now_ns();
-    int status = boot_until_ready(&srv->boot, cfg, guest_env, role);
+    int status = boot_until_ready(b, cfg, guest_env, role);
     if (status >= 0)
         return status;
-    srv->boot_ns = now_ns() - t0;
-    if (vm_snapshot_take(&srv->snap, &srv->boot.vm) < 0 || lx_proc_freeze(srv->boot.proc) < 0)
+    if (vm_snapshot_take(snap, &b->vm) < 0 || lx_proc_freeze(b->proc) < 0)
+        return 1;
+    return -1;
+}
+
+/* The VMs of a frozen master, not started yet. */
+static int server_prepare(struct server *srv, const struct config *cfg, const char *kind)
+{
+    srv->cfg = cfg;
+    srv->kind = kind;
+    if (live_config_init(&srv->live, cfg) < 0)
         return 1;
     srv->nvms = boot_vm_count(cfg);
     srv->vms = calloc(srv->nvms, sizeof *srv->vms);
@@ -288,8 +297,7 @@ static int server_start(struct server *srv)
 /* The storage subcommand: the storage program boots first, into one VM that serves for
  * good (never reset), or one per request VM with --1-to-1, on the exit transport (a second
  * poller would take the CPU the request VMs' poller needs). */
-static int storage_boot(struct server *storage, struct lx_storage_routes *routes,
-                        const struct config *cfg, char **guest_env)
+static int storage_boot(const struct config *cfg, char **guest_env)
 {
     static struct config storage_cfg;
     storage_cfg = *cfg;
@@ -300,33 +308,60 @@ static int storage_boot(struct server *storage, struct lx_storage_routes *routes
     storage_cfg.ephemeral = false;
     storage_cfg.warmup = 0;
     storage_cfg.syscall_transport = "exit";
-    int status = server_boot(storage, &storage_cfg, guest_env, &(struct boot_role){ .storage = true });
-    if (status >= 0)
+    uint64_t t0 = now_ns();
+    int status = boot_frozen(&storage_cfg, guest_env, &(struct boot_role){ .storage = true },
+                             &storage.boot, &storage.snap);
+    if (status >= 0 || (status = server_prepare(&storage, &storage_cfg, "storage VM")) >= 0)
         return status;
-    if (lx_storage_routes_of(storage->boot.proc, routes) < 0) {
-        log_error("storage program %s: %s", storage_cfg.program, storage->boot.vm.crash_report);
+    storage.boot_ns = now_ns() - t0;
+    if (lx_storage_routes_of(storage.boot.proc, &storage_routes) < 0) {
+        log_error("storage program %s: %s", storage_cfg.program, storage.boot.vm.crash_report);
         return 1;
     }
-    storage->one_to_one = cfg->one_to_one;
-    for (unsigned i = 0; storage->one_to_one && i < storage->nvms; i++) {
-        int err = lx_storage_pair(storage->boot.proc, routes, &storage->vms[i].pair);
+    storage.one_to_one = cfg->one_to_one;
+    for (unsigned i = 0; storage.one_to_one && i < storage.nvms; i++) {
+        int err = lx_storage_pair(storage.boot.proc, &storage_routes, &storage.vms[i].pair);
         if (err < 0) {
             log_error("cannot open storage VM %u's listeners: %s", i, strerror(-err));
             return 1;
         }
     }
     printf("Storage program '%s' ready. boot=%.1fms, reached at", storage_cfg.program,
-           storage->boot_ns / 1e6);
-    for (int i = 0; i < routes->n; i++) {
-        const struct sockaddr_un *path = (const void *)&routes->route[i].path;
+           storage.boot_ns / 1e6);
+    for (int i = 0; i < storage_routes.n; i++) {
+        const struct sockaddr_un *path = (const void *)&storage_routes.route[i].path;
         printf(" %s", path->sun_path);
     }
     printf("\n");
     return -1;
 }
 
+/* The master booted here (after the storage program, for the storage subcommand): frozen
+ * at readiness. */
+static int boot_master(void *ctx, const struct config *cfg, struct booted_program *b,
+                       struct vm_snapshot *snap)
+{
+    char **guest_env = ctx;
+    struct boot_role role = { 0 };
+    if (cfg->subcommand == SUBCMD_STORAGE) {
+        int status = storage_boot(cfg, guest_env);
+        if (status >= 0)
+            return status;
+        /* With --1-to-1 the request program reaches a storage VM only from its request VMs. */
+        if (!cfg->one_to_one)
+            role.storage_routes = &storage_routes;
+    }
+    return boot_frozen(cfg, guest_env, &role, b, snap);
+}
+
 int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
           size_t env_withheld)
+{
+    return serve_master(cfg, argc, argv, env_withheld, boot_master, guest_env);
+}
+
+int serve_master(const struct config *cfg, int argc, char **argv, size_t env_withheld,
+                 serve_master_fn make, void *ctx)
 {
     /* The main thread only waits for the stop and reload signals: block them everywhere
      * else. */
@@ -341,9 +376,6 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
     if (host_seccomp_boot(cfg) < 0)
         return 1;
 
-    /* The metrics thread reads srv until the process ends; storage's figures stay apart. */
-    static struct server srv, storage;
-    static struct lx_storage_routes routes;
     atomic_store(&srv.metrics.env_withheld, env_withheld);
     lx_counters_attach(&srv.metrics.lx);
     if (cfg->metrics) {
@@ -351,15 +383,12 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
         if (fd < 0 || metrics_serve(fd, &srv.metrics) < 0)
             return 1;
     }
-    int status;
-    if (cfg->subcommand == SUBCMD_STORAGE &&
-        (status = storage_boot(&storage, &routes, cfg, guest_env)) >= 0)
+    uint64_t t0 = now_ns();
+    int status = make(ctx, cfg, &srv.boot, &srv.snap);
+    if (status >= 0 || (status = server_prepare(&srv, cfg, "request VM")) >= 0)
         return status;
-    /* With --1-to-1 the request program reaches a storage VM only from its request VMs. */
-    struct boot_role role = { .storage_routes = storage.cfg && !cfg->one_to_one ? &routes : NULL };
+    srv.boot_ns = now_ns() - t0 - storage.boot_ns;
     srv.storage = storage.cfg ? &storage : NULL;
-    if ((status = server_boot(&srv, cfg, guest_env, &role)) >= 0)
-        return status;
     atomic_store(&srv.metrics.ephemeral, cfg->ephemeral);
     atomic_store(&srv.metrics.accepted_at_ready, atomic_load(&srv.metrics.lx.accepted));
     atomic_store(&srv.metrics.boot_ns, srv.boot_ns);
@@ -378,8 +407,13 @@ int serve(const struct config *cfg, int argc, char **argv, char **guest_env,
         (status = server_start(&srv)) >= 0)
         return status;
     int sig = 0;
-    while (sigwait(&waited, &sig) == 0 && sig == SIGHUP)
-        reload_config(&srv.live, argc, argv);
+    while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+        if (argv)
+            reload_config(&srv.live, argc, argv);
+        else
+            log_warn("SIGHUP: snaprun serves the policy recorded in its snapshot; nothing "
+                     "to reload");
+    }
     log_event(LOG_LEVEL_INFO, "stop", sig == SIGTERM ? "signal=SIGTERM" : "signal=SIGINT",
               "%s received, stopping", strsignal(sig));
     atomic_store(&srv.stopping, true);

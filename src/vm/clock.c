@@ -22,6 +22,7 @@
 
 static struct clock_calibration calibration;
 static pthread_once_t calibration_once = PTHREAD_ONCE_INIT;
+static uint64_t adopted_hz;     /* clock_adopt: a measurement this host made before */
 
 static inline uint64_t rdtsc_ordered(void)
 {
@@ -156,6 +157,12 @@ static void calibrate_once(void)
     calibration = (struct clock_calibration){ .source = "unusable TSC" };
     if (!tsc_is_usable())
         return;
+    if (adopted_hz &&
+        clock_compute_mult_shift(adopted_hz, &calibration.mult, &calibration.shift) == 0) {
+        calibration.tsc_hz = adopted_hz;
+        calibration.source = "measured before this boot's snapshot";
+        return;
+    }
     for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
         uint64_t hz = sources[i].hz();
         if (clock_compute_mult_shift(hz, &calibration.mult, &calibration.shift) == 0) {
@@ -165,6 +172,12 @@ static void calibrate_once(void)
         }
     }
     calibration = (struct clock_calibration){ .source = "no plausible TSC frequency" };
+}
+
+void clock_adopt(uint64_t tsc_hz)
+{
+    adopted_hz = tsc_hz;
+    clock_calibrate();
 }
 
 int clock_calibrate(void)

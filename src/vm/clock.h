@@ -17,6 +17,9 @@ struct clock_calibration {
  * safe. Returns 0, or -1 if the TSC is not usable as a clock here (not invariant, or no
  * plausible frequency): pages then carry mult = 0 and the vDSO falls back to system calls. */
 int clock_calibrate(void);
+/* Calibrates with a frequency measured earlier in this same host boot (a snapshot's), which
+ * spares the 20 ms measurement; only before the first clock_calibrate. */
+void clock_adopt(uint64_t tsc_hz);
 
 /* The calibration in use (calibrating first if needed). */
 const struct clock_calibration *clock_get_calibration(void);

@@ -14,6 +14,7 @@
 #include "base/units.h"
 #include "vm/clock.h"
 #include "vm/cpu_state.h"
+#include "vm/image.h"
 #include "vm/kvm.h"
 #include "vm/layout.h"
 #include "vm/memslots.h"
@@ -112,9 +113,11 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         fail("fork: KVM_CREATE_VM");
         goto err;
     }
-    void *mem = mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
-                     m->mem_fd, 0);
-    if (mem == MAP_FAILED) {
+    /* A master loaded from a snapshot has no memfd: its pages come from the file. */
+    void *mem = m->image ? vm_image_map(m->image, m->mem_size)
+                         : mmap(NULL, m->mem_size, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_NORESERVE, m->mem_fd, 0);
+    if (!mem || mem == MAP_FAILED) {
         fail("fork: cannot map the frozen memory");
         goto err;
     }

@@ -2,6 +2,7 @@
 #include "vm/paging.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/units.h"
@@ -281,4 +282,45 @@ size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64
                       .clear_upper = clear ? PTE_A : 0, .visit = dirty_leaf, .ctx = &d };
     walk_table(pt, &w, pt->root, LEVELS - 1, 0);
     return d.visited;
+}
+
+/* Walks the tree under table_pa: every table in the pool, each reached once. */
+static bool valid_table(const struct paging *pt, uint64_t table_pa, int level,
+                        uint64_t pool_start, uint8_t *seen)
+{
+    if (table_pa < pool_start || table_pa >= pt->pool_next || table_pa % PAGE)
+        return false;
+    uint64_t idx = (table_pa - pool_start) / PAGE;
+    if (seen[idx / 8] & (1u << (idx % 8)))
+        return false;
+    seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    const uint64_t *table = table_at(pt, table_pa);
+    for (unsigned i = 0; table && i < 512; i++) {
+        uint64_t e = table[i];
+        if (!(e & PTE_P))
+            continue;
+        uint64_t pa = e & PTE_ADDR_MASK;
+        if (level == 0 || (e & PTE_PS)) {
+            if (level != 0 || (pa >= pool_start && pa != pt->mem_size))
+                return false;
+        } else if (!valid_table(pt, pa, level - 1, pool_start, seen)) {
+            return false;
+        }
+    }
+    return table != NULL;
+}
+
+bool pt_valid(const struct paging *pt, uint64_t pool_start)
+{
+    if (pool_start % PAGE || pt->pool_next % PAGE || pt->pool_end % PAGE ||
+        pool_start > pt->pool_next || pt->pool_next > pt->pool_end ||
+        pt->pool_end > pt->mem_size)
+        return false;
+    uint64_t pages = (pt->pool_next - pool_start) / PAGE;
+    uint8_t *seen = calloc(pages / 8 + 1, 1);
+    if (!seen)
+        return false;
+    bool ok = valid_table(pt, pt->root, LEVELS - 1, pool_start, seen);
+    free(seen);
+    return ok;
 }

@@ -68,4 +68,9 @@ uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t f
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx);
 
+/* A tree read from a snapshot file: every table lies in the pool [pool_start, pool_next)
+ * and is reached once, every leaf maps a frame below pool_start (or the MMIO page at
+ * mem_size), no huge pages. */
+bool pt_valid(const struct paging *pt, uint64_t pool_start);
+
 #endif

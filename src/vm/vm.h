@@ -16,6 +16,7 @@
 struct platform;
 struct syscall_sites;
 struct vm_snapshot;
+struct vm_image;
 
 struct vm_syscall {
     uint64_t nr;
@@ -91,6 +92,7 @@ struct vm {
     uint64_t exits, syscall_exits;   /* counters */
     uint64_t flushes;         /* translation flushes after rights were taken away */
     const struct vm_snapshot *origin;   /* a fork's frozen image; NULL for a master */
+    const struct vm_image *image; /* a master loaded from a snapshot file: its memory */
     struct working_set ws;    /* a fork's pages to restore on reset */
     struct working_set granted;   /* a fork's frames that gained rights since the last reset */
     size_t ws_new;            /* pages that joined ws since the last reset */

@@ -48,3 +48,21 @@ def ask(endpoint, path, timeout=IO_TIMEOUT) -> str:
         return answer_of(request_outcome(endpoint, path, timeout))
     except ConnectionRefusedError:
         return GONE       # natively, a crash ends the server
+
+
+def steps_for(endpoint):
+    """The requests in a row that check one endpoint."""
+    if endpoint in TOUCHES:
+        return [TOUCHES[endpoint], endpoint, TOUCHES[endpoint], endpoint, endpoint]
+    return [endpoint] * 3
+
+
+def not_pristine(steps, answers):
+    """(path, answer, pristine answer) for every answer that is not the pristine one."""
+    first = {}
+    wrong = []
+    for path, got in zip(steps, answers):
+        want = PRISTINE.get(path, first.setdefault(path, got))
+        if got != want:
+            wrong.append((path, got, want))
+    return wrong

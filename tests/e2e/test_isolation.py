@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from isolation_endpoints import CLOSED, ENDPOINTS, PRISTINE, TOUCHES, answer_of, ask
+from isolation_endpoints import (CLOSED, ENDPOINTS, PRISTINE, answer_of, ask, not_pristine,
+                                 steps_for)
 from servers import (ConnectionClosed, HttpConnection, Response, ServerFactory, http_get,
                      request_outcome, server_factory, server_path, servers_dir)
 
@@ -37,24 +38,6 @@ EPHEMERAL_OPTIONS = [
     pytest.param(["-t", "2", "-v"], id="t2"),
     pytest.param(["-t", "2", "-v", "-w", str(WARMUP)], id="t2-w100"),
 ]
-
-
-def steps_for(endpoint):
-    """The requests in a row that check one endpoint."""
-    if endpoint in TOUCHES:
-        return [TOUCHES[endpoint], endpoint, TOUCHES[endpoint], endpoint, endpoint]
-    return [endpoint] * 3
-
-
-def not_pristine(steps, answers):
-    """(path, answer, pristine answer) for every answer that is not the pristine one."""
-    first = {}
-    wrong = []
-    for path, got in zip(steps, answers):
-        want = PRISTINE.get(path, first.setdefault(path, got))
-        if got != want:
-            wrong.append((path, got, want))
-    return wrong
 
 
 def ask_in_a_row(server, steps, two_vms):

@@ -356,8 +356,7 @@ static void test_subcommands(void **state)
     assert_int_equal(cfg.subcommand, SUBCMD_SNAPSHOT);
     assert_string_equal(cfg.snapshot_output, "out.snap");
     assert_int_equal(cfg.program_argc, 2);
-    assert_string_equal(config_unimplemented(&cfg),
-                        "the 'snapshot' subcommand is not implemented yet");
+    assert_null(config_unimplemented(&cfg));
     config_free(&cfg);
 
     assert_int_equal(CLI(&cfg, "snapshot", "--output=o2", "p"), -1);
@@ -367,8 +366,7 @@ static void test_subcommands(void **state)
     assert_int_equal(CLI(&cfg, "snaprun", "file.snap"), -1);
     assert_int_equal(cfg.subcommand, SUBCMD_SNAPRUN);
     assert_string_equal(cfg.program, "file.snap");
-    assert_string_equal(config_unimplemented(&cfg),
-                        "the 'snaprun' subcommand is not implemented yet");
+    assert_null(config_unimplemented(&cfg));
     config_free(&cfg);
 
     /* storage: the part before "++ run" is the storage program's. */
@@ -648,6 +646,73 @@ static void test_guest_environ(void **state)
     config_free(&cfg);
 }
 
+/* snaprun: the recorded configuration, read back from its --print-config text, narrowed. */
+static bool narrowed(struct config *run, const char *const *snapshot_args, size_t n,
+                     char *err, size_t errlen)
+{
+    char *argv[16] = { "kvmserver" };
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = (char *)snapshot_args[i];
+    struct config taken;
+    assert_int_equal(cli_argv(&taken, argv), -1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&taken, out);
+    fclose(out);
+    config_free(&taken);
+    struct config rec;
+    config_defaults(&rec);
+    rec.subcommand = SUBCMD_SNAPSHOT;
+    assert_true(config_apply_toml(&rec, "recorded", text, len, err, errlen));
+    free(text);
+    bool ok = config_narrow(run, &rec, err, errlen);
+    config_free(&rec);
+    return ok;
+}
+
+static void test_snaprun_narrows_the_recorded_policy(void **state)
+{
+    (void)state;
+    static const char *const taken[] = { "-e", "--allow-read=/srv", "--allow-listen=:8000",
+                                         "--max-request-memory=64", "--cwd=/srv",
+                                         "snapshot", "-o", "s", "p" };
+    const size_t n = sizeof taken / sizeof taken[0];
+    char err[256];
+    struct config run;
+    assert_int_equal(CLI(&run, "-t", "3", "--max-request-memory=32", "snaprun", "s"), -1);
+    assert_true(narrowed(&run, taken, n, err, sizeof err));
+    assert_true(run.ephemeral);
+    assert_int_equal(run.threads, 3);
+    assert_int_equal(run.max_request_memory, 32);
+    assert_true(run.allow_read_set);
+    assert_int_equal(run.allow_read.count, 1);
+    assert_string_equal(run.allow_read.items[0], "/srv");
+    assert_string_equal(run.cwd, "/srv");
+    config_free(&run);
+
+    assert_int_equal(CLI(&run, "--allow-read=/srv", "--allow-listen=:8000", "snaprun", "s"), -1);
+    assert_true(narrowed(&run, taken, n, err, sizeof err));
+    config_free(&run);
+
+    static char *const widen[][2] = {
+        { "--allow-read=/", "--allow-read differs" },
+        { "--allow-write", "--allow-write differs" },
+        { "--allow-all", "--allow-all would widen" },
+        { "--max-request-memory=65", "--max-request-memory would widen" },
+        { "--max-request-time=0", "--max-request-time would widen" },
+        { "--volume=/a:/b", "--volume, --env and --cwd" },
+        { "-w2", "-w has no effect" },
+    };
+    for (size_t i = 0; i < sizeof widen / sizeof widen[0]; i++) {
+        assert_int_equal(CLI(&run, widen[i][0], "snaprun", "s"), -1);
+        assert_false(narrowed(&run, taken, n, err, sizeof err));
+        if (!strstr(err, widen[i][1]))
+            fail_msg("%s: '%s' does not say '%s'", widen[i][0], err, widen[i][1]);
+        config_free(&run);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_print_config),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_guest_environ),
+        cmocka_unit_test(test_snaprun_narrows_the_recorded_policy),
     };
     return cmocka_run_group_tests(tests, enter_test_dir, leave_test_dir);
 }

@@ -516,12 +516,57 @@ static void test_edits_are_tracked(void **state)
     ws_free(&ws);
 }
 
+/* The entry that maps va at `level` (3 = PML4 ... 0 = PT) of a mapped address. */
+static uint64_t *entry_of(struct fixture *f, uint64_t va, int level)
+{
+    uint64_t table = f->pt.root;
+    for (int l = 3;; l--) {
+        uint64_t *e = (uint64_t *)(f->mem + table) + ((va >> (12 + 9 * l)) & 511);
+        if (l == level)
+            return e;
+        table = *e & PTE_ADDR_MASK;
+    }
+}
+
+/* A snapshot's tables (pt_valid): all in the pool, a tree, leaves outside the pool. */
+static void test_valid_tables_from_a_file(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(pt_map(&f->pt, 0x400000, 0x400000, 4 * PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, 0x40000000, 0x200000, PAGE, PTE_U), 0);
+    assert_int_equal(pt_map_mmio(&f->pt, 0xa000, MEM_SIZE, PTE_U | PTE_W), 0);
+    assert_true(pt_valid(&f->pt, POOL_START));
+
+    uint64_t *leaf = entry_of(f, 0x400000, 0), saved = *leaf;
+    *leaf = (saved & ~PTE_ADDR_MASK) | POOL_START;     /* a leaf mapping the pool itself */
+    assert_false(pt_valid(&f->pt, POOL_START));
+    *leaf = saved;
+
+    uint64_t *pd = entry_of(f, 0x40000000, 1), pd_saved = *pd;
+    *pd |= PTE_PS;                                    /* a huge page */
+    assert_false(pt_valid(&f->pt, POOL_START));
+    *pd = (pd_saved & ~PTE_ADDR_MASK) | (*entry_of(f, 0x400000, 1) & PTE_ADDR_MASK);
+    assert_false(pt_valid(&f->pt, POOL_START));      /* two entries sharing one table */
+    *pd = (pd_saved & ~PTE_ADDR_MASK) | 0x200000;    /* a table outside the pool */
+    assert_false(pt_valid(&f->pt, POOL_START));
+    *pd = pd_saved;
+    assert_true(pt_valid(&f->pt, POOL_START));
+
+    struct paging bad = f->pt;
+    bad.root = f->pt.pool_next;                       /* past the tables made */
+    assert_false(pt_valid(&bad, POOL_START));
+    bad = f->pt;
+    bad.pool_next = bad.pool_end + PAGE;
+    assert_false(pt_valid(&bad, POOL_START));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_init_rejects_bad_pools),
+        T(test_valid_tables_from_a_file),
         T(test_count_follows_flags_and_skips_absent_tables),
         T(test_map_sets_present_accessed_and_requested_flags),
         T(test_map_ignores_flags_it_does_not_own),
