@@ -75,6 +75,7 @@ void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st)
 {
     observe(&m->reset_ns, &reset_desc, st->ns);
     observe(&m->reset_pages, &pages_desc, st->pages_restored);
+    add(&m->pages_released, st->pages_released);
 }
 
 /* ---- the exposition ---- */
@@ -146,6 +147,9 @@ void metrics_format(const struct metrics *m, FILE *out)
     histogram(out, &m->request_ns, &request_desc);
     histogram(out, &m->reset_ns, &reset_desc);
     histogram(out, &m->reset_pages, &pages_desc);
+    counter(out, "kvmserver_reset_pages_released_total", "Pages request VMs had kept private "
+            "across resets and dropped back to the frozen image, unwritten for a while.",
+            get(&m->pages_released));
     counter(out, "kvmserver_vm_exits_total", "VM exits of request VMs, counted as each "
             "request ends.", get(&m->vm_exits));
     /* Without -e a VM serves connections continuously: busy. */

@@ -166,8 +166,8 @@ static int serve_one_request(struct request_vm *rv)
     metrics_count_reset(&srv->metrics, &st);
     if (cfg->verbose)
         fprintf(stderr, "kvmserver: request VM %u reset: %zu pages (%zu new), %zu dropped "
-                "with their rights, in %.1f us\n", rv->index, st.pages_restored,
-                st.pages_new, st.pages_dropped, st.ns / 1e3);
+                "with their rights, %zu released, in %.1f us\n", rv->index, st.pages_restored,
+                st.pages_new, st.pages_dropped, st.pages_released, st.ns / 1e3);
     return 0;
 }
 

@@ -207,6 +207,13 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va)
     return *slot;
 }
 
+void pt_clean(struct paging *pt, uint64_t frame)
+{
+    uint64_t *slot = canonical_user(frame) ? leaf_slot(pt, frame, false) : NULL;
+    if (slot && (*slot & PTE_P) && (*slot & PTE_ADDR_MASK) == frame)
+        *slot &= ~PTE_D;
+}
+
 struct count_ctx { uint64_t flags, found; };
 
 static void count_leaf(struct paging *pt, uint64_t *leaf, void *ctx)

@@ -49,6 +49,11 @@ int pt_protect(struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
  * on the way is bounds-checked. */
 uint64_t pt_lookup(const struct paging *pt, uint64_t va);
 
+/* Clears the D bit of the leaf that maps `frame` at the same address (every user and
+ * system mapping is identity-mapped), if there is one. Only valid when the frame's cached
+ * translations are dropped before a vCPU runs again: then its next write sets D again. */
+void pt_clean(struct paging *pt, uint64_t frame);
+
 /* How many 4 KiB pages of [va, va+len) have leaves with all `flags` bits set. Absent
  * upper-level tables are skipped whole, so the work follows what is mapped, not len. */
 uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
