@@ -103,6 +103,16 @@ static void adopt_frozen_tables(struct vm *child)
     child->pt.granted = &child->granted;
 }
 
+/* The host rewrites the clock page at every exit, the transport's page whenever it serves
+ * and iret frames on the ring-0 stack, with no D bit to show it: these pages are always
+ * part of the working set. */
+static void pin_host_pages(struct vm *child)
+{
+    ws_pin_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+    ws_pin_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    ws_pin_range(&child->ws, KSTACK_ADDR, KSTACK_SIZE);
+}
+
 int vm_fork(struct vm *child, const struct vm_snapshot *snap)
 {
     const struct vm *m = snap->master;
@@ -154,10 +164,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     }
     if (restore_cpu(child, snap, true))
         goto err;
-    /* The host rewrites the clock page at every exit, and the transport's page whenever it
-     * serves: both are always part of the working set. */
-    ws_pin_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
-    ws_pin_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    pin_host_pages(child);
     clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
     return 0;
 err:
@@ -215,8 +222,7 @@ static int restore_all(struct vm *child)
     ws_free(&child->granted);
     if (ws_init(&child->ws, child->mem_size) || ws_init(&child->granted, child->mem_size))
         return -ENOMEM;
-    ws_pin_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
-    ws_pin_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    pin_host_pages(child);
     return 0;
 }
 
@@ -241,6 +247,11 @@ static int restore_working_set(struct vm *child, size_t *released)
     int err = discard_pages(child, child->granted.pages, child->granted.count);
     if (!err)
         err = discard_pages(child, child->ws.released, *released);
+    /* Released pages can leave whole tables without a D bit: the next scans skip them until
+     * a write walks them again (see pt_prune_clean). Kept pages whose D bit a restored
+     * table cleared are still copied, and a released page's next write always walks. */
+    if (!err && *released && child->plat && child->plat->software_walks)
+        pt_prune_clean(&child->pt);
     ws_clear(&child->granted);
     return err;
 }

@@ -66,5 +66,12 @@ uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t f
  * leaves visited. */
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx);
+/* Clears the A bit of every upper-level entry whose subtree holds no leaf with D set, so
+ * the next pt_scan_dirty skips it. Only valid where each write to a page without a writable
+ * cached translation walks the tables in software, setting A again on the way (shadow
+ * paging: KVM's walker), and where every page with a writable cached translation but a
+ * clear D bit is restored by other means (kept in the working set). Returns the number of
+ * leaves visited. */
+size_t pt_prune_clean(struct paging *pt);
 
 #endif
