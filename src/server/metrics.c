@@ -48,13 +48,15 @@ static uint64_t get(const atomic_uint_fast64_t *counter)
     return atomic_load_explicit(counter, memory_order_relaxed);
 }
 
+/* The sum is published before the count (the buckets), which a scrape reads first: a
+ * scrape that counts an observation has its value in the sum too. */
 static void observe(struct histogram *h, const struct histogram_desc *d, uint64_t value)
 {
     unsigned i = 0;
     while (i < d->nbounds && value > d->bounds[i])
         i++;
-    add(&h->bucket[i], 1);
     add(&h->sum, value);
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_release);
 }
 
 void metrics_request_end(struct metrics *m, uint64_t accepted_ns, enum vm_run_result res,
@@ -104,7 +106,7 @@ static void histogram(FILE *out, const struct histogram *h, const struct histogr
     family(out, d->name, "histogram", d->help);
     uint64_t cumulative = 0;
     for (unsigned i = 0; i <= d->nbounds; i++) {
-        cumulative += get(&h->bucket[i]);
+        cumulative += atomic_load_explicit(&h->bucket[i], memory_order_acquire);
         if (i < d->nbounds)
             fprintf(out, "%s_bucket{le=\"%.9g\"} %llu\n", d->name, d->bounds[i] * d->scale,
                     (unsigned long long)cumulative);
