@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from servers import Response, free_port, http_get, scrape, server_factory, server_path, servers_dir
+from servers import (Response, free_port, http_get, request_outcome, scrape, server_factory,
+                     server_path, servers_dir)
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -116,3 +117,19 @@ def test_one_heavy_request_is_forgotten(kvmserver, server_factory, servers_dir):
     assert answer(server, f"/bigmap/fill?count={HEAVY_PAGES}") == f"filled {HEAVY_PAGES}"
     for page in read_back + [3 * PAGES_PER_TABLE + 5]:
         assert answer(server, f"/bigmap/read?page={page}") == frozen_value(page)
+
+
+@pytest.mark.parametrize("route", ["protect", "unmap"])
+def test_rights_taken_in_a_request_hold_at_once(kvmserver, server_factory, servers_dir, route):
+    """Inside a request VM (a copy-on-write fork), a page the request just wrote, so that
+    its translation is cached writable, faults as soon as mprotect or munmap takes the right
+    away; the next request finds the page as frozen, mapped and writable."""
+    port = free_port()
+    server = server_factory.kvmserver(kvmserver, server_path(servers_dir, "srv_bigmap"),
+                                      options=["-t", "1", "-e", "--metrics", f"127.0.0.1:{port}"])
+    for page in [1, PAGES_PER_GIB]:
+        assert request_outcome(server.endpoint, f"/bigmap/{route}?page={page}") == "closed", (
+            server.describe())
+        assert answer(server, f"/bigmap/read?page={page}") == frozen_value(page)
+        assert answer(server, f"/bigmap/write?page={page}") == "wrote"
+    assert scrape(port)["kvmserver_guest_crashes_total"] == 2

@@ -8,7 +8,9 @@
  *   /bigmap/spread?count=N increments a byte in each of N pages spread evenly over the
  *                          mapping and answers "wrote N" (the benchmark's request)
  *   /bigmap/fill?count=N   writes 'H' over the first N pages (up to 128 MiB): a heavy
- *                          request, and answers "filled N" */
+ *                          request, and answers "filled N"
+ *   /bigmap/protect?page=N writes page N, makes it read-only and writes it again: crashes
+ *   /bigmap/unmap?page=N   writes page N, unmaps it and reads it: crashes */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,24 @@ static int route(const char *path, const char *query, char *body, size_t size)
         for (long long i = 0; i < count; i++)
             big[(unsigned long long)i * step * PAGE + 64]++;
         snprintf(body, size, "wrote %lld\n", count);
+        return 200;
+    }
+    if (strcmp(path, "/bigmap/protect") == 0 || strcmp(path, "/bigmap/unmap") == 0) {
+        long long page = query_number(query, "page", BIG_PAGES);
+        if (page < 0) {
+            snprintf(body, size, "bad page\n");
+            return 400;
+        }
+        volatile char *at = big + (unsigned long long)page * PAGE;
+        *at = 'W';
+        if (path[8] == 'p') {
+            mprotect((void *)at, PAGE, PROT_READ);
+            *at = 'X';
+        } else {
+            munmap((void *)at, PAGE);
+            snprintf(body, size, "%c\n", *at);
+        }
+        snprintf(body, size, "survived\n");
         return 200;
     }
     if (strcmp(path, "/bigmap/fill") == 0) {
