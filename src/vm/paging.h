@@ -62,8 +62,8 @@ uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t f
  * work follows the tables used since the clear, not the address space. With `clear`, clears
  * the leaves' D bits and the upper levels' A bits instead of reporting (only valid before a
  * vCPU has run on these tables: under shadow paging a cleared bit on a live mapping is never
- * set again; never clear them later, so a set A bit stays set). Returns the number of
- * leaves visited. */
+ * set again; later, only pt_clean and pt_prune_clean clear them, under their conditions).
+ * Returns the number of leaves visited. */
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx);
 /* Clears the A bit of every upper-level entry whose subtree holds no leaf with D set, so
