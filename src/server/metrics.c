@@ -49,13 +49,15 @@ static uint64_t get(const atomic_uint_fast64_t *counter)
     return atomic_load_explicit(counter, memory_order_relaxed);
 }
 
+/* The sum is published before the count (the buckets), which a scrape reads first: a
+ * scrape that counts an observation has its value in the sum too. */
 static void observe(struct histogram *h, const struct histogram_desc *d, uint64_t value)
 {
     unsigned i = 0;
     while (i < d->nbounds && value > d->bounds[i])
         i++;
-    add(&h->bucket[i], 1);
     add(&h->sum, value);
+    atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_release);
 }
 
 void metrics_request_end(struct metrics *m, uint64_t accepted_ns, enum vm_run_result res,
@@ -76,6 +78,7 @@ void metrics_count_reset(struct metrics *m, const struct vm_reset_stats *st)
 {
     observe(&m->reset_ns, &reset_desc, st->ns);
     observe(&m->reset_pages, &pages_desc, st->pages_restored);
+    add(&m->pages_released, st->pages_released);
 }
 
 /* ---- the exposition ---- */
@@ -104,7 +107,7 @@ static void histogram(FILE *out, const struct histogram *h, const struct histogr
     family(out, d->name, "histogram", d->help);
     uint64_t cumulative = 0;
     for (unsigned i = 0; i <= d->nbounds; i++) {
-        cumulative += get(&h->bucket[i]);
+        cumulative += atomic_load_explicit(&h->bucket[i], memory_order_acquire);
         if (i < d->nbounds)
             fprintf(out, "%s_bucket{le=\"%.9g\"} %llu\n", d->name, d->bounds[i] * d->scale,
                     (unsigned long long)cumulative);
@@ -147,6 +150,9 @@ void metrics_format(const struct metrics *m, FILE *out)
     histogram(out, &m->request_ns, &request_desc);
     histogram(out, &m->reset_ns, &reset_desc);
     histogram(out, &m->reset_pages, &pages_desc);
+    counter(out, "kvmserver_reset_pages_released_total", "Pages request VMs had kept private "
+            "across resets and dropped back to the frozen image, unwritten for a while.",
+            get(&m->pages_released));
     counter(out, "kvmserver_vm_exits_total", "VM exits of request VMs, counted as each "
             "request ends.", get(&m->vm_exits));
     /* Without -e a VM serves connections continuously: busy. */

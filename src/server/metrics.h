@@ -34,6 +34,7 @@ struct metrics {
     atomic_uint_fast64_t timeouts, crashes;
     struct histogram request_ns;          /* -e: one connection, accept to close */
     struct histogram reset_ns, reset_pages;
+    atomic_uint_fast64_t pages_released;  /* kept pages resets stopped copying */
 };
 
 /* A request VM's run ended how `res` says, after `exits` VM exits. accepted_ns: with -e,

@@ -205,12 +205,14 @@ static int serve_one_request(struct request_vm *rv)
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     metrics_count_reset(&srv->metrics, &st);
     if (log_get_level() >= LOG_LEVEL_DEBUG) {
-        char fields[160];
-        snprintf(fields, sizeof fields, "vm=%u pages=%zu new=%zu dropped=%zu us=%.1f",
-                 rv->index, st.pages_restored, st.pages_new, st.pages_dropped, st.ns / 1e3);
+        char fields[192];
+        snprintf(fields, sizeof fields, "vm=%u pages=%zu new=%zu dropped=%zu released=%zu us=%.1f",
+                 rv->index, st.pages_restored, st.pages_new, st.pages_dropped, st.pages_released,
+                 st.ns / 1e3);
         log_event(LOG_LEVEL_DEBUG, "reset", fields, "%s %u reset: %zu pages (%zu new), %zu "
-                  "dropped with their rights, in %.1f us", rv->srv->kind, rv->index,
-                  st.pages_restored, st.pages_new, st.pages_dropped, st.ns / 1e3);
+                  "dropped with their rights, %zu released, in %.1f us", rv->srv->kind,
+                  rv->index, st.pages_restored, st.pages_new, st.pages_dropped,
+                  st.pages_released, st.ns / 1e3);
     }
     return 0;
 }

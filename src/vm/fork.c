@@ -97,6 +97,16 @@ static void adopt_frozen_tables(struct vm *child)
     child->pt.granted = &child->granted;
 }
 
+/* The host rewrites the clock page at every exit, the transport's page whenever it serves
+ * and iret frames on the ring-0 stack, with no D bit to show it: these pages are always
+ * part of the working set. */
+static void pin_host_pages(struct vm *child)
+{
+    ws_pin_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
+    ws_pin_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    ws_pin_range(&child->ws, KSTACK_ADDR, KSTACK_SIZE);
+}
+
 int vm_fork(struct vm *child, const struct vm_snapshot *snap)
 {
     const struct vm *m = snap->master;
@@ -150,10 +160,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     }
     if (restore_cpu(child, snap, true))
         goto err;
-    /* The host rewrites the clock page at every exit, and the transport's page whenever it
-     * serves: both are always part of the working set. */
-    ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
-    ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    pin_host_pages(child);
     clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
     return 0;
 err:
@@ -180,22 +187,21 @@ static int discard_private(struct vm *child, uint64_t gpa, uint64_t len)
     return err;
 }
 
-/* The rights this request gained (a mapping made, a write allowed) are taken back below by
- * restoring the page tables, but the vCPU may have cached them: kvm_pvm's shadow pages do
- * not see host edits of present entries. So the frames that gained rights are dropped
- * instead of copied (runs of adjacent frames in one call each): their translations go,
- * and their contents are the frozen ones. */
-static int discard_granted(struct vm *child)
+/* Drops the listed frames back to the image (runs of adjacent frames in one call each) and
+ * clears their D bits: with their translations gone, a later write sets D again. */
+static int discard_pages(struct vm *child, const uint64_t *pages, size_t count)
 {
-    const struct working_set *g = &child->granted;
     int err = 0;
-    for (size_t i = 0; i < g->count && !err;) {
+    for (size_t i = 0; i < count && !err;) {
         size_t run = 1;
-        while (i + run < g->count && g->pages[i + run] == g->pages[i] + run * PAGE)
+        while (i + run < count && pages[i + run] == pages[i] + run * PAGE)
             run++;
-        err = discard_private(child, g->pages[i], run * PAGE);
+        err = discard_private(child, pages[i], run * PAGE);
         i += run;
     }
+    /* After the discards: a table page dropped with them would lose the cleared bits. */
+    for (size_t i = 0; i < count && !err; i++)
+        pt_clean(&child->pt, pages[i]);
     return err;
 }
 
@@ -212,24 +218,36 @@ static int restore_all(struct vm *child)
     ws_free(&child->granted);
     if (ws_init(&child->ws, child->mem_size) || ws_init(&child->granted, child->mem_size))
         return -ENOMEM;
-    ws_add_range(&child->ws, CLOCK_PAGE_ADDR, PAGE);
-    ws_add_range(&child->ws, SHARED_PAGE_ADDR, PAGE);
+    pin_host_pages(child);
     return 0;
 }
 
 /* The working set back to the image. Caller holds transport.exec. Table pages the host
  * edited are among them; the image's copies have every A bit set, so their subtrees are
- * scanned from then on: more work, never a missed page. */
-static int restore_working_set(struct vm *child)
+ * scanned from then on: more work, never a missed page.
+ * The rights this request gained (a mapping made, a write allowed) are taken back by
+ * restoring the page tables, but the vCPU may have cached them: kvm_pvm's shadow pages do
+ * not see host edits of present entries. So the frames that gained rights are dropped
+ * instead of copied: their translations go, and their contents are the frozen ones. The
+ * pages whose keep time is over (see working_set.h) are dropped the same way. */
+static int restore_working_set(struct vm *child, size_t *released)
 {
     ws_forget(&child->ws, &child->granted);
+    *released = ws_age(&child->ws);
     const uint8_t *frozen = child->origin->master->mem;
     for (size_t i = 0; i < child->ws.count; i++) {
         uint64_t page = child->ws.pages[i];
         memcpy(child->mem + page, frozen + page, PAGE);
     }
     adopt_frozen_tables(child);
-    int err = discard_granted(child);
+    int err = discard_pages(child, child->granted.pages, child->granted.count);
+    if (!err)
+        err = discard_pages(child, child->ws.released, *released);
+    /* Released pages can leave whole tables without a D bit: the next scans skip them until
+     * a write walks them again (see pt_prune_clean). Kept pages whose D bit a restored
+     * table cleared are still copied, and a released page's next write always walks. */
+    if (!err && *released && child->plat && child->plat->software_walks)
+        pt_prune_clean(&child->pt);
     ws_clear(&child->granted);
     return err;
 }
@@ -237,14 +255,14 @@ static int restore_working_set(struct vm *child)
 int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
 {
     child->ws_new = 0;
-    size_t dropped = child->granted.count;
+    size_t dropped = child->granted.count, released = 0;
     /* A poller must not serve this VM while its memory is being put back. */
     pthread_mutex_lock(&child->transport.exec);
     pt_scan_dirty(&child->pt, false, add_dirty, child);
     /* A page the working set could not record may hold this request's data: only putting
      * every page back is safe then. */
     bool full = child->ws.lost || child->granted.lost;
-    int err = full ? restore_all(child) : restore_working_set(child);
+    int err = full ? restore_all(child) : restore_working_set(child, &released);
     if (!err)
         clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
                            child->tsc_offset);
@@ -255,7 +273,8 @@ int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
     if (stats) {
         *stats = (struct vm_reset_stats){ .pages_restored = child->ws.count,
                                           .pages_new = child->ws_new,
-                                          .pages_dropped = full ? 0 : dropped, .full = full };
+                                          .pages_dropped = full ? 0 : dropped,
+                                          .pages_released = released, .full = full };
     }
     return err;
 }

@@ -2,7 +2,8 @@
  * The frozen master's memory lives in a memfd that nobody writes again; a fork maps it
  * MAP_PRIVATE, so the host kernel does the copy-on-write. A fork's D bits are cleared before
  * it first runs, so from then on a set D bit marks a page it wrote: its working set, which
- * every reset copies back from the master (see facts: "reset by keeping the working set").
+ * resets copy back from the master (see facts: "reset by keeping the working set") until
+ * it is released (see working_set.h).
  * The upper levels' A bits are cleared with them, so a reset scans only the tables the fork
  * has walked. */
 #ifndef KVMS_FORK_H
@@ -31,6 +32,7 @@ struct vm_reset_stats {
     size_t pages_restored;        /* working-set pages copied back */
     size_t pages_new;             /* of which first written in this request */
     size_t pages_dropped;         /* pages that had gained rights: dropped, not copied */
+    size_t pages_released;        /* kept pages not copied any more: dropped, not copied */
     bool full;                    /* the working set was incomplete: every page restored */
     uint64_t ns;                  /* time the reset took */
 };

@@ -2,7 +2,8 @@
  * registered only once something in them is mapped. Under shadow paging KVM's per-slot
  * bookkeeping costs time and memory in proportion to slot size (a single 120 GiB slot
  * costs ~0.4 s to register and ~75 ms to re-register), so small slots, registered on
- * demand, keep VM creation, forks and translation flushes cheap. */
+ * demand, keep VM creation and forks cheap, and the rare whole-slot flush too (rights
+ * taken away are normally dropped per range, see flush_if_revoked in vm.c). */
 #ifndef KVMS_MEMSLOTS_H
 #define KVMS_MEMSLOTS_H
 #include <stdint.h>

@@ -236,6 +236,13 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va)
     return *slot;
 }
 
+void pt_clean(struct paging *pt, uint64_t frame)
+{
+    uint64_t *slot = canonical_user(frame) ? leaf_slot(pt, frame, false) : NULL;
+    if (slot && (*slot & PTE_P) && (*slot & PTE_ADDR_MASK) == frame)
+        *slot &= ~PTE_D;
+}
+
 struct count_ctx { uint64_t flags, found; };
 
 static void count_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
@@ -270,6 +277,38 @@ static void dirty_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
         *leaf &= ~PTE_D;
     else if ((*leaf & PTE_ADDR_MASK) < pt->mem_size)
         d->fn(d->ctx, *leaf & PTE_ADDR_MASK);
+}
+
+/* Whether the walked subtree of the table at `table_pa` holds a D leaf, clearing the A bit
+ * of each of its upper entries whose subtree holds none. */
+static bool prune_table(struct paging *pt, uint64_t table_pa, int level, size_t *visited)
+{
+    uint64_t *table = table_at(pt, table_pa);
+    if (!table)
+        return true;         /* not memory: keep the way to it */
+    bool dirty = false;
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t e = table[i];
+        if (!(e & PTE_P))
+            continue;
+        if (level == 0) {
+            ++*visited;
+            dirty |= (e & PTE_D) != 0;
+        } else if ((e & PTE_A) && !(e & PTE_PS)) {
+            if (prune_table(pt, e & PTE_ADDR_MASK, level - 1, visited))
+                dirty = true;
+            else
+                table[i] = e & ~PTE_A;
+        }
+    }
+    return dirty;
+}
+
+size_t pt_prune_clean(struct paging *pt)
+{
+    size_t visited = 0;
+    prune_table(pt, pt->root, LEVELS - 1, &visited);
+    return visited;
 }
 
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),

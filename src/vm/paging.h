@@ -55,6 +55,11 @@ uint64_t pt_lookup(const struct paging *pt, uint64_t va);
 typedef void (*pt_leaf_fn)(void *ctx, uint64_t va, uint64_t size, bool write, bool exec);
 void pt_for_each_user_leaf(const struct paging *pt, uint64_t end, pt_leaf_fn fn, void *ctx);
 
+/* Clears the D bit of the leaf that maps `frame` at the same address (every user and
+ * system mapping is identity-mapped), if there is one. Only valid when the frame's cached
+ * translations are dropped before a vCPU runs again: then its next write sets D again. */
+void pt_clean(struct paging *pt, uint64_t frame);
+
 /* How many 4 KiB pages of [va, va+len) have leaves with all `flags` bits set. Absent
  * upper-level tables are skipped whole, so the work follows what is mapped, not len. */
 uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t flags);
@@ -63,10 +68,17 @@ uint64_t pt_count(const struct paging *pt, uint64_t va, uint64_t len, uint64_t f
  * work follows the tables used since the clear, not the address space. With `clear`, clears
  * the leaves' D bits and the upper levels' A bits instead of reporting (only valid before a
  * vCPU has run on these tables: under shadow paging a cleared bit on a live mapping is never
- * set again; never clear them later, so a set A bit stays set). Returns the number of
- * leaves visited. */
+ * set again; later, only pt_clean and pt_prune_clean clear them, under their conditions).
+ * Returns the number of leaves visited. */
 size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64_t frame),
                      void *ctx);
+/* Clears the A bit of every upper-level entry whose subtree holds no leaf with D set, so
+ * the next pt_scan_dirty skips it. Only valid where each write to a page without a writable
+ * cached translation walks the tables in software, setting A again on the way (shadow
+ * paging: KVM's walker), and where every page with a writable cached translation but a
+ * clear D bit is restored by other means (kept in the working set). Returns the number of
+ * leaves visited. */
+size_t pt_prune_clean(struct paging *pt);
 
 /* A tree read from a snapshot file: every table lies in the pool [pool_start, pool_next)
  * and is reached once, every leaf maps a frame below pool_start (or the MMIO page at

@@ -17,6 +17,10 @@ struct platform {
     uint64_t syscall_entry;           /* LSTAR */
     bool shared_transport;            /* the entry stub can use the shared-memory transport */
     bool trap_is_dear;                /* `syscall` traps to the hypervisor: rewrite sites */
+    bool software_walks;              /* shadow paging: KVM walks the guest's tables in
+                                       * software whenever a page lacks a writable
+                                       * translation, setting A in every entry it passes;
+                                       * hardware caches upper entries and may not */
     /* Is this exit a system call? */
     bool (*is_syscall_exit)(const struct vm *vm, const struct kvm_run *run);
     /* Prepares the return from a system call whose result is already in RAX: false if the

@@ -33,6 +33,7 @@ const struct platform platform_pvm = {
     .syscall_entry = UENTRY_ADDR,
     .shared_transport = true,
     .trap_is_dear = true,
+    .software_walks = true,
     .is_syscall_exit = pvm_is_syscall_exit,
     .complete_return = pvm_complete_return,
     .resume_user = pvm_resume_user,

@@ -6,7 +6,11 @@
  *   /bigmap/write?page=N   writes 'W' over page N and answers "wrote"
  *   /bigmap/read?page=N    answers page N's first byte ('F', 'W', or "0" for zero)
  *   /bigmap/spread?count=N increments a byte in each of N pages spread evenly over the
- *                          mapping and answers "wrote N" (the benchmark's request) */
+ *                          mapping and answers "wrote N" (the benchmark's request)
+ *   /bigmap/fill?count=N   writes 'H' over the first N pages (up to 128 MiB): a heavy
+ *                          request, and answers "filled N"
+ *   /bigmap/protect?page=N writes page N, makes it read-only and writes it again: crashes
+ *   /bigmap/unmap?page=N   writes page N, unmaps it and reads it: crashes */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +68,34 @@ static int route(const char *path, const char *query, char *body, size_t size)
         for (long long i = 0; i < count; i++)
             big[(unsigned long long)i * step * PAGE + 64]++;
         snprintf(body, size, "wrote %lld\n", count);
+        return 200;
+    }
+    if (strcmp(path, "/bigmap/protect") == 0 || strcmp(path, "/bigmap/unmap") == 0) {
+        long long page = query_number(query, "page", BIG_PAGES);
+        if (page < 0) {
+            snprintf(body, size, "bad page\n");
+            return 400;
+        }
+        volatile char *at = big + (unsigned long long)page * PAGE;
+        *at = 'W';
+        if (path[8] == 'p') {
+            mprotect((void *)at, PAGE, PROT_READ);
+            *at = 'X';
+        } else {
+            munmap((void *)at, PAGE);
+            snprintf(body, size, "%c\n", *at);
+        }
+        snprintf(body, size, "survived\n");
+        return 200;
+    }
+    if (strcmp(path, "/bigmap/fill") == 0) {
+        long long count = query_number(query, "count", (128ull << 20) / PAGE + 1);
+        if (count <= 0) {
+            snprintf(body, size, "bad count\n");
+            return 400;
+        }
+        memset(big, 'H', (unsigned long long)count * PAGE);
+        snprintf(body, size, "filled %lld\n", count);
         return 200;
     }
     return 0;

@@ -461,6 +461,51 @@ static void test_scan_dirty_follows_walked_tables(void **state)
     assert_int_equal(fr.count, 3);
 }
 
+/* The page-directory entry above va's leaf table. */
+static uint64_t *pd_entry(struct paging *pt, uint64_t va)
+{
+    uint64_t pdpt = *pml4_entry(pt, va) & PTE_ADDR_MASK;
+    uint64_t pd = ((uint64_t *)(pt->mem + pdpt))[(va >> 30) & 511] & PTE_ADDR_MASK;
+    return &((uint64_t *)(pt->mem + pd))[(va >> 21) & 511];
+}
+
+/* pt_clean clears the D bit of an identity-mapped leaf only; pruning then clears the A bit
+ * above a table with no D bit left, so the scan skips it, and keeps the way to a dirty
+ * leaf. A later write walks (and sets A) again and is found. */
+static void test_prune_clean_skips_tables_left_clean(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t other = 0x400000;                  /* another leaf table */
+    assert_int_equal(pt_map(&f->pt, 0x10000, 0x10000, 2 * PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, other, other, PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_map(&f->pt, 0x200000, 0x20000, PAGE, PTE_U | PTE_W), 0);
+    assert_int_equal(pt_scan_dirty(&f->pt, true, NULL, NULL), 4);
+    cpu_access(&f->pt, 0x10000, true);
+    cpu_access(&f->pt, other, true);
+    cpu_access(&f->pt, 0x200000, true);
+    pt_clean(&f->pt, other);
+    pt_clean(&f->pt, 0x20000);                 /* not where 0x20000 is mapped: no change */
+    assert_false(*leaf_entry(&f->pt, other) & PTE_D);
+    assert_true(*leaf_entry(&f->pt, 0x200000) & PTE_D);
+    pt_clean(&f->pt, 0x10000);
+    *leaf_entry(&f->pt, 0x200000) &= ~PTE_D;
+    cpu_access(&f->pt, 0x11000, true);
+    assert_int_equal(pt_prune_clean(&f->pt), 4);
+    assert_false(*pd_entry(&f->pt, other) & PTE_A);
+    assert_false(*pd_entry(&f->pt, 0x200000) & PTE_A);
+    assert_true(*pd_entry(&f->pt, 0x10000) & PTE_A);
+    assert_true(*pml4_entry(&f->pt, 0x10000) & PTE_A);
+    struct frames fr = { 0 };
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 2);
+    assert_int_equal(fr.count, 1);
+    assert_int_equal(fr.frame[0], 0x11000);
+    cpu_access(&f->pt, other, true);
+    fr.count = 0;
+    assert_int_equal(pt_scan_dirty(&f->pt, false, collect_frame, &fr), 3);
+    assert_int_equal(fr.count, 2);
+    assert_int_equal(fr.frame[1], other);
+}
+
 static void test_scan_dirty_skips_corrupt_entries(void **state)
 {
     struct fixture *f = *state;
@@ -585,6 +630,7 @@ int main(void)
         T(test_tables_come_from_the_pool_only),
         T(test_scan_dirty_reports_and_clears),
         T(test_scan_dirty_follows_walked_tables),
+        T(test_prune_clean_skips_tables_left_clean),
         T(test_scan_dirty_skips_corrupt_entries),
         T(test_edits_are_tracked),
     };

@@ -105,8 +105,8 @@ static int setup(void **state)
     c->pt.mem = c->mem;
     c->pt.track = &c->ws;
     c->pt.granted = &c->granted;
-    ws_add_range(&c->ws, CLOCK_PAGE_ADDR, PAGE);
-    ws_add_range(&c->ws, SHARED_PAGE_ADDR, PAGE);
+    ws_pin_range(&c->ws, CLOCK_PAGE_ADDR, PAGE);
+    ws_pin_range(&c->ws, SHARED_PAGE_ADDR, PAGE);
     *state = f;
     return 0;
 }
@@ -190,17 +190,62 @@ static void test_recorded_writes_are_restored(void **state)
     assert_int_equal(f->child.granted.count, 0);
 }
 
+/* Resets until DATA, kept since the last reset, is released: returns how many it took. */
+static unsigned resets_until_released(struct fixture *f)
+{
+    for (unsigned n = 1; n <= 2 * WS_KEEP_MAX; n++) {
+        struct vm_reset_stats st;
+        assert_int_equal(vm_reset_memory(&f->child, &st), 0);
+        assert_frozen(f);
+        if (!ws_contains(&f->child.ws, DATA)) {
+            assert_int_equal(st.pages_released, 1);
+            assert_int_equal(st.pages_restored, f->child.ws.count);
+            return n;
+        }
+        assert_int_equal(st.pages_released, 0);
+    }
+    fail_msg("DATA was never released");
+    return 0;
+}
+
+/* A page no request writes any more stops being copied: it is dropped back to the image with
+ * its D bit clear, so that a new write is seen; written again right after, it is kept twice
+ * as long. The host's own pages are never released. */
+static void test_unwritten_pages_are_released(void **state)
+{
+    struct fixture *f = *state;
+    struct vm *c = &f->child;
+    guest_write(c, DATA, 'G');
+    reset_ok(f, false);
+    assert_true(ws_contains(&c->ws, DATA));
+    assert_int_equal(resets_until_released(f), WS_KEEP_FIRST - 1);
+    assert_false(pt_lookup(&c->pt, DATA) & PTE_D);
+    assert_memory_equal(c->mem + DATA, f->master.mem + DATA, PAGE);
+
+    guest_write(c, DATA, 'H');           /* the next request writes it again */
+    reset_ok(f, false);
+    assert_true(ws_contains(&c->ws, DATA));
+    assert_int_equal(resets_until_released(f), 2 * WS_KEEP_FIRST - 1);
+
+    reset_ok(f, false);                  /* one request leaves it alone: back to the start */
+    guest_write(c, DATA, 'I');
+    reset_ok(f, false);
+    assert_int_equal(resets_until_released(f), WS_KEEP_FIRST - 1);
+    assert_true(ws_contains(&c->ws, CLOCK_PAGE_ADDR));
+    assert_true(ws_contains(&c->ws, SHARED_PAGE_ADDR));
+}
+
 static void test_working_set_records_allocation_failures(void **state)
 {
     (void)state;
     struct working_set ws;
     assert_int_equal(ws_init(&ws, MEM_SIZE), 0);
-    allocs_until_failure = 0;                   /* the chunk's bitmap */
+    allocs_until_failure = 0;                   /* the chunk's byte map */
     assert_int_equal(ws_add_range(&ws, DATA, PAGE), 0);
     assert_true(ws.lost);
     assert_false(ws_contains(&ws, DATA));
     ws.lost = false;
-    allocs_until_failure = 1;                   /* the bitmap, then the page list */
+    allocs_until_failure = 1;                   /* the byte map, then the page list */
     assert_int_equal(ws_add_range(&ws, DATA, PAGE), 0);
     assert_true(ws.lost);
     assert_int_equal(ws.count, 0);
@@ -212,7 +257,7 @@ static void test_working_set_records_allocation_failures(void **state)
 static void test_lost_host_write_makes_a_full_reset(void **state)
 {
     struct fixture *f = *state;
-    allocs_until_failure = 0;                   /* the second chunk's bitmap */
+    allocs_until_failure = 0;                   /* the second chunk's byte map */
     assert_int_equal(gm_write(&f->child, FAR_DATA, "secret", 6), 0);
     assert_true(f->child.ws.lost);
     reset_ok(f, true);
@@ -231,7 +276,8 @@ static void test_lost_host_span_makes_a_full_reset(void **state)
 static void test_lost_table_edit_makes_a_full_reset(void **state)
 {
     struct fixture *f = *state;
-    allocs_until_failure = 2;   /* the grant's bitmap and list, then the pool's chunk */
+    allocs_until_failure = 3;   /* the grant's byte map, list and keep times, then the pool's
+                                 * chunk */
     assert_int_equal(vm_map(&f->child, UNMAPPED, PAGE, PROT_READ | PROT_WRITE), 0);
     assert_true(f->child.ws.lost);
     assert_false(f->child.granted.lost);
@@ -279,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recorded_writes_are_restored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwritten_pages_are_released, setup, teardown),
         cmocka_unit_test(test_working_set_records_allocation_failures),
         cmocka_unit_test_setup_teardown(test_lost_host_write_makes_a_full_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_host_span_makes_a_full_reset, setup, teardown),
