@@ -1,6 +1,6 @@
 /* libFuzzer target for the snapshot loader's checks (tests/fuzz/run.sh): the container
  * (snapfile.c), the engine's sections (image.c) and the process and fd sections
- * (linux/snapshot.c). Each input is tried as it is, and again with its header's file size
+ * (linux/snapshot_load.c). Each input is tried as it is, and again with its header's file size
  * and every checksum made right, so that mutations reach the decoders behind the checksums.
  * The loader's checks must reject anything malformed without a crash, a leak or undefined
  * behaviour; what they accept is only made into VMs and host objects by code this target
@@ -66,7 +66,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #define NEVER(ret, name, ...) ret name(__VA_ARGS__) { abort(); }
 struct vm;
 struct vm_params;
-struct config;
 struct fs_policy;
 struct fsp_result;
 struct np_addr;
@@ -81,16 +80,17 @@ NEVER(int, vm_create, struct vm *vm, const struct vm_params *params)
 NEVER(void, vm_destroy, struct vm *vm)
 NEVER(int, vm_alloc_slots, struct vm *vm)
 NEVER(void, transport_init, struct vm *vm)
-NEVER(const struct fs_policy *, fsp_global, const struct config *cfg)
 NEVER(int, fsp_open, const struct fs_policy *pol, const char *base, const char *path, int flags,
       unsigned mode, int need, struct fsp_result *out)
-NEVER(int, fsp_guest_path_of_fd, const struct fs_policy *pol, int host_fd, char *out)
 NEVER(int, np_addr_parse, struct np_addr *out, const void *sa, size_t len)
 NEVER(void, np_addr_format, const struct np_addr *a, char *buf, size_t cap)
-NEVER(_Bool, np_allowed, const struct config *cfg, int dir, const struct np_addr *a)
+struct np_rules;
+NEVER(_Bool, np_allowed, const struct np_rules *rules, int dir, const struct np_addr *a)
 NEVER(int, lx_proc_freeze, struct lx_proc *p)
 NEVER(struct lx_epoll *, lx_epoll_get, struct lx_epoll *ep)
 NEVER(void, lx_epoll_put, struct lx_epoll *ep)
 struct paging;
 NEVER(_Bool, pt_valid, const struct paging *pt, uint64_t pool_start)
-NEVER(void, fs_ready, struct lx_proc *p)
+/* The guest code vm_image_code_crc digests (guest/stubs.S, the vDSO): never read here. */
+const unsigned char kvms_kcode_start[1], kvms_kcode_end[1], kvms_uentry_start[1],
+    kvms_uentry_end[1], kvms_vdso_image[1], kvms_vdso_image_end[1];

@@ -67,7 +67,7 @@ EOF
 # host is stubbed out: the checks must not reach it).
 build_snapshot() {
     "$cc" $flags -Wno-unused-parameter "$root/src/vm/snapfile.c" "$root/src/vm/image.c" \
-        "$root/src/linux/snapshot.c" \
+        "$root/src/linux/snapshot_load.c" \
         "$root/tests/fuzz/fuzz_snapshot.c" -o "$dir/fuzz"
 }
 seeds_snapshot() {
