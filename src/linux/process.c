@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "linux/syscalls.h"
+#include "linux/wait.h"
 #include "vm/loader.h"
 #include "vm/vm.h"
 
@@ -168,6 +169,25 @@ static bool is_event_wait(uint64_t nr)
     }
 }
 
+void lx_request_started(struct lx_proc *p)
+{
+    p->server.busy_limit_ns = 0;
+    if (p->server.request_limit_ns)
+        p->vm->deadline_ns = now_ns() + p->server.request_limit_ns;
+}
+
+long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
+{
+    struct lx_thread *caller = lx_current_thread(p);
+    long ret = lx_dispatch(p, nr, a);
+    /* A wait that would hold up the other threads: they run, and this one redoes it. */
+    if (ret == -LX_ESWITCH)
+        return lx_thread_park(p, nr);
+    caller->in_event_wait = false;
+    caller->wait_freezes = false;
+    return ret;
+}
+
 static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop)
 {
     struct lx_proc *p = ctx;
@@ -176,11 +196,8 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     bool timed_wait = p->server.busy_limit_ns && is_event_wait(call->nr);
     if (timed_wait)
         vm->deadline_ns = 0;
-    /* With several guest threads, an event wait must not keep the others from running. */
-    long ret = lx_multithreaded(p) && is_event_wait(call->nr)
-                   ? lx_thread_event_wait(p, call->nr, call->arg)
-                   : lx_dispatch(p, call->nr, call->arg);
-    if (timed_wait)
+    long ret = lx_proc_syscall(p, call->nr, call->arg);
+    if (timed_wait && p->server.busy_limit_ns)
         vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
     if (p->server.frozen) {
         /* The program waits for its first connection: each fork redoes this call. */

@@ -53,7 +53,7 @@ static uint64_t now_ns(void)
 static void resume_frozen_wait(struct request_vm *rv)
 {
     const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
-    long ret = lx_dispatch(&rv->proc, frozen->pending_nr, frozen->pending_args);
+    long ret = lx_proc_syscall(&rv->proc, frozen->pending_nr, frozen->pending_args);
     rv->vm.run->s.regs.regs.rax = (uint64_t)ret;
     rv->vm.run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }
@@ -104,8 +104,13 @@ static int start_request_state(struct request_vm *rv)
     }
     rv->proc.server.memory_limit = srv->cfg->max_request_memory << 20;
     rv->proc.server.limit_aborts = true;
-    if (!srv->cfg->ephemeral && srv->cfg->max_request_time > 0)
-        rv->proc.server.busy_limit_ns = (uint64_t)(srv->cfg->max_request_time * 1e9);
+    /* Ephemeral: the request is the connection, timed from its accept; until then (and
+     * always otherwise) the VM may work this long between two waits for events. */
+    uint64_t limit = srv->cfg->max_request_time > 0
+                         ? (uint64_t)(srv->cfg->max_request_time * 1e9) : 0;
+    rv->proc.server.busy_limit_ns = limit;
+    if (srv->cfg->ephemeral)
+        rv->proc.server.request_limit_ns = limit;
     return 0;
 }
 
@@ -138,8 +143,8 @@ static int serve_one_request(struct request_vm *rv)
     /* Woken by the stop, not by a client: nothing to finish. */
     if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
         return -1;
-    /* Ephemeral: the whole connection is the request. Otherwise the process layer times
-     * the work between two event waits. */
+    /* The process layer times the work between two event waits and, with -e, the
+     * connection from its accept (lx_request_started). */
     if (cfg->max_request_time > 0)
         rv->vm.deadline_ns = now_ns() + (uint64_t)(cfg->max_request_time * 1e9);
     enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);

@@ -43,6 +43,9 @@ void transport_detach(struct vm *vm);
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,
                          bool *stop);
 
+/* Is this thread a poller? The calls it runs were ready: they must not wait nor switch. */
+bool transport_on_poller(void);
+
 /* One poller thread serves many VMs; it spins while they are busy and sleeps when idle. */
 struct poller *poller_start(void);
 int poller_add(struct poller *pl, struct vm *vm);
