@@ -13,13 +13,11 @@ cryptographic values real servers hand out never repeat across requests.
   before the freeze cannot be reseeded by us (README, Limitations): such fields are listed
   in WARMED_UP_REPEATS and left out after a warm-up. Deno does not start yet (issue 10).
 """
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from servers import http_get, server_factory, server_path, servers_dir
+from servers import bun_path, http_get, server_factory, server_path, servers_dir
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -28,16 +26,6 @@ RUNTIME_DIR = Path(__file__).resolve().parents[1] / "servers" / "runtime"
 MARK = 0xab                 # srv_ids' byte in both flagged pages before it listens
 REQUEST_MARK = 0x5a         # what each request writes there afterwards
 EINVAL = 22
-
-
-def bun_path():
-    """Bun from $KVMS_BUN, PATH, or where scripts/install-deps.sh puts it."""
-    candidates = [os.environ.get("KVMS_BUN"), shutil.which("bun"),
-                  Path.home() / ".cache/kvmserver/bun/node_modules/@oven/bun-linux-x64/bin/bun"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    return None
 
 
 RUNTIMES = {
