@@ -11,7 +11,7 @@ cryptographic values real servers hand out never repeat across requests.
   per call) and Bun (BoringSSL, MADV_WIPEONFORK): 20 requests, no cryptographic value twice,
   with -t 1 and -t 2, with and without a warm-up. What is buffered in the program itself
   before the freeze cannot be reseeded by us (README, Limitations): such fields are listed
-  in WARMED_UP_REPEATS and left out after a warm-up. Deno does not start yet (issue 10).
+  in WARMED_UP_REPEATS and left out after a warm-up. Deno is not measured here.
 """
 from pathlib import Path
 
