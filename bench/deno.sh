@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Deno hello (tests/servers/runtime/hello_deno.ts, `deno run -A`) natively and under
 # kvmserver -e, in interleaved rounds: requests/s with Connection: close (so under -e every
-# request is a reset: `resets/requests` says so), the reset's cost, and the ratio to the
-# native figure of the same round. Native Deno is pinned to CPU 0, kvmserver to CPUs 0-1,
+# request is a reset: `resets/requests` says so; the few resets more than wrk's requests are
+# start's probe and the connections wrk cut at its end), the reset's cost, and the ratio to
+# the native figure of the same round. Native Deno is pinned to CPU 0, kvmserver to CPUs 0-1,
 # wrk to CPU 1 (wrk -t1 -c1).
 # Usage: bench/deno.sh [BUILD_DIR] [SECONDS] [ROUNDS] [EXTRA KVMSERVER OPTIONS...]
 set -euo pipefail
@@ -54,8 +55,7 @@ for round in $(seq "$rounds"); do
     pgs=$(sed -n 's/.*per reset: \([0-9.]*\) us, \([0-9.]*\) pages.*/\2/p' "$log")
     resets=$(sed -n 's/.*: \([0-9]*\) resets; per reset.*/\1/p' "$log")
     ratio=$(awk -v a="$rps" -v b="$nrps" 'BEGIN { printf "%.2f", a / b }')
-    # start's probe request is one reset more than wrk's requests.
     printf '%-6s %-28s %9s %9s %9s %7s %9s %9s %s\n' "$round" "kvmserver $kmode ${extra[*]}" \
-      "$rps" "$p50" "$p99" "$ratio" "${rus:--}" "${pgs:--}" "${resets:-0}/$n (+1 probe)"
+      "$rps" "$p50" "$p99" "$ratio" "${rus:--}" "${pgs:--}" "${resets:-0}/$n"
   done
 done
