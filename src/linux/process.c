@@ -143,10 +143,13 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     lx_server_fork(&dst->server, &src->server);
     lx_threads_fork(&dst->threads, &src->threads);
     int err = fdt_clone(&dst->fds, &src->fds);  /* last: the parts above never fail */
-    if (err < 0)
+    if (err < 0) {
         fprintf(stderr, "kvmserver: cannot give a request VM its file descriptors: %s\n",
                 strerror(-err));
-    return err;
+        return err;
+    }
+    lx_threads_rebind(dst, src);
+    return 0;
 }
 
 static uint64_t now_ns(void)
@@ -180,9 +183,14 @@ long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     struct lx_thread *caller = lx_current_thread(p);
     long ret = lx_dispatch(p, nr, a);
-    /* A wait that would hold up the other threads: they run, and this one redoes it. */
-    if (ret == -LX_ESWITCH)
-        return lx_thread_park(p, nr);
+    /* A wait that would hold up the other threads: they run, and this one redoes it (here,
+     * when it is the next to run). */
+    while (ret == -LX_ESWITCH) {
+        ret = lx_thread_park(p, nr);
+        if (ret != -LX_EREDO)
+            return ret;
+        ret = lx_dispatch(p, nr, a);
+    }
     caller->in_event_wait = false;
     caller->wait_freezes = false;
     return ret;

@@ -46,9 +46,44 @@ size_t lx_threads_copy_size(const struct lx_threads *t)
 void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src)
 {
     memcpy(dst, src, lx_threads_copy_size(src));
-    /* The host fds its waits recorded are the frozen process's: each looks again. */
+    /* The host fds its waits recorded are the frozen process's (lx_threads_rebind). */
     for (int i = 0; i < dst->used; i++)
         dst->slot[i].nwait = -1;
+}
+
+/* The guest fd whose wait host fd (listener.h) is host_fd in p, or -1. */
+static int guest_fd_waited(const struct lx_proc *p, int host_fd)
+{
+    int top = p->fds.frozen_top > 0 && p->fds.frozen_top <= LX_MAX_FDS ? p->fds.frozen_top
+                                                                         : LX_MAX_FDS;
+    for (int g = 0; g < top; g++) {
+        const struct lx_fd *f = &p->fds.fd[g];
+        if (f->kind != LX_FD_FREE && lx_wait_host_fd((struct lx_proc *)p, f) == host_fd)
+            return g;
+    }
+    return -1;
+}
+
+void lx_threads_rebind(struct lx_proc *dst, const struct lx_proc *src)
+{
+    const struct lx_threads *from = &src->threads;
+    for (int i = 0; i < dst->threads.used && i < from->used; i++) {
+        const struct lx_thread *frozen = &from->slot[i];
+        struct lx_thread *th = &dst->threads.slot[i];
+        if (frozen->state != LX_THREAD_POLL || frozen->nwait < 0 || frozen->nwait > LX_WAIT_FDS)
+            continue;
+        int n = 0;
+        for (; n < frozen->nwait; n++) {
+            int g = guest_fd_waited(src, frozen->wait[n].fd);
+            struct lx_fd *f = g < 0 ? NULL : fdt_get(&dst->fds, g);
+            if (!f)
+                break;          /* not one of its fds (the boot's private listener): it looks */
+            th->wait[n] = frozen->wait[n];
+            th->wait[n].fd = lx_wait_host_fd(dst, f);
+        }
+        if (n == frozen->nwait)
+            th->nwait = n;
+    }
 }
 
 struct lx_thread *lx_current_thread(struct lx_proc *p)
@@ -179,9 +214,10 @@ static long run_thread(struct lx_proc *p, int next)
     nt->state = LX_THREAD_RUNNABLE;     /* it runs, or (an event wait) looks again */
     if (next == t->current) {
         if (cur->restart_nr >= 0) {
-            p->vm->run->s.regs.regs.rcx -= SYSCALL_INSN_LEN;
-            cur->resume_ret = cur->restart_nr;
+            /* The thread that parked itself is the one to run: it redoes its call at once,
+             * on the host (lx_proc_syscall), without entering the guest to make it again. */
             cur->restart_nr = -1;
+            return -LX_EREDO;
         }
         return cur->resume_ret;
     }

@@ -34,6 +34,8 @@ long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attemp
  * something of its own: the call changed nothing yet, so its thread is switched out
  * (lx_thread_park) and redoes the call at its turn. Never seen by the guest. */
 #define LX_ESWITCH 530
+/* lx_thread_park's answer when the thread that parked is the next to run: redo the call. */
+#define LX_EREDO 531
 
 /* lx_wait_until for a call that can be redone from the start (nothing done before its
  * wait), waiting for the host fds `fds` (what `attempt` polls; more than LX_WAIT_FDS is
