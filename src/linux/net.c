@@ -805,7 +805,8 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     for (;;) {
         /* At boot, a blocking accept is the program waiting for its first client: freeze
          * (also when the warm-up ends while it waits: it wakes the program). */
-        if (blocks && f->type == LX_FT_LISTENER && lx_freeze_due(p) && lx_freeze_for_readiness(p, -1))
+        if (blocks && f->type == LX_FT_LISTENER && lx_freeze_due(p) &&
+            lx_freeze_for_readiness(p, -1))
             return 0;
         /* Waiting here, not in accept4, keeps the deadline in force. Another VM sharing the
          * listener can take the connection between the two: then this one waits again. */

@@ -51,16 +51,15 @@ void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src)
         dst->slot[i].nwait = -1;
 }
 
-/* The guest fd whose wait host fd (listener.h) is host_fd in p, or -1. */
-static int guest_fd_waited(const struct lx_proc *p, int host_fd)
+/* The guest fd of host_fd in the frozen process, or -1 (the boot's private listeners, the
+ * only fds waited for under another host fd, are closed by then). */
+static int frozen_guest_fd(const struct lx_proc *p, int host_fd)
 {
     int top = p->fds.frozen_top > 0 && p->fds.frozen_top <= LX_MAX_FDS ? p->fds.frozen_top
                                                                          : LX_MAX_FDS;
-    for (int g = 0; g < top; g++) {
-        const struct lx_fd *f = &p->fds.fd[g];
-        if (f->kind != LX_FD_FREE && lx_wait_host_fd((struct lx_proc *)p, f) == host_fd)
+    for (int g = 0; g < top; g++)
+        if (p->fds.fd[g].kind != LX_FD_FREE && p->fds.fd[g].host_fd == host_fd)
             return g;
-    }
     return -1;
 }
 
@@ -74,7 +73,7 @@ void lx_threads_rebind(struct lx_proc *dst, const struct lx_proc *src)
             continue;
         int n = 0;
         for (; n < frozen->nwait; n++) {
-            int g = guest_fd_waited(src, frozen->wait[n].fd);
+            int g = frozen_guest_fd(src, frozen->wait[n].fd);
             struct lx_fd *f = g < 0 ? NULL : fdt_get(&dst->fds, g);
             if (!f)
                 break;          /* not one of its fds (the boot's private listener): it looks */
@@ -160,7 +159,8 @@ static bool is_runnable(const struct lx_proc *p, const struct lx_thread *th)
  * its fds, or it is the boot's wait for a connection, due to freeze now that it may. */
 static bool must_look(const struct lx_proc *p, const struct lx_thread *th)
 {
-    return th->state == LX_THREAD_POLL && (th->nwait < 0 || (th->wait_freezes && lx_freeze_due(p)));
+    return th->state == LX_THREAD_POLL &&
+           (th->nwait < 0 || (th->wait_freezes && lx_freeze_due(p)));
 }
 
 static bool is_polling(const struct lx_proc *p, const struct lx_thread *th)

@@ -124,7 +124,8 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
         uint64_t now = lx_now_ns();
         if (!p->server.settle_end_ns)
             p->server.settle_end_ns = now + LX_FREEZE_SETTLE_NS;
-        if (now < p->server.settle_end_ns && add_sat(now, (uint64_t)timeout_ns) < p->server.settle_end_ns)
+        uint64_t settled = p->server.settle_end_ns;
+        if (now < settled && add_sat(now, (uint64_t)timeout_ns) < settled)
             return false;
     }
     if (p->server.warmup) {
