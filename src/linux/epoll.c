@@ -309,11 +309,18 @@ static long epoll_wait_common(struct lx_proc *p, uint64_t epfd_reg, uint64_t eve
         return -EBADF;
     if (!is_epoll(e))
         return -EINVAL;
-    if (lx_freeze_due(p) && timeout_ns != 0 && watches_listener(p, e->epoll) &&
-        lx_freeze_for_readiness(p))
-        return 0;
     struct epoll_wait_ctx w = { .host_fd = e->host_fd, .events = events, .max = max };
-    return lx_wait_until(p, timeout_ns, epoll_attempt, &w);
+    if (lx_freeze_due(p) && timeout_ns != 0 && watches_listener(p, e->epoll)) {
+        /* Events ready (edge-triggered ones too, which this look consumes) are the
+         * program's: it freezes only in a wait that would block. */
+        long ready = epoll_attempt(&w, 0);
+        if (ready != 0 && ready != -EINTR)
+            return ready;
+        if (lx_freeze_for_readiness(p, timeout_ns))
+            return 0;
+    }
+    struct pollfd set = { .fd = e->host_fd, .events = POLLIN };
+    return lx_wait_fds(p, timeout_ns, epoll_attempt, &w, &set, 1);
 }
 
 static int64_t ms_to_ns(int ms)

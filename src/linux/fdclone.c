@@ -517,7 +517,9 @@ static int reopen(int host_fd, const struct lx_frozen_fd *fz)
 {
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", host_fd);
-    int fd = open(path, (fz->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
+    /* O_NOFOLLOW (F_GETFL keeps it) was about the program's path; this one is a link. */
+    int fd = open(path, (fz->flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_NOFOLLOW)) |
+                            O_CLOEXEC);
     if (fd < 0)
         return -errno;
     return place(fd, fz);

@@ -189,7 +189,7 @@ static long transfer_once(struct lx_proc *p, const struct lx_fd *f, struct msghd
         if (errno != EAGAIN || (flags & MSG_DONTWAIT) || !lx_host_fd_blocks(f->host_fd))
             return -errno;
         int64_t limit = sock_timeout_ns(f->host_fd, sending ? SO_SNDTIMEO : SO_RCVTIMEO);
-        int w = lx_wait_fd_timeout(p, f->host_fd, sending ? POLLOUT : POLLIN, limit);
+        int w = lx_wait_fd_timeout(p, f->host_fd, sending ? POLLOUT : POLLIN, limit, true);
         if (w < 0)
             return w;
         if (w == 0)
@@ -756,7 +756,7 @@ long sys_connect(struct lx_proc *p, const uint64_t a[6])
         return 0;
     if (e != EINPROGRESS)
         return -e;
-    int w = lx_wait_fd_timeout(p, host, POLLOUT, sock_timeout_ns(host, SO_SNDTIMEO));
+    int w = lx_wait_fd_timeout(p, host, POLLOUT, sock_timeout_ns(host, SO_SNDTIMEO), false);
     if (w < 0)
         return w;
     if (w == 0)
@@ -806,7 +806,8 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     for (;;) {
         /* At boot, a blocking accept is the program waiting for its first client: freeze
          * (also when the warm-up ends while it waits: it wakes the program). */
-        if (blocks && f->type == LX_FT_LISTENER && lx_freeze_due(p) && lx_freeze_for_readiness(p))
+        if (blocks && f->type == LX_FT_LISTENER && lx_freeze_due(p) &&
+            lx_freeze_for_readiness(p, -1))
             return 0;
         /* Waiting here, not in accept4, keeps the deadline in force. Another VM sharing the
          * listener can take the connection between the two: then this one waits again. */
@@ -847,8 +848,10 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     if (p->server.accepts_left > 0) {
         p->server.conn_fd = fd;
         p->server.conn_accepted_ns = now_ns();
-        if (--p->server.accepts_left == 0)
+        if (--p->server.accepts_left == 0) {
             lx_epoll_sync_listeners(p);
+            lx_request_started(p);
+        }
     }
     return fd;
 }

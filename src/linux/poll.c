@@ -36,8 +36,16 @@ static long poll_attempt(void *ctx, int64_t timeout_ns)
 static long wait_on(struct lx_proc *p, struct pollfd *fds, nfds_t n, int64_t timeout_ns)
 {
     struct poll_set s = { .fds = fds, .n = n };
-    long r = lx_wait_until(p, timeout_ns, poll_attempt, &s);
+    long r = lx_wait_fds(p, timeout_ns, poll_attempt, &s, fds, n);
     return r < 0 ? r : 0;
+}
+
+/* At boot, a wait on a listener freezes the program, unless something is ready already. */
+static bool freezes_here(struct lx_proc *p, struct pollfd *fds, nfds_t n, int64_t timeout_ns)
+{
+    struct poll_set s = { .fds = fds, .n = n };
+    long ready = poll_attempt(&s, 0);
+    return (ready == 0 || ready == -EINTR) && lx_freeze_for_readiness(p, timeout_ns);
 }
 
 /* Reads a guest timespec into ns; NULL = forever (-1). Values past ~292 years are forever. */
@@ -86,13 +94,10 @@ static long poll_common(struct lx_proc *p, uint64_t fds_gva, uint64_t nfds_reg, 
     if (nfds && gm_read(p->vm, guest, fds_gva, bytes))
         return -EFAULT;
 
-    if (lx_freeze_due(p) && timeout_ns != 0) {
-        for (uint32_t i = 0; i < nfds; i++) {
-            const struct lx_fd *f = guest[i].fd >= 0 ? fdt_get(&p->fds, guest[i].fd) : NULL;
-            if (f && f->type == LX_FT_LISTENER && (guest[i].events & POLLIN) &&
-                lx_freeze_for_readiness(p))
-                return 0;
-        }
+    bool on_listener = false;
+    for (uint32_t i = 0; i < nfds; i++) {
+        const struct lx_fd *f = guest[i].fd >= 0 ? fdt_get(&p->fds, guest[i].fd) : NULL;
+        on_listener |= f && f->type == LX_FT_LISTENER && (guest[i].events & POLLIN);
     }
     bool any_invalid = false;
     for (uint32_t i = 0; i < nfds; i++) {
@@ -105,6 +110,9 @@ static long poll_common(struct lx_proc *p, uint64_t fds_gva, uint64_t nfds_reg, 
         else
             host[i].fd = lx_wait_host_fd(p, f);    /* -1: never ready */
     }
+    if (on_listener && !any_invalid && lx_freeze_due(p) && timeout_ns != 0 &&
+        freezes_here(p, host, nfds, timeout_ns))
+        return 0;
     long err = wait_on(p, host, nfds, any_invalid ? 0 : timeout_ns);
     if (err)
         return err;
@@ -199,7 +207,7 @@ static long select_common(struct lx_proc *p, const uint64_t a[6], int64_t timeou
         host[count] = (struct pollfd){ .fd = host_fd, .events = events };
         guest_fd_of[count++] = fd;
     }
-    if (freeze && lx_freeze_due(p) && timeout_ns != 0 && lx_freeze_for_readiness(p))
+    if (freeze && lx_freeze_due(p) && timeout_ns != 0 && freezes_here(p, host, count, timeout_ns))
         return 0;
 
     long err = wait_on(p, host, count, timeout_ns);

@@ -13,6 +13,7 @@
 #include "base/units.h"
 #include "linux/listener.h"
 #include "linux/syscalls.h"
+#include "linux/wait.h"
 #include "vm/loader.h"
 #include "vm/vm.h"
 
@@ -144,12 +145,40 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     lx_server_fork(&dst->server, &src->server);
     lx_threads_fork(&dst->threads, &src->threads);
     int err = fdt_clone(&dst->fds, &src->fds);  /* the parts above never fail */
-    if (err < 0)
-        log_error("cannot give a request VM its file descriptors: %s",
-                strerror(-err));
-    if (err == 0 && dst->server.storage && (err = lx_storage_fork_listeners(dst)) < 0)
+    if (err < 0) {
+        log_error("cannot give a request VM its file descriptors: %s", strerror(-err));
+        return err;
+    }
+    if (dst->server.storage && (err = lx_storage_fork_listeners(dst)) < 0) {
         log_error("cannot give the storage VM its listeners: %s", strerror(-err));
-    return err;
+        return err;
+    }
+    lx_threads_rebind(dst, src);
+    return 0;
+}
+
+void lx_request_started(struct lx_proc *p)
+{
+    p->server.busy_limit_ns = 0;
+    if (p->server.request_limit_ns)
+        p->vm->deadline_ns = now_ns() + p->server.request_limit_ns;
+}
+
+long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
+{
+    struct lx_thread *caller = lx_current_thread(p);
+    long ret = lx_dispatch(p, nr, a);
+    /* A wait that would hold up the other threads: they run, and this one redoes it (here,
+     * when it is the next to run). */
+    while (ret == -LX_ESWITCH) {
+        ret = lx_thread_park(p, nr);
+        if (ret != -LX_EREDO)
+            return ret;
+        ret = lx_dispatch(p, nr, a);
+    }
+    caller->in_event_wait = false;
+    caller->wait_freezes = false;
+    return ret;
 }
 
 static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop)
@@ -161,11 +190,8 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     bool timed_wait = p->server.busy_limit_ns && event_wait;
     if (timed_wait)
         vm->deadline_ns = 0;
-    /* With several guest threads, an event wait must not keep the others from running. */
-    long ret = lx_multithreaded(p) && event_wait
-                   ? lx_thread_event_wait(p, call->nr, call->arg)
-                   : lx_dispatch(p, call->nr, call->arg);
-    if (timed_wait)
+    long ret = lx_proc_syscall(p, call->nr, call->arg);
+    if (timed_wait && p->server.busy_limit_ns)
         vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
     if (p->server.frozen) {
         /* The program waits for its first connection: each fork redoes this call. */

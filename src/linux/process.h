@@ -89,12 +89,16 @@ struct lx_server_state {
     int activated[LX_MAX_LISTENERS];
     int nlisteners;
     struct lx_listener listeners[LX_MAX_LISTENERS];
+    uint64_t settle_end_ns; /* boot: a freeze waits for work due before this (wait.h) */
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
     bool boot_failed;       /* -> no, it cannot be: the VM's crash_report says why */
     uint64_t pending_nr, pending_args[6];
     int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
     int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
     uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (now_ns) */
+    uint64_t request_limit_ns;  /* ephemeral: how long the connection may last from its
+                                 * accept (--max-request-time; until the accept the VM is
+                                 * timed by busy_limit_ns); 0 = any */
     bool request_done;      /* ephemeral: the connection was closed -> reset */
     uint64_t memory_limit;  /* bytes the program may map (at boot: --max-main-memory; in a
                              * request VM: beyond the frozen image); 0 = any */
@@ -137,6 +141,12 @@ struct lx_proc {
     struct lx_fdtable fds;
     struct lx_threads threads;     /* last: a fork copies only its live part */
 };
+
+/* Ephemeral: the VM accepted its one connection; the request's time starts now. */
+void lx_request_started(struct lx_proc *p);
+/* Runs one system call of the current thread (lx_dispatch, and the thread switch of a
+ * wait that lets the other threads run): RAX for the thread that runs next. */
+long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
 
 struct load_info;
 /* Prepares the process state for a freshly loaded program. */

@@ -254,13 +254,16 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     p->sig.target[sig - 1] = tid == lx_current_tid(p) && !lx_multithreaded(p) ? 0 : tid;
     if (p->sig.blocked & sig_bit(sig))
         return;
-    /* A guest thread that waits for it: its wait ends with EINTR. */
+    /* A guest thread that waits for it: its wait ends with EINTR (one waiting for fds
+     * redoes its call, which sees the signal). */
     for (int i = 0; i < p->threads.used; i++) {
         struct lx_thread *th = &p->threads.slot[i];
         if ((tid == 0 || th->tid == tid) &&
-            (th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP)) {
+            (th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP ||
+             th->state == LX_THREAD_POLL)) {
+            if (th->state != LX_THREAD_POLL)
+                th->resume_ret = -EINTR;
             th->state = LX_THREAD_RUNNABLE;
-            th->resume_ret = -EINTR;
             break;
         }
     }

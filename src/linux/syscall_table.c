@@ -12,7 +12,7 @@
 #include "linux/counters.h"
 #include "linux/process.h"
 
-/* E(call[, properties[, timeout argument]]): one row. The properties are syscalls.h's
+/* E(call[, properties]): one row. The properties are syscalls.h's
  * LX_SC_* flags, without the prefix. */
 #define E(n, ...) [__NR_##n] = { #n, sys_##n, __VA_ARGS__ }
 #define FS LX_SC_FS
@@ -57,10 +57,10 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
     E(pipe), E(pipe2), E(eventfd), E(eventfd2),
     /* epoll.c */
     E(epoll_create), E(epoll_create1), E(epoll_ctl, POLLER),
-    E(epoll_wait, EVENT_WAIT | POLLER_IN, 3), E(epoll_pwait, EVENT_WAIT | POLLER_IN, 3),
+    E(epoll_wait, EVENT_WAIT | POLLER_IN), E(epoll_pwait, EVENT_WAIT | POLLER_IN),
     E(epoll_pwait2, EVENT_WAIT | POLLER_IN),
     /* poll.c */
-    E(poll, EVENT_WAIT, 2), E(ppoll, EVENT_WAIT), E(select, EVENT_WAIT), E(pselect6, EVENT_WAIT),
+    E(poll, EVENT_WAIT), E(ppoll, EVENT_WAIT), E(select, EVENT_WAIT), E(pselect6, EVENT_WAIT),
 };
 #undef FS
 #undef EVENT_WAIT

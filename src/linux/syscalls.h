@@ -29,9 +29,6 @@ struct lx_syscall_desc {
     const char *name;
     lx_handler fn;
     unsigned flags;             /* enum lx_syscall_flag */
-    /* The argument holding the wait's timeout in ms (an int, < 0 = forever), for a
-     * multithreaded event wait that takes turns (thread.c); 0 = none (no call has it first). */
-    unsigned timeout_ms_arg;
 };
 
 #define LX_NR_SYSCALLS 512

@@ -18,8 +18,8 @@
 #include "vm/guest_mem.h"
 
 #define EXIT_DEADLOCK 1
-/* Longest host wait of one thread's event wait while another thread also waits for
- * events: they take turns, so an event for the other is seen this late at worst. */
+/* Longest host wait of a thread waiting for more fds than LX_WAIT_FDS while another one
+ * waits for fds too: they take turns, so an event for the other is seen this late at worst. */
 #define EVENT_SLICE_NS (10 * 1000000ll)
 
 void lx_threads_init(struct lx_threads *t)
@@ -45,6 +45,43 @@ size_t lx_threads_copy_size(const struct lx_threads *t)
 void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src)
 {
     memcpy(dst, src, lx_threads_copy_size(src));
+    /* The host fds its waits recorded are the frozen process's (lx_threads_rebind). */
+    for (int i = 0; i < dst->used; i++)
+        dst->slot[i].nwait = -1;
+}
+
+/* The guest fd of host_fd in the frozen process, or -1 (the boot's private listeners, the
+ * only fds waited for under another host fd, are closed by then). */
+static int frozen_guest_fd(const struct lx_proc *p, int host_fd)
+{
+    int top = p->fds.frozen_top > 0 && p->fds.frozen_top <= LX_MAX_FDS ? p->fds.frozen_top
+                                                                         : LX_MAX_FDS;
+    for (int g = 0; g < top; g++)
+        if (p->fds.fd[g].kind != LX_FD_FREE && p->fds.fd[g].host_fd == host_fd)
+            return g;
+    return -1;
+}
+
+void lx_threads_rebind(struct lx_proc *dst, const struct lx_proc *src)
+{
+    const struct lx_threads *from = &src->threads;
+    for (int i = 0; i < dst->threads.used && i < from->used; i++) {
+        const struct lx_thread *frozen = &from->slot[i];
+        struct lx_thread *th = &dst->threads.slot[i];
+        if (frozen->state != LX_THREAD_POLL || frozen->nwait < 0 || frozen->nwait > LX_WAIT_FDS)
+            continue;
+        int n = 0;
+        for (; n < frozen->nwait; n++) {
+            int g = frozen_guest_fd(src, frozen->wait[n].fd);
+            struct lx_fd *f = g < 0 ? NULL : fdt_get(&dst->fds, g);
+            if (!f)
+                break;          /* not one of its fds (the boot's private listener): it looks */
+            th->wait[n] = frozen->wait[n];
+            th->wait[n].fd = lx_wait_host_fd(dst, f);
+        }
+        if (n == frozen->nwait)
+            th->nwait = n;
+    }
 }
 
 struct lx_thread *lx_current_thread(struct lx_proc *p)
@@ -82,7 +119,8 @@ static bool is_waiting(const struct lx_thread *th)
     return th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP;
 }
 
-/* Timed waits that are over become runnable: a futex wait times out, a sleep ends. */
+/* Timed waits that are over become runnable: a futex wait times out, a sleep ends, a wait
+ * for fds is redone (and finds its time up). */
 static void expire_waits(struct lx_threads *t, int64_t now)
 {
     for (int i = 0; i < t->used; i++) {
@@ -90,21 +128,44 @@ static void expire_waits(struct lx_threads *t, int64_t now)
         if (is_waiting(th) && th->wake_at_ns >= 0 && th->wake_at_ns <= now) {
             th->resume_ret = th->state == LX_THREAD_FUTEX ? -ETIMEDOUT : 0;
             th->state = LX_THREAD_RUNNABLE;
+        } else if (th->state == LX_THREAD_POLL && th->event_end_ns >= 0 &&
+                   th->event_end_ns <= now) {
+            th->state = LX_THREAD_RUNNABLE;
         }
     }
 }
 
-/* Round robin: the threads after the current one first, the current one last. A thread
- * in an event wait takes its turn too (it looks for events, and waits only when nobody
- * else can run). */
-static int next_runnable(const struct lx_threads *t)
+/* Round robin: the threads after the current one first, the current one last. */
+static int next_in(const struct lx_threads *t, bool (*pick)(const struct lx_proc *,
+                                                            const struct lx_thread *),
+                   const struct lx_proc *p)
 {
     for (int k = 1; k <= t->used; k++) {
         int i = (t->current + k) % t->used;
-        if (t->slot[i].state == LX_THREAD_RUNNABLE || t->slot[i].state == LX_THREAD_POLL)
+        if (pick(p, &t->slot[i]))
             return i;
     }
     return -1;
+}
+
+static bool is_runnable(const struct lx_proc *p, const struct lx_thread *th)
+{
+    (void)p;
+    return th->state == LX_THREAD_RUNNABLE;
+}
+
+/* A thread waiting for fds that must run to look for itself: the scheduler does not know
+ * its fds, or it is the boot's wait for a connection, due to freeze now that it may. */
+static bool must_look(const struct lx_proc *p, const struct lx_thread *th)
+{
+    return th->state == LX_THREAD_POLL &&
+           (th->nwait < 0 || (th->wait_freezes && lx_freeze_due(p)));
+}
+
+static bool is_polling(const struct lx_proc *p, const struct lx_thread *th)
+{
+    (void)p;
+    return th->state == LX_THREAD_POLL;
 }
 
 static bool others_in_state(const struct lx_threads *t, enum lx_thread_state state)
@@ -115,13 +176,16 @@ static bool others_in_state(const struct lx_threads *t, enum lx_thread_state sta
     return false;
 }
 
+/* When the next timed wait of another thread ends (a futex wait, a sleep, a wait for fds). */
 static int64_t earliest_wake(const struct lx_threads *t)
 {
     int64_t best = -1;
     for (int i = 0; i < t->used; i++) {
         const struct lx_thread *th = &t->slot[i];
-        if (is_waiting(th) && th->wake_at_ns >= 0 && (best < 0 || th->wake_at_ns < best))
-            best = th->wake_at_ns;
+        int64_t at = is_waiting(th) ? th->wake_at_ns
+                   : th->state == LX_THREAD_POLL ? th->event_end_ns : -1;
+        if (at >= 0 && (best < 0 || at < best))
+            best = at;
     }
     return best;
 }
@@ -144,9 +208,10 @@ static long run_thread(struct lx_proc *p, int next)
     nt->state = LX_THREAD_RUNNABLE;     /* it runs, or (an event wait) looks again */
     if (next == t->current) {
         if (cur->restart_nr >= 0) {
-            vm_redo_syscall(p->vm);
-            cur->resume_ret = cur->restart_nr;
+            /* The thread that parked itself is the one to run: it redoes its call at once,
+             * on the host (lx_proc_syscall), without entering the guest to make it again. */
             cur->restart_nr = -1;
+            return -LX_EREDO;
         }
         return cur->resume_ret;
     }
@@ -179,16 +244,79 @@ static long sleep_attempt(void *ctx, int64_t timeout_ns)
     return nanosleep(&ts, NULL) < 0 ? -EINTR : 0;
 }
 
+/* Every thread waits: the VM is idle, not busy (busy_limit_ns times only work). */
+static long idle_wait(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx)
+{
+    uint64_t busy = p->server.busy_limit_ns;
+    if (busy)
+        p->vm->deadline_ns = 0;
+    long err = lx_wait_until(p, timeout_ns, attempt, ctx);
+    if (busy)
+        p->vm->deadline_ns = now_ns() + busy;
+    return err;
+}
+
+struct poll_union {
+    struct pollfd fds[LX_MAX_THREADS * LX_WAIT_FDS];
+    int owner[LX_MAX_THREADS * LX_WAIT_FDS];    /* the slot whose wait it is */
+    nfds_t n;
+};
+
+static long poll_union_attempt(void *ctx, int64_t timeout_ns)
+{
+    struct poll_union *u = ctx;
+    struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    int r = ppoll(u->fds, u->n, timeout_ns < 0 ? NULL : &ts, NULL);
+    return r < 0 ? -errno : r;
+}
+
+/* Every thread waits, some for fds (all known): one host wait for all of them, until one
+ * is ready (its threads become runnable, to redo their calls) or timeout_ns. */
+static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
+{
+    struct lx_threads *t = &p->threads;
+    struct poll_union u;
+    u.n = 0;
+    for (int i = 0; i < t->used; i++) {
+        const struct lx_thread *th = &t->slot[i];
+        if (th->state != LX_THREAD_POLL)
+            continue;
+        for (int j = 0; j < th->nwait && j < LX_WAIT_FDS; j++) {
+            u.fds[u.n] = th->wait[j];
+            u.fds[u.n].revents = 0;
+            u.owner[u.n++] = i;
+        }
+    }
+    long r = idle_wait(p, timeout_ns, poll_union_attempt, &u);
+    for (nfds_t k = 0; r > 0 && k < u.n; k++)
+        if (u.fds[k].revents)
+            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
+    return r;
+}
+
 long lx_sched_switch(struct lx_proc *p)
 {
     struct lx_threads *t = &p->threads;
     for (;;) {
         int64_t now = (int64_t)now_ns();
         expire_waits(t, now);
-        int next = next_runnable(t);
+        int next = next_in(t, is_runnable, p);
+        if (next < 0)
+            next = next_in(t, must_look, p);
         if (next >= 0)
             return run_thread(p, next);
         int64_t wake = earliest_wake(t);
+        int64_t until_wake = wake < 0 ? -1 : wake > now ? wake - now : 0;
+        int polling = next_in(t, is_polling, p);
+        if (polling >= 0) {
+            long err = wait_for_polls(p, until_wake);
+            if (err < 0 && p->server.deadline_hit)
+                return err;             /* the VM deadline: the VM stops */
+            /* A signal for the program: a waiting thread redoes its call, which it ends. */
+            if (err == -EINTR && next_in(t, is_runnable, p) < 0)
+                return run_thread(p, polling);
+            continue;
+        }
         if (wake < 0 && t->count > 1 && lx_signal_next_timer_ns(p) < 0) {
             fprintf(stderr, "kvmserver: deadlock: all %d guest threads wait on futexes with "
                     "no time limit, and only a guest thread could wake them\n", t->count);
@@ -198,7 +326,7 @@ long lx_sched_switch(struct lx_proc *p)
         }
         /* A lone thread that waits forever waits until the VM's deadline, as a hung
          * program would. */
-        long err = lx_wait_until(p, wake < 0 ? -1 : wake - now, sleep_attempt, NULL);
+        long err = idle_wait(p, until_wake, sleep_attempt, NULL);
         if (err < 0 && p->server.deadline_hit)
             return err;             /* the VM deadline: the VM stops */
         /* Else a signal woke the thread it is for (lx_signal_send): it runs next. */
@@ -286,29 +414,35 @@ static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
+bool lx_thread_others_runnable(const struct lx_proc *p)
+{
+    return others_in_state(&p->threads, LX_THREAD_RUNNABLE);
+}
+
+long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx,
+                 const struct pollfd *fds, nfds_t n)
 {
     struct lx_threads *t = &p->threads;
-    const struct lx_syscall_desc *d = lx_syscall_of(nr);
-    unsigned ti = d ? d->timeout_ms_arg : 0;
-    if (t->count <= 1 || !ti)
-        return lx_dispatch(p, nr, a);
+    /* A poller thread serves a call whose fd was ready: it never switches threads. */
+    if (t->count <= 1 || vm_on_poller_thread())
+        return lx_wait_until(p, timeout_ns, attempt, ctx);
     struct lx_thread *cur = &t->slot[t->current];
     int64_t now = (int64_t)now_ns();
     if (!cur->in_event_wait) {
-        /* The first try of this call: its own time limit runs from now. Retries (the
-         * thread was switched out and redoes the call) keep it. */
-        int guest_ms = (int)(uint32_t)a[ti];
+        /* The first try of this call: its own time limit runs from now. Redos keep it. */
         cur->in_event_wait = true;
-        cur->event_end_ns = guest_ms < 0 ? -1 : now + (int64_t)guest_ms * 1000000;
+        cur->event_end_ns = timeout_ns < 0 ? -1
+                          : timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     }
     expire_waits(t, now);
     int64_t left = cur->event_end_ns < 0 ? -1
                  : cur->event_end_ns > now ? cur->event_end_ns - now : 0;
-    /* Look without waiting while another thread can run; wait a slice at most while
-     * another one waits for events too; never past another thread's timed wait. */
+    bool known = n <= LX_WAIT_FDS;
+    /* Look without waiting while another thread can run, or waits for fds the scheduler
+     * will wait for together with these; else wait here, but not past another thread's
+     * timed wait (nor, with fds the scheduler cannot hold, past a slice). */
     int64_t wait = left;
-    if (others_in_state(t, LX_THREAD_RUNNABLE)) {
+    if (others_in_state(t, LX_THREAD_RUNNABLE) || (known && others_in_state(t, LX_THREAD_POLL))) {
         wait = 0;
     } else {
         if (others_in_state(t, LX_THREAD_POLL))
@@ -317,16 +451,18 @@ long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
         if (wake >= 0)
             wait = min_limit(wait, wake > now ? wake - now : 0);
     }
-    uint64_t args[6];
-    memcpy(args, a, sizeof args);
-    int64_t wait_ms = wait < 0 ? -1 : (wait + 999999) / 1000000;
-    args[ti] = (uint64_t)(int64_t)(wait_ms > INT_MAX ? INT_MAX : wait_ms);
-    long ret = lx_dispatch(p, nr, args);
-    if (ret != 0 || lx_must_stop(p) || wait == left) {
-        cur->in_event_wait = false;     /* events, an error, or the guest's own time is up */
-        return ret;
-    }
-    /* Nothing yet: the others run, and this call is made again at the thread's turn. */
+    long r = wait ? idle_wait(p, wait, attempt, ctx) : lx_wait_until(p, 0, attempt, ctx);
+    if (r != 0 || wait == left)
+        return r;           /* ready, an error or a signal, or the guest's own time is up */
+    cur->nwait = known ? (int)n : -1;
+    if (known && n)
+        memcpy(cur->wait, fds, n * sizeof *fds);
+    return -LX_ESWITCH;
+}
+
+long lx_thread_park(struct lx_proc *p, uint64_t nr)
+{
+    struct lx_thread *cur = lx_current_thread(p);
     cur->state = LX_THREAD_POLL;
     cur->restart_nr = (int64_t)nr;
     return lx_sched_switch(p);
@@ -384,6 +520,8 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->restart_nr = -1;
     th->in_event_wait = false;
     th->event_end_ns = -1;
+    th->wait_freezes = false;
+    th->nwait = -1;
     th->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? child_tid : 0;
     th->sigmask = p->sig.blocked;       /* a new thread inherits its creator's mask */
     t->count++;

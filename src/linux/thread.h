@@ -1,22 +1,26 @@
 /* Cooperative guest threads: every thread of the program takes turns on the VM's single
  * vCPU, and the host switches between them only inside system calls (futex waits, yields,
- * sleeps, thread exit, event waits). The table is plain data with no pointers, so copying
- * struct lx_proc copies the threads (server mode forks and resets do). */
+ * sleeps, thread exit, and any wait for fds: event waits, blocking reads, writes and
+ * accepts). The table is plain data with no pointers, so copying struct lx_proc copies the
+ * threads (server mode forks and resets do). */
 #ifndef KVMS_THREAD_H
 #define KVMS_THREAD_H
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "vm/vm.h"
 
 #define LX_MAX_THREADS 64
+#define LX_WAIT_FDS 8           /* host fds a switched-out wait records for the scheduler */
 
 enum lx_thread_state {
     LX_THREAD_FREE = 0,     /* unused slot */
     LX_THREAD_RUNNABLE,     /* running, or ready to run */
     LX_THREAD_FUTEX,        /* in FUTEX_WAIT on futex_addr */
     LX_THREAD_SLEEP,        /* in nanosleep until wake_at_ns */
-    LX_THREAD_POLL,         /* switched out of an event wait: runs again to look again */
+    LX_THREAD_POLL,         /* switched out of a wait for fds: runs again (and redoes its
+                             * call) when one of them is ready or its time is up */
 };
 
 struct lx_thread {
@@ -28,8 +32,13 @@ struct lx_thread {
     uint64_t wait_seq;          /* futex waiters are woken oldest first */
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
-    bool in_event_wait;         /* inside a poll/epoll_wait that is being retried... */
+    bool in_event_wait;         /* inside a wait for fds that is being redone... */
     int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
+    bool wait_freezes;          /* ...and is the boot's wait for a connection (it freezes
+                                 * once no other thread can run) */
+    int nwait;                  /* POLL: the host fds it waits for, in wait[]; -1 = not
+                                 * known (too many, or a fork's copy): it runs to look */
+    struct pollfd wait[LX_WAIT_FDS];
     uint64_t clear_child_tid;   /* CLONE_CHILD_CLEARTID / set_tid_address */
     uint64_t sigmask;           /* its blocked signals while it is not the running thread
                                  * (the running one's are in lx_signals.blocked) */
@@ -49,8 +58,11 @@ struct lx_proc;
 void lx_threads_init(struct lx_threads *t);
 /* The bytes of the table worth copying (live slots only): a fork copies just these. */
 size_t lx_threads_copy_size(const struct lx_threads *t);
-/* A fork's thread table: the frozen one's threads, registers and FPU states (live slots). */
+/* A fork's thread table: the frozen one's threads, registers and FPU states (live slots);
+ * the fds its waiting threads wait for are not known yet... */
 void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src);
+/* ...until its fds are made (fdt_clone): each becomes the fork's copy of the frozen one. */
+void lx_threads_rebind(struct lx_proc *dst, const struct lx_proc *src);
 
 int lx_current_tid(const struct lx_proc *p);
 struct lx_thread *lx_current_thread(struct lx_proc *p);
@@ -74,8 +86,10 @@ long lx_thread_exit(struct lx_proc *p, int status);
 long lx_thread_sleep(struct lx_proc *p, int64_t ns);
 /* sched_yield: lets the other runnable threads run first. */
 long lx_thread_yield(struct lx_proc *p);
-/* The syscall dispatcher's hook for calls that wait for events (poll, epoll_wait): in a
- * multi-threaded program they must not hold the vCPU while other threads could run. */
-long lx_thread_event_wait(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
+/* Another thread could run now (it is not waiting): the boot must not freeze yet. */
+bool lx_thread_others_runnable(const struct lx_proc *p);
+/* The current thread's call `nr` returned -LX_ESWITCH (wait.h): it waits for its fds while
+ * the others run, and redoes the call at its turn. Returns RAX for the thread that runs. */
+long lx_thread_park(struct lx_proc *p, uint64_t nr);
 
 #endif

@@ -76,16 +76,19 @@ static long poll_one(void *ctx, int64_t timeout_ns)
     return n;
 }
 
-int lx_wait_fd_timeout(struct lx_proc *p, int host_fd, short events, int64_t timeout_ns)
+int lx_wait_fd_timeout(struct lx_proc *p, int host_fd, short events, int64_t timeout_ns,
+                       bool redoable)
 {
     struct one_fd w = { .fd = host_fd, .events = events };
-    long r = lx_wait_until(p, timeout_ns, poll_one, &w);
+    struct pollfd set = { .fd = host_fd, .events = events };
+    long r = redoable ? lx_wait_fds(p, timeout_ns, poll_one, &w, &set, 1)
+                      : lx_wait_until(p, timeout_ns, poll_one, &w);
     return r > 0 ? 1 : (int)r;
 }
 
 int lx_wait_fd(struct lx_proc *p, int host_fd, short events)
 {
-    int r = lx_wait_fd_timeout(p, host_fd, events, -1);
+    int r = lx_wait_fd_timeout(p, host_fd, events, -1, true);
     return r > 0 ? 0 : r;
 }
 
@@ -104,8 +107,21 @@ static bool boot_fails(struct lx_proc *p, const char *why)
     return true;
 }
 
-bool lx_freeze_for_readiness(struct lx_proc *p)
+bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
 {
+    if (lx_thread_others_runnable(p)) {
+        lx_current_thread(p)->wait_freezes = true;
+        return false;
+    }
+    if (timeout_ns >= 0) {
+        /* A timer due soon (Deno's start-up finishes in one): every fork would run it. */
+        uint64_t now = now_ns();
+        if (!p->server.settle_end_ns)
+            p->server.settle_end_ns = now + LX_FREEZE_SETTLE_NS;
+        uint64_t settled = p->server.settle_end_ns;
+        if (now < settled && add_sat(now, (uint64_t)timeout_ns) < settled)
+            return false;
+    }
     if (p->server.warmup) {
         /* Warm-up first: the server layer sends its requests (to the private listener) while
          * the program goes on serving them; it asks for the freeze again once they are done. */

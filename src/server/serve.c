@@ -59,7 +59,7 @@ struct server {
 static void resume_frozen_wait(struct request_vm *rv)
 {
     const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
-    long ret = lx_dispatch(&rv->proc, frozen->pending_nr, frozen->pending_args);
+    long ret = lx_proc_syscall(&rv->proc, frozen->pending_nr, frozen->pending_args);
     vm_set_syscall_result(&rv->vm, (uint64_t)ret);
 }
 
@@ -141,9 +141,13 @@ static int start_request_state(struct request_vm *rv)
     }
     rv->proc.server.memory_limit = atomic_load(&srv->live.max_request_memory) << 20;
     rv->proc.server.limit_aborts = true;
+    /* Ephemeral: the request is the connection, timed from its accept; until then (and
+     * always otherwise) the VM may work this long between two waits for events. */
     double request_time = atomic_load(&srv->live.max_request_time);
-    if (!srv->cfg->ephemeral && request_time > 0)
-        rv->proc.server.busy_limit_ns = (uint64_t)(request_time * 1e9);
+    uint64_t limit = request_time > 0 ? (uint64_t)(request_time * 1e9) : 0;
+    rv->proc.server.busy_limit_ns = limit;
+    if (srv->cfg->ephemeral)
+        rv->proc.server.request_limit_ns = limit;
     return 0;
 }
 
@@ -176,8 +180,8 @@ static int serve_one_request(struct request_vm *rv)
     /* Woken by the stop, not by a client: nothing to finish. */
     if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
         return -1;
-    /* Ephemeral: the whole connection is the request. Otherwise the process layer times
-     * the work between two event waits. */
+    /* The process layer times the work between two event waits and, with -e, the
+     * connection from its accept (lx_request_started). */
     double request_time = atomic_load(&srv->live.max_request_time);
     if (request_time > 0)
         rv->vm.deadline_ns = now_ns() + (uint64_t)(request_time * 1e9);

@@ -27,12 +27,6 @@ void vm_set_syscall_result(struct vm *vm, uint64_t value)
     vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 }
 
-void vm_redo_syscall(struct vm *vm)
-{
-    vm->run->s.regs.regs.rcx -= SYSCALL_INSN_LEN;
-    vm->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
-}
-
 int vm_fpu_save(struct vm *vm, struct kvm_xsave *xsave)
 {
     return ioctl(vm->vcpu_fd, KVM_GET_XSAVE, xsave) < 0 ? -1 : 0;

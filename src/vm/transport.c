@@ -179,9 +179,17 @@ static void set_awake(struct poller *pl, unsigned n, bool awake)
     }
 }
 
+static __thread bool on_poller;
+
+bool vm_on_poller_thread(void)
+{
+    return on_poller;
+}
+
 static void *poller_main(void *arg)
 {
     struct poller *pl = arg;
+    on_poller = true;
     uint64_t last_busy = now_ns();
     while (!atomic_load(&pl->stopping)) {
         unsigned n = atomic_load(&pl->nvms);

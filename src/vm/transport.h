@@ -43,6 +43,7 @@ void transport_detach(struct vm *vm);
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,
                          bool *stop);
 
+
 /* One poller thread serves many VMs; it spins while they are busy and sleeps when idle. */
 struct poller *poller_start(void);
 int poller_add(struct poller *pl, struct vm *vm);

@@ -174,11 +174,12 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out);
  * RFLAGS keeps only what user code may set. 0, or -1 for a non-canonical RIP. */
 int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs);
 
-/* At a system-call exit: the result the program resumes with (RAX)... */
+/* Is this thread the shared transport's poller? The calls it runs were ready: they must
+ * not wait nor switch guest threads. */
+bool vm_on_poller_thread(void);
+
+/* At a system-call exit: the result the program resumes with (RAX). */
 void vm_set_syscall_result(struct vm *vm, uint64_t value);
-/* ...or, instead, the call made again: the return address (RCX) goes back onto the
- * `syscall` instruction. */
-void vm_redo_syscall(struct vm *vm);
 #define SYSCALL_INSN_LEN 2      /* `syscall` is 0f 05: rewinding RCX by this redoes it */
 
 /* The FPU/SSE/AVX state alone (XSAVE image, standard format), for signal frames. 0 or -1. */

@@ -7,6 +7,7 @@ hanging the suite.
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,26 @@ READY_TIMEOUT = 20.0     # seconds for a server to reach readiness
 STOP_TIMEOUT = 5.0       # seconds kvmserver may take to exit after SIGTERM
 IO_TIMEOUT = 5.0         # default per-socket-operation timeout
 READY_PREFIX = "Program '"
+
+
+# ---------------------------------------------------------------------------- runtimes
+
+def _runtime(env_var, name, cached):
+    """A JavaScript runtime from $env_var, PATH, or where scripts/install-deps.sh puts it
+    (under ~/.cache/kvmserver); None when there is none."""
+    for candidate in (os.environ.get(env_var), shutil.which(name),
+                      Path.home() / ".cache/kvmserver" / cached):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    return None
+
+
+def bun_path():
+    return _runtime("KVMS_BUN", "bun", "bun/node_modules/@oven/bun-linux-x64/bin/bun")
+
+
+def deno_path():
+    return _runtime("KVMS_DENO", "deno", "deno/node_modules/@deno/linux-x64-glibc/deno")
 
 
 # ---------------------------------------------------------------------------- endpoints

@@ -11,15 +11,13 @@ cryptographic values real servers hand out never repeat across requests.
   per call) and Bun (BoringSSL, MADV_WIPEONFORK): 20 requests, no cryptographic value twice,
   with -t 1 and -t 2, with and without a warm-up. What is buffered in the program itself
   before the freeze cannot be reseeded by us (README, Limitations): such fields are listed
-  in WARMED_UP_REPEATS and left out after a warm-up. Deno does not start yet (issue 10).
+  in WARMED_UP_REPEATS and left out after a warm-up. Deno is not measured here.
 """
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from servers import http_get, server_factory, server_path, servers_dir
+from servers import bun_path, http_get, server_factory, server_path, servers_dir
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -28,16 +26,6 @@ RUNTIME_DIR = Path(__file__).resolve().parents[1] / "servers" / "runtime"
 MARK = 0xab                 # srv_ids' byte in both flagged pages before it listens
 REQUEST_MARK = 0x5a         # what each request writes there afterwards
 EINVAL = 22
-
-
-def bun_path():
-    """Bun from $KVMS_BUN, PATH, or where scripts/install-deps.sh puts it."""
-    candidates = [os.environ.get("KVMS_BUN"), shutil.which("bun"),
-                  Path.home() / ".cache/kvmserver/bun/node_modules/@oven/bun-linux-x64/bin/bun"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    return None
 
 
 RUNTIMES = {

@@ -321,6 +321,22 @@ static void test_file_offset(void **state)
     assert_int_equal(buf[0], 'Z');
 }
 
+/* Deno keeps its SQLite caches open read-only with O_NOFOLLOW: the copies reopen them. */
+static void test_file_opened_nofollow(void **state)
+{
+    struct tables *t = *state;
+    char path[] = "/tmp/kvms-fdclone-XXXXXX";
+    int w = mkostemp(path, O_CLOEXEC);
+    assert_true(w >= 0);
+    assert_int_equal(write(w, "cache", 5), 5);
+    close(w);
+    int g = install(&t->src, open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), LX_FT_OTHER);
+    unlink(path);
+    freeze_and_clone(t);
+    assert_string_equal(read_now(host(&t->a, g)), "cache");
+    assert_string_equal(read_now(host(&t->b, g)), "cache");
+}
+
 static void test_dup_shares_the_clone(void **state)
 {
     struct tables *t = *state;
@@ -404,6 +420,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_memfd_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memfd_read_only_stays_so, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_opened_nofollow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dup_shares_the_clone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoll_dup_shares_the_new_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_kinds_stay_shared, setup, teardown),

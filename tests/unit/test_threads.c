@@ -100,7 +100,8 @@ static void test_first_thread(void **state)
 }
 
 /* A fork's thread table is the frozen one's live slots (registers, waits, tids), whatever the
- * last request left in it; slots past the frozen ones are never looked at. */
+ * last request left in it, except the host fds a wait recorded (the frozen process's: each
+ * waiting thread looks again); slots past the frozen ones are never looked at. */
 static void test_threads_fork_copies_the_frozen_threads(void **state)
 {
     struct fixture *f = *state;
@@ -110,7 +111,12 @@ static void test_threads_fork_copies_the_frozen_threads(void **state)
     p->threads.next_tid = 9;
     static struct lx_threads child;
     memset(&child, 0x5a, sizeof child);
+    p->threads.slot[1].nwait = 1;
     lx_threads_fork(&child, &p->threads);
+    for (int i = 0; i < p->threads.used; i++) {
+        assert_int_equal(child.slot[i].nwait, -1);
+        child.slot[i].nwait = p->threads.slot[i].nwait;
+    }
     assert_memory_equal(&child, &p->threads, lx_threads_copy_size(&p->threads));
     assert_int_equal(child.used, 3);
     assert_int_equal(child.count, p->threads.count);
