@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxies import haproxy_config, nginx_config
+from proxies import CONTRIB, haproxy_config, nginx_config
 from servers import (Endpoint, HttpConnection, free_port, make_endpoint, server_factory,
                      server_path, servers_dir)
 
@@ -120,3 +120,9 @@ def test_without_ephemeral_the_state_carries_over(proxied, proxy):
     endpoint, _ = proxied(proxy, ["-t", "1"])
     assert counters_over_one_connection(endpoint) == [
         f"global={n} heap={n}\n" for n in range(1, REQUESTS + 1)]
+
+
+def test_readme_shows_the_shipped_recipes():
+    readme = (CONTRIB.parent / "README.md").read_text()
+    for recipe in ("nginx/kvmserver.conf", "haproxy/kvmserver.cfg"):
+        assert (CONTRIB / recipe).read_text().rstrip("\n") in readme, recipe
