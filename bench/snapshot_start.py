@@ -14,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ROOT / "tests" / "servers" / "runtime"
+# Where scripts/install-deps.sh puts Deno (npm @deno/linux-x64-glibc).
+DENO = Path.home() / ".cache/kvmserver/deno/node_modules/@deno/linux-x64-glibc/deno"
 OPTIONS = ["-e", "--allow-read", "--allow-listen"]
 
 
@@ -53,6 +55,7 @@ def main():
         "static httpd": [build / "examples" / "httpd"],
         "python3 counter.py": ["/usr/bin/python3", RUNTIME / "counter.py"],
         "node counter.js": ["/usr/bin/node", RUNTIME / "counter.js"],
+        "deno counter_deno.ts": [DENO, "run", "-A", RUNTIME / "counter_deno.ts"],
     }
     with tempfile.TemporaryDirectory() as folder:
         for name, program in servers.items():

@@ -322,8 +322,11 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         len = sizeof ss;
         conn = accept4(host, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | (flags & SOCK_NONBLOCK));
         if (conn >= 0) {
-            /* At boot only the warm-up is served; anyone else is turned away unseen. */
-            if (!p->server.listen_privately || lx_accepted_from_warmup(p, conn))
+            /* At boot only the warm-up is served; anyone else is turned away unseen. Once it
+             * is over, its last connection only woke the program: turned away too, so that
+             * no connection is open at the freeze (a snapshot could not save one). */
+            if (!p->server.listen_privately ||
+                (lx_accepted_from_warmup(p, conn) && !lx_freeze_due(p)))
                 break;
             close(conn);
             errno = EAGAIN;

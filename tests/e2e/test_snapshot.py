@@ -17,8 +17,8 @@ import pytest
 
 from conftest import REPO_ROOT, run_process, transport_options
 from isolation_endpoints import ENDPOINTS, ask, not_pristine, steps_for
-from servers import (READY_TIMEOUT, ServerProcess, assert_transport_used, free_port, http_get,
-                     make_endpoint, server_factory, server_path, servers_dir)
+from servers import (READY_TIMEOUT, ServerProcess, assert_transport_used, deno_path, free_port,
+                     http_get, make_endpoint, server_factory, server_path, servers_dir)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "fuzz"))
 from snapshot_seeds import crc32c  # noqa: E402
@@ -105,11 +105,12 @@ def test_unix_socket_server_from_snapshot(kvmserver, servers_dir, server_factory
     assert len(set(bodies)) == 1, bodies
 
 
-def runtime_counter(kvmserver, server_factory, snapshots, interpreter, script, warmup):
+def runtime_counter(kvmserver, server_factory, snapshots, interpreter, script, warmup,
+                    before_script=()):
     assert Path(interpreter).is_file(), f"{interpreter} not installed"
     endpoint = make_endpoint("tcp")
     path = snapshots / f"{Path(script).stem}-{warmup}.snap"
-    take_snapshot(kvmserver, path, interpreter, [RUNTIME / script], endpoint,
+    take_snapshot(kvmserver, path, interpreter, [*before_script, RUNTIME / script], endpoint,
                   ["-e", "--allow-read", "-w", str(warmup)])
     start_snaprun(server_factory, kvmserver, path, endpoint)
     return [http_get(endpoint, "/", timeout=10).text for _ in range(5)]
@@ -127,6 +128,12 @@ def test_node_counter_from_snapshot(kvmserver, server_factory, snapshots):
     answers = runtime_counter(kvmserver, server_factory, snapshots, "/usr/bin/node", "counter.js",
                               2)
     assert answers == ["node served 3\n"] * 5
+
+
+def test_deno_counter_from_snapshot(kvmserver, server_factory, snapshots):
+    answers = runtime_counter(kvmserver, server_factory, snapshots, deno_path(),
+                              "counter_deno.ts", 2, before_script=["run", "-A"])
+    assert answers == ["deno served 3\n"] * 5
 
 
 def test_port0_server_keeps_its_port(kvmserver, server_factory, snapshots):
