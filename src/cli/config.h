@@ -22,6 +22,7 @@ struct config {
     unsigned warmup;               /* -w */
     const char *log_level;         /* --log-level: error|warn|info|debug; NULL = info (-v: debug) */
     const char *log_format;        /* --log-format: text|kv; NULL = text */
+    bool profile;                  /* --profile: where a request's time goes (server/profile.h) */
     bool verbose, verbose_syscalls, verbose_mmap_syscalls, verbose_thread_syscalls,
          verbose_pagetables;
 

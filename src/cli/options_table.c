@@ -107,6 +107,7 @@ const struct opt_desc options[] = {
       .check = check_log_format, .arg = "text|kv",
       .help = "kv: one 'ts=... level=... event=... msg=\"...\"' line per message",
       .default_text = "text" },
+    FLAG("profile", profile, "with -e: print where a request's time goes at exit"),
     FLAG("verbose-syscalls", verbose_syscalls, "log system calls"),
     FLAG("verbose-mmap-syscalls", verbose_mmap_syscalls, "log memory-mapping system calls"),
     FLAG("verbose-thread-syscalls", verbose_thread_syscalls, "log thread system calls"),

@@ -120,9 +120,19 @@ struct lx_task {
     unsigned umask;                /* fs.c: valid once cwd is set */
 };
 
+#define LX_PROFILE_CALLS 512    /* = LX_NR_SYSCALLS: every number the table has a row for */
+
+/* --profile: what a VM's system calls cost, per call number, and its thread switches;
+ * owned by the server layer, which sums it over requests. */
+struct lx_profile {
+    uint64_t calls[LX_PROFILE_CALLS], ns[LX_PROFILE_CALLS];
+    uint64_t thread_switches;
+};
+
 struct lx_stats {
     uint64_t unknown_syscalls;     /* calls answered -ENOSYS */
     uint64_t handler_ns, fs_handler_ns;   /* -v: host time in handlers, and in file calls */
+    struct lx_profile *profile;    /* --profile: where this VM's calls are counted, or NULL */
 };
 
 /* One guest process: one member per part, each made for a fork by its owner in

@@ -95,11 +95,14 @@ bool lx_syscall_is(uint64_t nr, unsigned flags)
     return d && (d->flags & flags) == flags;
 }
 
+_Static_assert(LX_PROFILE_CALLS == LX_NR_SYSCALLS, "--profile counts every table row");
+
 long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     const struct lx_syscall_desc *d = lx_syscall_of(nr);
     long ret;
-    uint64_t start = p->env->time_handlers ? now_ns() : 0;
+    struct lx_profile *prof = p->stats.profile;
+    uint64_t start = p->env->time_handlers || prof ? now_ns() : 0;
     if (!d) {
         report_unknown(p, nr);
         ret = -ENOSYS;
@@ -111,6 +114,10 @@ long lx_dispatch(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
         p->stats.handler_ns += spent;
         if (d && (d->flags & LX_SC_FS))
             p->stats.fs_handler_ns += spent;
+        if (prof && nr < LX_PROFILE_CALLS) {
+            prof->calls[nr]++;
+            prof->ns[nr] += spent;
+        }
     }
     if (p->env->trace_syscalls)
         fprintf(stderr, "[syscall] %s(%#llx, %#llx, %#llx, %#llx) = %ld\n",

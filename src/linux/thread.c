@@ -297,6 +297,8 @@ static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
 long lx_sched_switch(struct lx_proc *p)
 {
     struct lx_threads *t = &p->threads;
+    if (p->stats.profile)
+        p->stats.profile->thread_switches++;
     for (;;) {
         int64_t now = (int64_t)now_ns();
         expire_waits(t, now);

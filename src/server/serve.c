@@ -22,6 +22,7 @@
 #include "linux/syscalls.h"
 #include "server/boot.h"
 #include "server/metrics_http.h"
+#include "server/profile.h"
 #include "server/reload.h"
 #include "server/seccomp.h"
 #include "server/stop.h"
@@ -37,6 +38,7 @@ struct request_vm {
     pthread_t thread;
     struct lx_storage_routes pair;  /* storage --1-to-1: this storage VM's and its request
                                      * VM's own listeners */
+    struct request_profile profile; /* --profile */
 };
 
 struct server {
@@ -135,6 +137,8 @@ static int start_request_state(struct request_vm *rv)
     }
     if (srv->storage && srv->storage->one_to_one)
         rv->proc.server.storage_routes = &srv->storage->vms[rv->index].pair;
+    if (srv->cfg->profile)
+        rv->proc.stats.profile = &rv->profile.calls;
     if (srv->cfg->ephemeral) {
         rv->proc.server.accepts_left = 1;
         rv->proc.server.conn_fd = -1;
@@ -175,8 +179,12 @@ static int serve_one_request(struct request_vm *rv)
 {
     struct server *srv = rv->srv;
     const struct config *cfg = srv->cfg;
-    uint64_t exits_before = rv->vm.exits;
+    uint64_t exits_before = rv->vm.exits, syscall_exits_before = rv->vm.syscall_exits;
+    uint64_t resumed_ns = now_ns();
+    struct lx_profile *calls = rv->proc.stats.profile;
+    rv->proc.stats.profile = NULL;      /* the wait for a client is not the request's */
     resume_frozen_wait(rv);
+    rv->proc.stats.profile = calls;
     /* Woken by the stop, not by a client: nothing to finish. */
     if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
         return -1;
@@ -191,8 +199,10 @@ static int serve_one_request(struct request_vm *rv)
     bool anywhere = request_ended_badly(rv, res);
     uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
                                ? rv->proc.server.conn_accepted_ns : 0;
+    uint64_t ended_ns = now_ns();
 
     lx_proc_destroy(&rv->proc);
+    uint64_t destroyed_ns = now_ns();
     metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
     struct vm_reset_stats st;
     if (vm_reset(&rv->vm, anywhere, &st) < 0)
@@ -204,8 +214,13 @@ static int serve_one_request(struct request_vm *rv)
              (atomic_load(&srv->live.limit_request_memory) << 20)) &&
         vm_reset_full(&rv->vm) < 0)
         return stop_vm(rv, "reset fully");
+    uint64_t remake_ns = now_ns();
     if (start_request_state(rv) < 0)
         return stop_vm(rv, "reset");
+    if (cfg->profile)
+        profile_request(&rv->profile, resumed_ns, accepted_ns, ended_ns,
+                        rv->vm.exits - exits_before, rv->vm.syscall_exits - syscall_exits_before,
+                        &st, (destroyed_ns - ended_ns) + (now_ns() - remake_ns));
     transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
     metrics_count_reset(&srv->metrics, &st);
     if (log_get_level() >= LOG_LEVEL_DEBUG) {
@@ -234,6 +249,7 @@ static void *request_loop(void *arg)
     }
     rv->vm.ops = &lx_vm_ops;
     rv->vm.ops_ctx = &rv->proc;
+    rv->vm.profiling = cfg->profile;
     if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
         log_warn("%s %u: too many VMs for one poller; it uses VM exits", rv->srv->kind,
                  rv->index);
@@ -381,6 +397,8 @@ int serve_master(const struct config *cfg, int argc, char **argv, size_t env_wit
     signal(SIGPIPE, SIG_IGN);
     if (host_seccomp_boot(cfg) < 0)
         return 1;
+    if (cfg->profile && !cfg->ephemeral)
+        log_warn("--profile counts requests only with -e (a request is a connection there)");
 
     atomic_store(&srv.metrics.env_withheld, env_withheld);
     lx_counters_attach(&srv.metrics.lx);
@@ -438,6 +456,12 @@ int serve_master(const struct config *cfg, int argc, char **argv, size_t env_wit
     log_info("%llu VM exits in request VMs, %llu calls served through shared memory",
              (unsigned long long)exits, (unsigned long long)shared);
     metrics_print(&srv.metrics, stderr);
+    if (cfg->profile) {
+        static struct request_profile total;
+        for (unsigned i = 0; i < srv.nvms; i++)
+            profile_add(&total, &srv.vms[i].profile, &srv.vms[i].vm);
+        profile_print(&total, stderr);
+    }
     fflush(NULL);
     /* Request VMs may be blocked in the guest's accept(): end the process rather than
      * unwinding every thread; the kernel releases VMs, memory and sockets. */

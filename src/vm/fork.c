@@ -258,7 +258,9 @@ int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
     size_t dropped = child->granted.count, released = 0;
     /* A poller must not serve this VM while its memory is being put back. */
     pthread_mutex_lock(&child->transport.exec);
+    uint64_t t0 = now_ns();
     pt_scan_dirty(&child->pt, false, add_dirty, child);
+    uint64_t t1 = now_ns();
     /* A page the working set could not record may hold this request's data: only putting
      * every page back is safe then. */
     bool full = child->ws.lost || child->granted.lost;
@@ -274,7 +276,8 @@ int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
         *stats = (struct vm_reset_stats){ .pages_restored = child->ws.count,
                                           .pages_new = child->ws_new,
                                           .pages_dropped = full ? 0 : dropped,
-                                          .pages_released = released, .full = full };
+                                          .pages_released = released, .full = full,
+                                          .scan_ns = t1 - t0, .copy_ns = now_ns() - t1 };
     }
     return err;
 }
@@ -287,11 +290,14 @@ int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats)
         errno = -err;
         return fail("reset: restoring memory");
     }
+    uint64_t cpu_start = now_ns();
     if (restore_cpu(child, child->origin, cpu_anywhere))
         return -1;
     child->deadline_ns = 0;
-    if (stats)
+    if (stats) {
+        stats->cpu_ns = now_ns() - cpu_start;
         stats->ns = now_ns() - start;
+    }
     return 0;
 }
 

@@ -34,7 +34,9 @@ struct vm_reset_stats {
     size_t pages_dropped;         /* pages that had gained rights: dropped, not copied */
     size_t pages_released;        /* kept pages not copied any more: dropped, not copied */
     bool full;                    /* the working set was incomplete: every page restored */
-    uint64_t ns;                  /* time the reset took */
+    uint64_t ns;                  /* time the reset took: */
+    uint64_t scan_ns, copy_ns, cpu_ns;  /* finding the dirty pages, putting memory back
+                                         * (and the clock page), the vCPU state */
 };
 
 /* Captures the stopped master's CPU state. The master must not run again. */

@@ -320,7 +320,10 @@ enum vm_run_result vm_run(struct vm *vm)
     kick_target = vm->run;
     uint64_t last_kick_rip = 0;
     for (;;) {
+        uint64_t entered = vm->profiling ? now_ns() : 0;
         int rc = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+        if (entered)
+            vm->guest_ns += now_ns() - entered;
         vm->exits++;
         struct kvm_run *run = vm->run;
         if (rc < 0) {

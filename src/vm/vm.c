@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/time.h"
 #include "base/units.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"
@@ -403,9 +404,14 @@ static int flush_if_revoked(struct vm *vm, uint64_t revoked_before, uint64_t gva
     if (err || vm->pt.revoked == revoked_before)
         return err;
     vm->flushes++;
+    uint64_t start = vm->profiling ? now_ns() : 0;
     uint8_t *at = vm->mem + gva;
-    if (mprotect(at, len, PROT_READ) < 0)
-        return memslots_flush(vm, gva, len);
+    if (mprotect(at, len, PROT_READ) < 0) {
+        int rc = memslots_flush(vm, gva, len);
+        if (start)
+            vm->flush_ns += now_ns() - start;
+        return rc;
+    }
     /* Giving write access back merges the mapping whole again; should the host kernel find
      * no memory even for that, guest memory cannot be written and kvmserver cannot go on. */
     for (int tries = 0; mprotect(at, len, PROT_READ | PROT_WRITE) < 0; tries++) {
@@ -414,6 +420,8 @@ static int flush_if_revoked(struct vm *vm, uint64_t revoked_before, uint64_t gva
             abort();
         }
     }
+    if (start)
+        vm->flush_ns += now_ns() - start;
     return 0;
 }
 

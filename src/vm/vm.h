@@ -91,6 +91,8 @@ struct vm {
 
     uint64_t exits, syscall_exits;   /* counters */
     uint64_t flushes;         /* translation flushes after rights were taken away */
+    bool profiling;           /* --profile: time KVM_RUN and the flushes too */
+    uint64_t guest_ns, flush_ns;
     const struct vm_snapshot *origin;   /* a fork's frozen image; NULL for a master */
     const struct vm_image *image; /* a master loaded from a snapshot file: its memory */
     struct working_set ws;    /* a fork's pages to restore on reset */
