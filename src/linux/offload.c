@@ -22,7 +22,12 @@ static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
     int flags = lx_fd_status_flags(p, f);
     if (flags >= 0 && (flags & O_NONBLOCK))
         return true;                   /* EAGAIN rather than a wait */
-    struct pollfd pfd = { .fd = f->host_fd, .events = events };
+    /* Where the call itself would wait: a listener's private one at boot, whose public
+     * socket (not listening yet) always polls as hung up. */
+    int host = lx_wait_host_fd(p, f);
+    if (host < 0)
+        return true;                   /* never ready for this VM: answered at once */
+    struct pollfd pfd = { .fd = host, .events = events };
     return poll(&pfd, 1, 0) > 0;
 }
 
@@ -43,6 +48,10 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
      * select never (the timeout is in different places: not worth it). */
     const struct lx_syscall_desc *d = lx_syscall_of(call->nr);
     unsigned flags = d ? d->flags : 0;
+    /* At boot a wait for events or a connection may freeze the program, or first let its
+     * other threads run: the vCPU thread's work (the poller never switches threads). */
+    if (p->server.listen_privately && !p->server.storage && (flags & LX_SC_EVENT_WAIT))
+        return false;
     if (flags & LX_SC_POLLER_IN)
         return fd_ready(p, a[0], POLLIN);
     if (flags & LX_SC_POLLER_OUT)

@@ -178,6 +178,7 @@ long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
     }
     caller->in_event_wait = false;
     caller->wait_freezes = false;
+    caller->quiesce_since_ns = 0;
     return ret;
 }
 

@@ -162,6 +162,14 @@ static bool must_look(const struct lx_proc *p, const struct lx_thread *th)
            (th->nwait < 0 || (th->wait_freezes && lx_freeze_due(p)));
 }
 
+/* The boot's wait for a connection, which has waited LX_QUIESCE_MAX_NS for the other
+ * threads to block: it runs before them, and freezes with them runnable. */
+static bool freeze_overdue(const struct lx_proc *p, const struct lx_thread *th)
+{
+    return must_look(p, th) && th->wait_freezes && th->quiesce_since_ns &&
+           now_ns() - th->quiesce_since_ns >= LX_QUIESCE_MAX_NS;
+}
+
 static bool is_polling(const struct lx_proc *p, const struct lx_thread *th)
 {
     (void)p;
@@ -302,7 +310,9 @@ long lx_sched_switch(struct lx_proc *p)
     for (;;) {
         int64_t now = (int64_t)now_ns();
         expire_waits(t, now);
-        int next = next_in(t, is_runnable, p);
+        int next = next_in(t, freeze_overdue, p);
+        if (next < 0)
+            next = next_in(t, is_runnable, p);
         if (next < 0)
             next = next_in(t, must_look, p);
         if (next >= 0)
@@ -416,9 +426,13 @@ static int64_t min_limit(int64_t a, int64_t b)     /* < 0 = no limit */
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-bool lx_thread_others_runnable(const struct lx_proc *p)
+int lx_thread_others_runnable(const struct lx_proc *p)
 {
-    return others_in_state(&p->threads, LX_THREAD_RUNNABLE);
+    const struct lx_threads *t = &p->threads;
+    int n = 0;
+    for (int i = 0; i < t->used; i++)
+        n += i != t->current && t->slot[i].state == LX_THREAD_RUNNABLE;
+    return n;
 }
 
 long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx,

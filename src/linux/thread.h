@@ -35,7 +35,9 @@ struct lx_thread {
     bool in_event_wait;         /* inside a wait for fds that is being redone... */
     int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
     bool wait_freezes;          /* ...and is the boot's wait for a connection (it freezes
-                                 * once no other thread can run) */
+                                 * once no other thread can run, or LX_QUIESCE_MAX_NS after
+                                 * its first try, quiesce_since_ns) */
+    uint64_t quiesce_since_ns;
     int nwait;                  /* POLL: the host fds it waits for, in wait[]; -1 = not
                                  * known (too many, or a fork's copy): it runs to look */
     struct pollfd wait[LX_WAIT_FDS];
@@ -86,8 +88,9 @@ long lx_thread_exit(struct lx_proc *p, int status);
 long lx_thread_sleep(struct lx_proc *p, int64_t ns);
 /* sched_yield: lets the other runnable threads run first. */
 long lx_thread_yield(struct lx_proc *p);
-/* Another thread could run now (it is not waiting): the boot must not freeze yet. */
-bool lx_thread_others_runnable(const struct lx_proc *p);
+/* How many other threads could run now (they are not waiting): the boot must not freeze
+ * yet, unless they never stop (lx_freeze_for_readiness). */
+int lx_thread_others_runnable(const struct lx_proc *p);
 /* The current thread's call `nr` returned -LX_ESWITCH (wait.h): it waits for its fds while
  * the others run, and redoes the call at its turn. Returns RAX for the thread that runs. */
 long lx_thread_park(struct lx_proc *p, uint64_t nr);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
@@ -109,9 +110,20 @@ static bool boot_fails(struct lx_proc *p, const char *why)
 
 bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
 {
-    if (lx_thread_others_runnable(p)) {
-        lx_current_thread(p)->wait_freezes = true;
-        return false;
+    int runnable = lx_thread_others_runnable(p);
+    if (runnable) {
+        /* Their work (a JIT's compiles, a GC) belongs in the image, but a thread that never
+         * blocks would keep the freeze off for good: it waits this long at most. */
+        struct lx_thread *me = lx_current_thread(p);
+        uint64_t now = now_ns();
+        if (!me->quiesce_since_ns)
+            me->quiesce_since_ns = now;
+        if (now - me->quiesce_since_ns < LX_QUIESCE_MAX_NS) {
+            me->wait_freezes = true;
+            return false;
+        }
+        log_info("freezing with %d guest thread(s) still runnable (after %llu ms)", runnable,
+                 (unsigned long long)((now - me->quiesce_since_ns) / 1000000));
     }
     if (timeout_ns >= 0) {
         /* A timer due soon (Deno's start-up finishes in one): every fork would run it. */

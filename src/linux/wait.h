@@ -67,6 +67,9 @@ bool lx_host_fd_blocks(int host_fd);
  * for up to LX_FREEZE_SETTLE_NS after its first wait for a connection, so that no fork
  * has to. */
 #define LX_FREEZE_SETTLE_NS (1000 * 1000000ull)
+/* The longest one wait for a connection waits, before the freeze, for the other threads to
+ * block (then it freezes with them runnable, and says so). */
+#define LX_QUIESCE_MAX_NS (500 * 1000000ull)
 bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns);
 /* Should a wait for a connection freeze the program now? (The warm-up thread sets it.) */
 static inline bool lx_freeze_due(const struct lx_proc *p)

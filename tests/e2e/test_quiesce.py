@@ -1,0 +1,38 @@
+"""The freeze waits for the guest to be quiescent (src/linux/thread.c): a program that hands
+work to a background thread right before it waits for its first connection is frozen only
+after that thread did the work, and with -w N each warm-up request's hand-off is done before
+the next request is taken. srv_handoff answers "posted P done D": the jobs its main thread
+had handed to its worker, and those the worker had done, when the request came. Guest threads
+take turns on one vCPU and a blocking accept is no switch point, so without the wait the
+worker never runs before the freeze, nor inside a request VM (D would be 0). A thread that
+never blocks only delays the freeze, by LX_QUIESCE_MAX_NS (500 ms) a wait."""
+import pytest
+
+from servers import http_get, server_factory, servers_dir
+
+__all__ = ["server_factory", "servers_dir"]
+
+
+@pytest.mark.parametrize("options,jobs", [(["-e"], 1), (["-e", "-w", "3"], 4), (["-t", "1"], 1)],
+                         ids=["e", "e-warmup", "persistent"])
+def test_background_work_is_in_the_frozen_image(kvmserver, server_factory, servers_dir,
+                                                options, jobs):
+    server = server_factory.kvmserver(kvmserver, servers_dir / "srv_handoff", options=options)
+    first = http_get(server.endpoint, "/")
+    assert first.status == 200, server.describe()
+    assert first.text == f"posted {jobs} done {jobs}\n", server.describe()
+    if "-e" in options:
+        # Every request VM starts from that image.
+        for _ in range(4):
+            assert http_get(server.endpoint, "/").text == first.text, server.describe()
+    assert "still runnable" not in server.stderr, server.describe()
+    assert server.terminate() == 0, server.describe()
+
+
+def test_a_thread_that_never_blocks_only_delays_the_freeze(kvmserver, server_factory,
+                                                          servers_dir):
+    server = server_factory.kvmserver(kvmserver, servers_dir / "srv_handoff", options=["-e"],
+                                      args=["spin"])
+    assert http_get(server.endpoint, "/").text == "posted 1 done 1\n", server.describe()
+    assert "freezing with 1 guest thread(s) still runnable" in server.stderr, server.describe()
+    assert server.terminate() == 0, server.describe()

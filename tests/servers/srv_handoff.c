@@ -1,0 +1,97 @@
+/* Test server: hands work to a background thread, the way a JIT queues its compiles to
+ * helper threads. Right before it first waits for a connection (a blocking accept), and at
+ * each request, the main thread posts a job to a worker thread that waits on a condition
+ * variable; the worker counts the jobs it did. Every answer says how many jobs had been
+ * posted and done when the request came, before it posts its own: "posted P done D".
+ * Under `kvmserver -e` (tests/e2e/test_quiesce.py) the freeze must wait for the worker, so
+ * every request sees the boot's job done, and with -w N each warm-up request's job too.
+ * A third thread blocks for good in a read of a pipe nobody writes (as a runtime's helper
+ * thread may): giving the worker its turn must not leave the vCPU to that read.
+ * `srv_handoff spin PORT` adds a thread that never blocks (sched_yield in a loop), and first
+ * waits for a connection in poll (where a wait takes turns by looking without waiting while
+ * another thread is runnable): the freeze must still come, once kvmserver stops waiting. */
+#include "http.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static unsigned posted, done;
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (done == posted)
+            pthread_cond_wait(&wake, &lock);
+        done++;
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    char byte;
+    return (void *)(long)read(*(int *)arg, &byte, 1);
+}
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    for (;;)
+        sched_yield();
+    return NULL;
+}
+
+static void post_job(void)
+{
+    pthread_mutex_lock(&lock);
+    posted++;
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+}
+
+static int route(const char *path, const char *query, char *body, size_t size)
+{
+    (void)path;
+    (void)query;
+    pthread_mutex_lock(&lock);
+    snprintf(body, size, "posted %u done %u\n", posted, done);
+    pthread_mutex_unlock(&lock);
+    post_job();
+    return 200;
+}
+
+int main(int argc, char **argv)
+{
+    bool spin = argc == 3 && strcmp(argv[1], "spin") == 0;
+    if (spin)
+        argv++, argc--;
+    http_check_usage(argc, argv);
+    http_app_init();
+    http_set_app_route(route);
+    int listener = http_listen(argv[1], false);
+    static int never_written[2];
+    pthread_t threads[3];
+    if (pipe(never_written) < 0 ||
+        pthread_create(&threads[0], NULL, reader, &never_written[0]) != 0 ||
+        pthread_create(&threads[1], NULL, worker, NULL) != 0 ||
+        (spin && pthread_create(&threads[2], NULL, spinner, NULL) != 0)) {
+        perror("srv_handoff: threads");
+        return 1;
+    }
+    post_job();
+    struct pollfd first = { .fd = listener, .events = POLLIN };
+    if (spin && poll(&first, 1, -1) < 0) {
+        perror("poll");
+        return 1;
+    }
+    return http_serve_blocking(listener);
+}
