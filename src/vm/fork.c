@@ -36,12 +36,38 @@ static uint64_t now_ns(void)
 
 static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE };
 
+/* Which pages of the frozen memory exist in its memfd. A reset must not read a hole
+ * through the master's shared mapping: that allocates a page of zeros in the memfd, which
+ * stays for good, so kvmserver's memory would grow with every page any request ever wrote. */
+static int record_data_pages(struct vm_snapshot *snap, const struct vm *master)
+{
+    size_t pages = master->mem_size / PAGE;
+    snap->has_data = calloc((pages + 7) / 8, 1);
+    if (!snap->has_data)
+        return -1;
+    off_t end = (off_t)master->mem_size, at = 0;
+    while (at < end) {
+        off_t data = lseek(master->mem_fd, at, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO ? 0 : -1;     /* only holes from here */
+        off_t hole = lseek(master->mem_fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return -1;
+        for (uint64_t page = (uint64_t)data / PAGE; page * PAGE < (uint64_t)hole; page++)
+            snap->has_data[page / 8] |= (uint8_t)(1u << page % 8);
+        at = hole;
+    }
+    return 0;
+}
+
 int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
 {
     memset(snap, 0, sizeof *snap);
     snap->master = master;
     if (vm_complete_exit(master) < 0)
         return fail("freeze: completing the last exit");
+    if (record_data_pages(snap, master))
+        return fail("freeze: finding the frozen memory's pages");
     snap->regs = master->run->s.regs.regs;
     snap->pt = master->pt;
     if (ioctl(master->vcpu_fd, KVM_GET_SREGS, &snap->sregs) < 0)
@@ -74,6 +100,8 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 {
     free(snap->xsave);
     snap->xsave = NULL;
+    free(snap->has_data);
+    snap->has_data = NULL;
 }
 
 /* Registers, FPU and thread pointers as they were at the freeze. */
@@ -227,10 +255,13 @@ static int restore_all(struct vm *child)
 static int restore_working_set(struct vm *child)
 {
     ws_forget(&child->ws, &child->granted);
-    const uint8_t *frozen = child->origin->master->mem;
+    const uint8_t *frozen = child->origin->master->mem, *has_data = child->origin->has_data;
     for (size_t i = 0; i < child->ws.count; i++) {
-        uint64_t page = child->ws.pages[i];
-        memcpy(child->mem + page, frozen + page, PAGE);
+        uint64_t page = child->ws.pages[i], n = page / PAGE;
+        if (has_data[n / 8] & (1u << n % 8))
+            memcpy(child->mem + page, frozen + page, PAGE);
+        else
+            memset(child->mem + page, 0, PAGE);     /* a hole reads as zeros */
     }
     adopt_frozen_tables(child);
     int err = discard_granted(child);

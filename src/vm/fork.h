@@ -25,6 +25,7 @@ struct vm_snapshot {
     unsigned xsave_ioctl;         /* KVM_GET_XSAVE or KVM_GET_XSAVE2 */
     uint64_t fs_base, gs_base, kernel_gs_base;
     struct paging pt;             /* page-table pool state at the freeze */
+    uint8_t *has_data;            /* bit per page: the frozen memfd holds it (not a hole) */
 };
 
 struct vm_reset_stats {

@@ -4,7 +4,8 @@
  *                                            COUNT calls, summary on stdout (trace: each
  *                                            call and its result too; skip: never these)
  *   fuzz_syscalls serve PORT [DIR]           each connection sends "SEED COUNT THREADS\n" and
- *                                            gets the summary line back (use with -e)
+ *                                            gets the summary line back (use with -e); DIR
+ *                                            (default: the cwd) is where its paths point
  *
  * Only ever run it inside kvmserver: natively it would make the same calls on the host (it
  * refuses to start there). Each of THREADS guest threads draws COUNT/THREADS calls from its
@@ -23,7 +24,8 @@
  * sigaction installs only that handler, SIG_IGN or (fault signals) SIG_DFL; memory calls
  * aim only at our own 256 MiB region, the system area and impossible addresses, never at
  * the program itself; brk never shrinks below the heap; arch_prctl(SET_FS) is undone at
- * once; a clone's child exits at once; the connection (fd 1000) is never closed. Blocking
+ * once; a clone's child exits at once; the connection (or the report's fd) is never an fd argument, and a request
+ * VM makes no accept calls (either would end the request). Blocking
  * calls end because an interval timer raises SIGALRM every 20 ms (re-armed after a fuzzed
  * alarm or setitimer) and the main thread, which makes no fuzzed calls, sends it to every
  * worker as often.
@@ -58,7 +60,7 @@
 #define NR_LINUX     463            /* numbers Linux defines stop below this */
 #define NR_TRACKED   512
 #define MAX_THREADS  8
-#define CONN_FD      1000           /* where the report goes; never closed by a fuzzed call */
+#define REPORT_FD    1000           /* run mode: where the report goes */
 #define REGION_SIZE  (256ul << 20)  /* our memory calls' playground */
 #define ARENA_OFF    (64ul << 20)   /* the arena: mapped read-write inside the region */
 #define ARENA_SIZE   (4ul << 20)
@@ -70,6 +72,7 @@
 static uint8_t *region, *arena, *canary;
 static uint64_t brk_floor, restorer;
 static long self_pid;
+static int conn_fd = REPORT_FD;     /* where the report goes: never closed, never an fd argument */
 static int trace;                   /* run ... trace: each call before it is made */
 static uint8_t skip[NR_LINUX];      /* run ... skip=N,N...: numbers never made */
 static char dir[256] = "/tmp";
@@ -210,7 +213,7 @@ static uint64_t gen_int(struct worker *w)
     }
 }
 
-static uint64_t gen_fd(struct worker *w)
+static uint64_t gen_fd_any(struct worker *w)
 {
     switch (below(w, 12)) {
     case 0: return -1ull;
@@ -222,6 +225,12 @@ static uint64_t gen_fd(struct worker *w)
     default: return PICK(w, ((const uint64_t[]){0x7fffffff, 0x80000000, 0xffffffff,
                                                  1ull << 32, next(w)}));
     }
+}
+
+static uint64_t gen_fd(struct worker *w)
+{
+    uint64_t fd = gen_fd_any(w);
+    return (uint32_t)fd == (uint32_t)conn_fd ? fd + 1 : fd;
 }
 
 /* Signals a fuzzed call may send or name in a sigevent: all handled, none fatal. */
@@ -568,7 +577,7 @@ static long pick_nr(struct worker *w)
 
 static void note_fd(struct worker *w, long fd)
 {
-    if (fd >= 0 && fd < 1024 && fd != CONN_FD)
+    if (fd >= 0 && fd < 1024 && fd != conn_fd)
         w->fds[w->nfds < 16 ? w->nfds++ : below(w, 16)] = (int)fd;
 }
 
@@ -603,17 +612,19 @@ static void one_call(struct worker *w)
                          : spec && below(w, 4) ? 0 : gen_any(w);
     if (spec && nr == SYS_mremap)
         a[2] = gen_mm_len(w, a[4] > a[0] ? a[4] : a[0]);
-    if (nr == SYS_close_range && (uint32_t)a[0] <= CONN_FD && (uint32_t)a[1] >= CONN_FD)
-        a[1] = CONN_FD - 1;
-    for (int i = 0; i < 6; i++)
-        if ((uint32_t)a[i] == CONN_FD)
-            a[i] ^= 1;
+    uint32_t lo = (uint32_t)a[0], hi = (uint32_t)a[1], keep = (uint32_t)conn_fd;
+    if (nr == SYS_close_range && lo <= keep && hi >= keep) {
+        if (lo == keep)
+            a[0] = keep + 1;
+        else
+            a[1] = keep - 1;
+    }
     if (trace) {
         char line[200];
         snprintf(line, sizeof line, "%d: %ld(%#lx, %#lx, %#lx, %#lx, %#lx, %#lx)\n", w->index, nr,
                  (unsigned long)a[0], (unsigned long)a[1], (unsigned long)a[2],
                  (unsigned long)a[3], (unsigned long)a[4], (unsigned long)a[5]);
-        say(CONN_FD, line);
+        say(conn_fd, line);
     }
     /* ARCH_SET_FS or ARCH_SET_GS: the base before it (ARCH_GET_FS, ARCH_GET_GS), put back. */
     uint64_t base = 0;
@@ -648,7 +659,7 @@ static void one_call(struct worker *w)
     if (trace) {
         char line[64];
         snprintf(line, sizeof line, "%d: = %ld\n", w->index, ret);
-        say(CONN_FD, line);
+        say(conn_fd, line);
     }
     w->calls++;
     unsigned slot = (unsigned long)nr < NR_TRACKED ? (unsigned)nr : NR_TRACKED - 1;
@@ -844,11 +855,13 @@ int main(int argc, char **argv)
     int serve = strcmp(argv[1], "serve") == 0;
     if (serve && argc > 3)
         snprintf(dir, sizeof dir, "%s", argv[3]);
+    else if (serve && !getcwd(dir, sizeof dir))
+        snprintf(dir, sizeof dir, "/tmp");
     setup();
     /* Fuzzed calls on 0-2 must not reach kvmserver's own stdin, stdout and stderr. */
     int null = open("/dev/null", O_RDWR);
     if (!serve)
-        dup2(1, CONN_FD);
+        dup2(1, REPORT_FD);
     for (int fd = 0; fd < 3; fd++)
         dup2(null, fd);
     close(null);
@@ -860,7 +873,7 @@ int main(int argc, char **argv)
         snprintf(spec, sizeof spec, "%s %s %s", argv[2], argc > 3 ? argv[3] : "0",
                  argc > 4 ? argv[4] : "1");
         if (!parse(spec, &seed, &count, &threads)) {
-            say(CONN_FD, "bad SEED COUNT THREADS\n");
+            say(REPORT_FD, "bad SEED COUNT THREADS\n");
             return 2;
         }
         for (int i = 5; i < argc; i++) {
@@ -870,7 +883,7 @@ int main(int argc, char **argv)
                 for (char *q = argv[i] + 5; *q; q += *q == ',')
                     skip[strtoul(q, &q, 10) % NR_LINUX] = 1;
         }
-        run(seed, count, threads, CONN_FD);
+        run(seed, count, threads, REPORT_FD);
         return 0;
     }
     int ls = socket(AF_INET, SOCK_STREAM, 0);
@@ -882,22 +895,24 @@ int main(int argc, char **argv)
         say(2, "fuzz_syscalls: cannot listen\n");
         return 2;
     }
+    /* With -e a blocking accept on any dup of the listener ends the request (kvmserver's
+     * rule): request VMs make no accept calls. */
+    skip[SYS_accept] = skip[SYS_accept4] = 1;
     for (;;) {
-        int c = accept(ls, NULL, NULL);
-        if (c < 0)
+        /* With -e the request ends when this fd is closed: it is the one kept from calls. */
+        conn_fd = accept(ls, NULL, NULL);
+        if (conn_fd < 0)
             continue;
-        dup2(c, CONN_FD);
-        close(c);
         char req[128];
-        ssize_t n = read(CONN_FD, req, sizeof req - 1);
+        ssize_t n = read(conn_fd, req, sizeof req - 1);
         uint64_t seed;
         long count;
         int threads;
         req[n > 0 ? n : 0] = 0;
         if (n > 0 && parse(req, &seed, &count, &threads))
-            run(seed, count, threads, CONN_FD);
+            run(seed, count, threads, conn_fd);
         else
-            say(CONN_FD, "bad request\n");
-        close(CONN_FD);
+            say(conn_fd, "bad request\n");
+        close(conn_fd);
     }
 }
