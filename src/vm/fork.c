@@ -36,9 +36,11 @@ static uint64_t now_ns(void)
 
 static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE };
 
-/* Which pages of the frozen memory exist in its memfd. A reset must not read a hole
- * through the master's shared mapping: that allocates a page of zeros in the memfd, which
- * stays for good, so kvmserver's memory would grow with every page any request ever wrote. */
+/* Which pages of the frozen memory exist in its memfd. Nothing may fault a hole of it in,
+ * through the master's mapping or a fork's: shmem allocates a page of zeros in the memfd
+ * even for a read, and it stays for good, so kvmserver's memory would grow with every page
+ * any request ever touched. So a reset zeroes such a page instead of copying it, and a
+ * fork maps anonymous memory over the holes. */
 static int record_data_pages(struct vm_snapshot *snap, const struct vm *master)
 {
     size_t pages = master->mem_size / PAGE;
@@ -55,6 +57,11 @@ static int record_data_pages(struct vm_snapshot *snap, const struct vm *master)
             return -1;
         for (uint64_t page = (uint64_t)data / PAGE; page * PAGE < (uint64_t)hole; page++)
             snap->has_data[page / 8] |= (uint8_t)(1u << page % 8);
+        struct vm_extent *grown = realloc(snap->data, (snap->ndata + 1) * sizeof *grown);
+        if (!grown)
+            return -1;
+        snap->data = grown;
+        snap->data[snap->ndata++] = (struct vm_extent){ (uint64_t)data, (uint64_t)hole };
         at = hole;
     }
     return 0;
@@ -102,6 +109,8 @@ void vm_snapshot_free(struct vm_snapshot *snap)
     snap->xsave = NULL;
     free(snap->has_data);
     snap->has_data = NULL;
+    free(snap->data);
+    snap->data = NULL;
 }
 
 /* Registers, FPU and thread pointers as they were at the freeze. */
@@ -154,6 +163,18 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         goto err;
     }
     child->mem = mem;
+    /* Holes of the frozen memory: anonymous, so that touching them allocates nothing in
+     * the memfd (record_data_pages). They read as zeros either way. */
+    for (size_t i = 0; i <= snap->ndata; i++) {
+        uint64_t from = i ? snap->data[i - 1].end : 0;
+        uint64_t to = i < snap->ndata ? snap->data[i].start : m->mem_size;
+        if (to > from && mmap(child->mem + from, to - from, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                              0) == MAP_FAILED) {
+            fail("fork: mapping the frozen memory's holes");
+            goto err;
+        }
+    }
     if (vm_alloc_slots(child) || memslots_copy(child, m)) {
         fail("fork: KVM_SET_USER_MEMORY_REGION");
         goto err;

@@ -26,6 +26,8 @@ struct vm_snapshot {
     uint64_t fs_base, gs_base, kernel_gs_base;
     struct paging pt;             /* page-table pool state at the freeze */
     uint8_t *has_data;            /* bit per page: the frozen memfd holds it (not a hole) */
+    struct vm_extent { uint64_t start, end; } *data;    /* the same as ranges, in order */
+    size_t ndata;
 };
 
 struct vm_reset_stats {

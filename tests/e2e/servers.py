@@ -200,6 +200,19 @@ def scrape(port: int) -> dict:
 
 
 
+# ---------------------------------------------------------------------------- host state
+
+def frozen_memory_bytes(pid: int) -> int:
+    """Bytes the master's guest memory (its memfd, open in kvmserver) has allocated."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:kvmserver-guest"):
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
+        except OSError:
+            continue
+    pytest.fail("no kvmserver-guest memfd among kvmserver's fds")
+
+
 # ---------------------------------------------------------------------------- processes
 
 @dataclass

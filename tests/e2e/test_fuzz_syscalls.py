@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import describe, program_path, run_guest, run_native
-from servers import free_port, scrape, server_factory, servers_dir
+from servers import free_port, frozen_memory_bytes, scrape, server_factory, servers_dir
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -29,7 +29,7 @@ RSS_SLACK_KIB = 16 * 1024   # host memory growth allowed after the warm-up batch
 
 
 def host_state(pid, metrics_port):
-    """kvmserver's fd count and RSS once every request so far has been reset: a request
+    """kvmserver's fd count, RSS and frozen memory once every request so far has been reset: a request
     VM between its client's EOF and the end of its reset still holds that request's fds."""
     deadline = time.monotonic() + 10
     while True:
@@ -42,7 +42,7 @@ def host_state(pid, metrics_port):
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     with open(f"/proc/{pid}/status") as status:
         rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return fds, rss
+    return fds, rss, frozen_memory_bytes(pid)
 
 
 def ask(port, seed, count, threads):
@@ -104,7 +104,7 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
 
     results, failures = [], []
     run_batch(port, range(1, 3), results, failures)           # warm-up: both VMs used
-    fds_before, rss_before = host_state(pid, metrics_port)
+    fds_before, rss_before, frozen_before = host_state(pid, metrics_port)
     seeds = list(range(3, 3 + requests))
     clients = [threading.Thread(target=run_batch, args=(port, seeds[i::2], results, failures))
                for i in range(2)]
@@ -114,7 +114,7 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     for client in clients:
         client.join()
     elapsed = time.monotonic() - started
-    fds_after, rss_after = host_state(pid, metrics_port)
+    fds_after, rss_after, frozen_after = host_state(pid, metrics_port)
 
     assert server.process.poll() is None, "kvmserver died\n" + server.describe()
     assert not failures, "\n".join(failures) + "\n" + server.describe()[-3000:]
@@ -124,6 +124,8 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     slowest = max(took for _, took, _, _ in results)
     assert slowest < REQUEST_TIME, f"a request took {slowest:.1f} s"
     assert fds_after == fds_before, f"kvmserver's fds went from {fds_before} to {fds_after}"
+    assert frozen_after == frozen_before, (
+        f"the frozen memory (memfd) grew from {frozen_before} to {frozen_after} bytes")
     assert rss_after - rss_before < RSS_SLACK_KIB, (
         f"kvmserver's RSS went from {rss_before} KiB to {rss_after} KiB")
     calls = sum(summary["calls"] for seed, _, summary, _ in results if seed >= 3)
