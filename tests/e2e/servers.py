@@ -213,6 +213,24 @@ def frozen_memory_bytes(pid: int) -> int:
     pytest.fail("no kvmserver-guest memfd among kvmserver's fds")
 
 
+def host_state(pid: int, metrics_port: int):
+    """kvmserver's fd count, RSS (KiB) and frozen memory (bytes) once every request so far
+    has been reset (kvmserver runs with --metrics on metrics_port): a request VM between its
+    client's EOF and the end of its reset still holds that request's fds."""
+    deadline = time.monotonic() + 10
+    while True:
+        samples = scrape(metrics_port)
+        if (samples["kvmserver_reset_duration_seconds_count"] >=
+                samples["kvmserver_requests_total"]):
+            break
+        assert time.monotonic() < deadline, f"resets never caught up: {samples}"
+        time.sleep(0.02)
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return fds, rss, frozen_memory_bytes(pid)
+
+
 # ---------------------------------------------------------------------------- processes
 
 @dataclass

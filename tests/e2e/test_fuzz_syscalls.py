@@ -19,30 +19,13 @@ import time
 import pytest
 
 from conftest import describe, program_path, run_guest, run_native
-from servers import free_port, frozen_memory_bytes, scrape, server_factory, servers_dir
+from servers import free_port, host_state, server_factory, servers_dir
 
 __all__ = ["server_factory", "servers_dir"]
 
 CALLS_PER_REQUEST = 2000
 REQUEST_TIME = 5            # --max-request-time
 RSS_SLACK_KIB = 16 * 1024   # host memory growth allowed after the warm-up batch
-
-
-def host_state(pid, metrics_port):
-    """kvmserver's fd count, RSS and frozen memory once every request so far has been reset: a request
-    VM between its client's EOF and the end of its reset still holds that request's fds."""
-    deadline = time.monotonic() + 10
-    while True:
-        samples = scrape(metrics_port)
-        if (samples["kvmserver_reset_duration_seconds_count"] >=
-                samples["kvmserver_requests_total"]):
-            break
-        assert time.monotonic() < deadline, f"resets never caught up: {samples}"
-        time.sleep(0.02)
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return fds, rss, frozen_memory_bytes(pid)
 
 
 def ask(port, seed, count, threads):
