@@ -11,6 +11,6 @@ cd "$(dirname "$0")/.."
 for transport in exit shared; do
   echo "== --syscall-transport=$transport, $calls calls"
   KVMS_FUZZ_CALLS=$calls KVMS_TRANSPORT=$transport KVMS_BUILD=$build /usr/bin/python3 -m pytest \
-    -q -s -p no:cacheprovider tests/e2e/test_fuzz_syscalls.py -k test_fuzz_syscalls 2>&1 |
+    -q -s -p no:cacheprovider tests/e2e/test_fuzz_syscalls.py::test_fuzz_syscalls 2>&1 |
     grep -aE '^fuzz:|passed|failed|^E ' | cut -c1-400
 done

@@ -1,46 +1,40 @@
 #!/bin/sh
-# Builds the ELF parser fuzzer with libFuzzer + ASan + UBSan and runs it for a bounded time.
-# Usage: tests/fuzz/run.sh [SECONDS]   (default 20)
-# Env: FUZZ_WORK_DIR=dir to keep the build, corpus and log (default: a temp dir, removed on
-#      success). CC defaults to clang.
-# Prints exactly one final line, "PASS fuzz_elf" or "FAIL fuzz_elf", and exits non-zero on failure.
+# Builds the libFuzzer targets with ASan + UBSan and runs each for a bounded time:
+#   elf        the ELF parser (src/vm/elf.c)
+#   config     kvmserver.toml and the command line (src/cli)
+#   transport  the shared-page syscall transport's handling of requests (src/vm/transport.c)
+# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]   (default 20 s each, every target)
+# Env: FUZZ_WORK_DIR=dir to keep the builds, corpora and logs (default: a temp dir, removed
+#      on success). CC defaults to clang.
+# Prints one final line per target, "PASS fuzz_NAME" or "FAIL fuzz_NAME", and exits non-zero
+# when any failed.
 set -u
 
 seconds=${1:-20}
+[ $# -gt 0 ] && shift
+targets=${*:-elf config transport}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
 
 case $seconds in
-    ''|*[!0-9]*) echo "fuzz_elf: SECONDS must be a number, got '$seconds'" >&2
-                 echo "FAIL fuzz_elf"; exit 1 ;;
+    ''|*[!0-9]*) echo "fuzz: SECONDS must be a number, got '$seconds'" >&2
+                 echo "FAIL fuzz"; exit 1 ;;
 esac
 
 if [ -n "${FUZZ_WORK_DIR:-}" ]; then
-    work=$FUZZ_WORK_DIR
+    top=$FUZZ_WORK_DIR
     keep=1
-    mkdir -p "$work"
+    mkdir -p "$top"
 else
-    work=$(mktemp -d /tmp/fuzz_elf.XXXXXX) || { echo "FAIL fuzz_elf"; exit 1; }
+    top=$(mktemp -d /tmp/fuzz.XXXXXX) || { echo "FAIL fuzz"; exit 1; }
     keep=0
 fi
 
-fail() {
-    echo "fuzz_elf: $1 (work dir: $work)" >&2
-    echo "FAIL fuzz_elf"
-    exit 1
-}
-
-
-"$cc" -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/src" "$root/src/vm/elf.c" "$root/tests/fuzz/fuzz_elf.c" -o "$work/fuzz_elf" \
-    >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "build failed"; }
-
-# Seeds: the committed corpus plus small real programs (large ones slow every mutation).
-mkdir -p "$work/corpus" "$work/artifacts"
-[ -d "$root/tests/fuzz/corpus" ] && cp "$root"/tests/fuzz/corpus/* "$work/corpus/" 2>/dev/null
-cp /bin/true "$work/corpus/bin_true"
-cat >"$work/tiny.c" <<'EOF'
+elf_seeds() {
+    # The committed corpus plus small real programs (large ones slow every mutation).
+    [ -d "$root/tests/fuzz/corpus" ] && cp "$root"/tests/fuzz/corpus/* "$work/corpus/" 2>/dev/null
+    cp /bin/true "$work/corpus/bin_true"
+    cat >"$work/tiny.c" <<'EOF'
 __thread int tls_value = 1;
 void _start(void)
 {
@@ -49,21 +43,64 @@ void _start(void)
         ;
 }
 EOF
-printf 'int main(void) { return 0; }\n' >"$work/main.c"
-gcc -O2 -nostdlib -static "$work/tiny.c" -o "$work/corpus/tiny_static" 2>/dev/null
-gcc -O2 -nostdlib -static-pie -fPIE "$work/tiny.c" -o "$work/corpus/tiny_static_pie" 2>/dev/null
-command -v musl-gcc >/dev/null 2>&1 &&
-    musl-gcc -O2 -static "$work/main.c" -o "$work/corpus/musl_static" 2>/dev/null
-[ -f "$work/corpus/tiny_static" ] || fail "could not build the static seed"
+    printf 'int main(void) { return 0; }\n' >"$work/main.c"
+    gcc -O2 -nostdlib -static "$work/tiny.c" -o "$work/corpus/tiny_static" 2>/dev/null
+    gcc -O2 -nostdlib -static-pie -fPIE "$work/tiny.c" -o "$work/corpus/tiny_static_pie" 2>/dev/null
+    command -v musl-gcc >/dev/null 2>&1 &&
+        musl-gcc -O2 -static "$work/main.c" -o "$work/corpus/musl_static" 2>/dev/null
+    [ -f "$work/corpus/tiny_static" ]
+}
 
-"$work/fuzz_elf" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/fuzz.log" 2>&1
-rc=$?
-if [ $rc -ne 0 ]; then
-    tail -n 40 "$work/fuzz.log" >&2
-    fail "fuzzer exited with $rc; reproducer in $work/artifacts/"
-fi
-grep -E '^stat::number_of_executed_units' "$work/fuzz.log" | sed 's/^/fuzz_elf: /' >&2
+config_seeds() {
+    # A file with every kind of value, and a command line (first byte 0, NUL-separated).
+    printf 'threads = 2\nephemeral = true\nmax-boot-time = 2.5\n[run]\nallow-read = ["/a", "/b"]\nenv = ["K=V"]  # c\n' \
+        >"$work/corpus/toml"
+    printf '\000-e\000-t\0002\000--allow-listen=127.0.0.1:8000\000run\000prog\000arg\000' \
+        >"$work/corpus/argv"
+}
 
-[ $keep -eq 1 ] || rm -rf "$work"
-echo "PASS fuzz_elf"
+# One target in a subshell: builds, seeds, runs; prints its PASS or FAIL line.
+run_target() {
+    name=fuzz_$1
+    work=$top/$1
+    mkdir -p "$work/corpus" "$work/artifacts"
+    fail() {
+        echo "$name: $1 (work dir: $work)" >&2
+        echo "FAIL $name"
+        exit 1
+    }
+    case $1 in
+        elf) sources="$root/src/vm/elf.c" ;;
+        config) sources="$root/src/cli/options.c $root/src/cli/toml.c $root/src/cli/env.c" ;;
+        transport) sources="" ;;    # the target includes transport.c itself
+        *) fail "no such target" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$cc" -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I"$root/src" $sources "$root/tests/fuzz/$name.c" -o "$work/$name" -lm \
+        >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "build failed"; }
+    case $1 in
+        elf) elf_seeds || fail "could not build the static seed" ;;
+        config) config_seeds ;;
+    esac
+    # From the work dir: a command line looks for ./kvmserver.toml, and there is none there.
+    cd "$work" || fail "no work dir"
+    "$work/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
+        >"$work/fuzz.log" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        tail -n 40 "$work/fuzz.log" >&2
+        fail "fuzzer exited with $rc; reproducer in $work/artifacts/"
+    fi
+    grep -E '^stat::number_of_executed_units' "$work/fuzz.log" | sed "s/^/$name: /" >&2
+    echo "PASS $name"
+}
+
+failed=0
+for target in $targets; do
+    (run_target "$target") || failed=1
+done
+[ $keep -eq 1 ] || [ $failed -ne 0 ] || rm -rf "$top"
+exit $failed
