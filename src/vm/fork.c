@@ -40,8 +40,8 @@ static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_B
  * through the master's mapping or a fork's: shmem allocates a page of zeros in the memfd
  * even for a read, and it stays for good, so kvmserver's memory would grow with every page
  * any request ever touched. So a reset zeroes such a page instead of copying it, and a
- * fork maps anonymous memory over the holes. */
-static int record_data_pages(struct vm_snapshot *snap, const struct vm *master)
+ * fork maps anonymous memory over the holes (fork.h). */
+int vm_snapshot_memory(struct vm_snapshot *snap, const struct vm *master)
 {
     size_t pages = master->mem_size / PAGE;
     snap->has_data = calloc((pages + 7) / 8, 1);
@@ -73,7 +73,7 @@ int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
     snap->master = master;
     if (vm_complete_exit(master) < 0)
         return fail("freeze: completing the last exit");
-    if (record_data_pages(snap, master))
+    if (vm_snapshot_memory(snap, master))
         return fail("freeze: finding the frozen memory's pages");
     snap->regs = master->run->s.regs.regs;
     snap->pt = master->pt;
@@ -164,7 +164,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     }
     child->mem = mem;
     /* Holes of the frozen memory: anonymous, so that touching them allocates nothing in
-     * the memfd (record_data_pages). They read as zeros either way. */
+     * the memfd (vm_snapshot_memory). They read as zeros either way. */
     for (size_t i = 0; i <= snap->ndata; i++) {
         uint64_t from = i ? snap->data[i - 1].end : 0;
         uint64_t to = i < snap->ndata ? snap->data[i].start : m->mem_size;

@@ -41,6 +41,9 @@ struct vm_reset_stats {
 /* Captures the stopped master's CPU state. The master must not run again. */
 int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master);
 void vm_snapshot_free(struct vm_snapshot *snap);
+/* The part of vm_snapshot_take that records which pages of the master's memfd hold data
+ * (has_data, data): 0, or -1 with errno. */
+int vm_snapshot_memory(struct vm_snapshot *snap, const struct vm *master);
 
 /* Creates a request VM that starts exactly where the master stopped. */
 int vm_fork(struct vm *child, const struct vm_snapshot *snap);

@@ -31,8 +31,8 @@
  * worker as often.
  *
  * Rules checked on every answer: a result is a success or -1..-133 (no kernel-internal
- * codes such as -ERESTARTSYS); numbers past the table, x32 numbers and numbers >= 2^32
- * answer ENOSYS; the stub page, the vDSO and a read-only page of ours never change.
+ * codes such as -ERESTARTSYS); numbers past the table and x32 numbers (the low 32 bits, as
+ * Linux reads RAX) answer ENOSYS; the stub page, the vDSO and a read-only page of ours never change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -672,7 +672,8 @@ static void one_call(struct worker *w)
         bad(w, "kernel-internal error code", nr, a, ret);
     else if (ret < -4095 && nr != SYS_mmap && nr != SYS_mremap && nr != SYS_lseek)
         bad(w, "result out of range", nr, a, ret);
-    if (((unsigned long)nr >= NR_LINUX) && ret != -ENOSYS)
+    /* Linux takes the number as an int: the upper half of RAX means nothing. */
+    if ((uint32_t)nr >= NR_LINUX && ret != -ENOSYS)
         bad(w, "undefined number did not answer ENOSYS", nr, a, ret);
     if (ret >= 0 && returns_fd)
         note_fd(w, ret);
