@@ -24,7 +24,8 @@
  * sigaction installs only that handler, SIG_IGN or (fault signals) SIG_DFL; memory calls
  * aim only at our own 256 MiB region, the system area and impossible addresses, never at
  * the program itself; brk never shrinks below the heap; arch_prctl(SET_FS) is undone at
- * once; a clone's child exits at once; the connection (or the report's fd) is never an fd argument, and a request
+ * once; after a call that pointed into the shared page, its spin count is put back (a
+ * handler writing there can set one that stalls every later call until the time limit); a clone's child exits at once; the connection (or the report's fd) is never an fd argument, and a request
  * VM makes no accept calls (either would end the request). Blocking
  * calls end because an interval timer raises SIGALRM every 20 ms (re-armed after a fuzzed
  * alarm or setitimer) and the main thread, which makes no fuzzed calls, sends it to every
@@ -72,6 +73,7 @@
 static uint8_t *region, *arena, *canary;
 static uint64_t brk_floor, restorer;
 static long self_pid;
+static uint64_t shared_spin, shared_enabled;     /* the shared page as the host set it */
 static int conn_fd = REPORT_FD;     /* where the report goes: never closed, never an fd argument */
 static int trace;                   /* run ... trace: each call before it is made */
 static uint8_t skip[NR_LINUX];      /* run ... skip=N,N...: numbers never made */
@@ -645,6 +647,15 @@ static void one_call(struct worker *w)
 
     if (set_base)
         raw(SYS_arch_prctl, (long)a[0], (long)base, 0, 0, 0, 0);
+    /* A call that wrote over the shared page may have left a spin count that makes every
+     * later call spin for ages before it falls back (the guest's own doing, cut at the
+     * time limit): put back the words that set how the entry stub waits. */
+    for (int i = 0; i < 6; i++)
+        if (a[i] >= 0xb000 && a[i] < 0xc000) {
+            *(volatile uint64_t *)0xb010 = shared_spin;     /* SH_SPIN */
+            *(volatile uint64_t *)0xb000 = shared_enabled;  /* SH_ENABLED */
+            break;
+        }
     /* Undo what would stop the kicks from ending blocking calls. */
     if (nr == SYS_rt_sigaction) {
         struct ksigaction act = { (uint64_t)noop_handler, SA_RESTORER, restorer, 0 };
@@ -778,6 +789,8 @@ static void run(uint64_t seed, long count, int threads, int out)
         memcpy(vdso_copy[i], (void *)(0x6000ul + 4096ul * (unsigned)i), 4096);
     nworkers = threads;
     self_pid = raw(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    shared_spin = *(volatile uint64_t *)0xb010;
+    shared_enabled = *(volatile uint64_t *)0xb000;
     for (int i = 0; i < threads; i++) {
         struct worker *w = &workers[i];
         uint8_t *prep = w->prep;
