@@ -85,9 +85,16 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     # argv is "serve PORT" (the factory appends the endpoint): its paths name its cwd.
     pid = server.process.pid
 
+    def state():
+        try:
+            return host_state(pid, metrics_port)
+        except AssertionError as error:
+            notes = [line for line in server.stderr_lines if "request VM" in line]
+            pytest.fail(f"{error}\n" + "\n".join(notes[-20:]))
+
     results, failures = [], []
     run_batch(port, range(1, 3), results, failures)           # warm-up: both VMs used
-    fds_before, rss_before, frozen_before = host_state(pid, metrics_port)
+    fds_before, rss_before, frozen_before = state()
     seeds = list(range(3, 3 + requests))
     clients = [threading.Thread(target=run_batch, args=(port, seeds[i::2], results, failures))
                for i in range(2)]
@@ -97,7 +104,7 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     for client in clients:
         client.join()
     elapsed = time.monotonic() - started
-    fds_after, rss_after, frozen_after = host_state(pid, metrics_port)
+    fds_after, rss_after, frozen_after = state()
 
     assert server.process.poll() is None, "kvmserver died\n" + server.describe()
     assert not failures, "\n".join(failures) + "\n" + server.describe()[-3000:]
