@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "linux/listener.h"
@@ -11,8 +13,15 @@
 #include "linux/wait.h"
 #include "vm/vm.h"
 
-/* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says. */
-static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
+/* What a ready pipe or socket takes in one write without waiting: a pipe that polls
+ * writable has a free buffer, which holds PIPE_BUF bytes; a longer write, or one whose
+ * length the poller does not know (writev, sendmsg), may wait for a reader there. */
+#define READY_WRITE_MAX 4096
+
+/* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says, for
+ * `len` bytes (reads: any length; they return what is there). A poller thread must never
+ * wait: it holds the VM's exec lock, and the vCPU thread could not stop at its deadline. */
+static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events, uint64_t len)
 {
     struct lx_fd *f = fdt_get(&p->fds, (long)(uint32_t)guest_fd);
     if (!f || fdt_never_waits(f))
@@ -20,6 +29,8 @@ static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
     int flags = lx_fd_status_flags(p, f);
     if (flags >= 0 && (flags & O_NONBLOCK))
         return true;                   /* EAGAIN rather than a wait */
+    if (events == POLLOUT && len > READY_WRITE_MAX)
+        return false;
     struct pollfd pfd = { .fd = f->host_fd, .events = events };
     return poll(&pfd, 1, 0) > 0;
 }
@@ -37,14 +48,19 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     if (timer >= 0 && (uint64_t)timer <= lx_now_ns())
         return false;
     switch (call->nr) {
-    case __NR_read: case __NR_readv: case __NR_recvfrom: case __NR_recvmsg:
-    case __NR_accept: case __NR_accept4:
-        return fd_ready(p, a[0], POLLIN);
-    case __NR_write: case __NR_writev: case __NR_sendto: case __NR_sendmsg:
-        return fd_ready(p, a[0], POLLOUT);
+    case __NR_recvfrom:
+        return !(a[3] & MSG_WAITALL) && fd_ready(p, a[0], POLLIN, 0);
+    case __NR_recvmsg:
+        return !(a[2] & MSG_WAITALL) && fd_ready(p, a[0], POLLIN, 0);
+    case __NR_read: case __NR_readv: case __NR_accept: case __NR_accept4:
+        return fd_ready(p, a[0], POLLIN, 0);
+    case __NR_write: case __NR_sendto:
+        return fd_ready(p, a[0], POLLOUT, a[2]);
+    case __NR_writev: case __NR_sendmsg:
+        return fd_ready(p, a[0], POLLOUT, UINT64_MAX);
     case __NR_epoll_wait: case __NR_epoll_pwait: case __NR_epoll_pwait2:
         /* Only when events are there already: a real wait belongs to the vCPU thread. */
-        return fd_ready(p, a[0], POLLIN);
+        return fd_ready(p, a[0], POLLIN, 0);
     case __NR_poll: case __NR_ppoll: case __NR_select: case __NR_pselect6:
         return false;                  /* the timeout is in different places: not worth it */
     case __NR_fcntl:

@@ -231,6 +231,18 @@ def host_state(pid: int, metrics_port: int):
     return fds, rss, frozen_memory_bytes(pid)
 
 
+def serve_until_every_vm_reset(server, request, vms=2, tries=200):
+    """Makes `request()` until each of the `vms` request VMs has logged a reset (kvmserver
+    runs with -v): only then is what a VM holds between requests all made, and a host
+    fd count or RSS a baseline."""
+    for _ in range(tries):
+        request()
+        logged = "\n".join(server.stderr_lines)
+        if all(f"request VM {i} reset" in logged for i in range(vms)):
+            return
+    pytest.fail(f"not every request VM served within {tries} requests\n" + server.describe())
+
+
 # ---------------------------------------------------------------------------- processes
 
 @dataclass

@@ -19,7 +19,8 @@ import time
 import pytest
 
 from conftest import describe, program_path, run_guest, run_native
-from servers import free_port, host_state, server_factory, servers_dir
+from servers import (free_port, host_state, serve_until_every_vm_reset, server_factory,
+                     servers_dir)
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -75,7 +76,7 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     program = program_path(programs, "fuzz_syscalls")
     metrics_port = free_port()
     server = server_factory.kvmserver(
-        kvmserver, program, options=["-e", "-t", "2", "--max-request-time", str(REQUEST_TIME),
+        kvmserver, program, options=["-e", "-t", "2", "-v", "--max-request-time", str(REQUEST_TIME),
                                      "--metrics", f"127.0.0.1:{metrics_port}",
                                      "--max-request-memory", "1024",
                                      "--no-ephemeral-keep-working-memory",
@@ -93,9 +94,10 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
             pytest.fail(f"{error}\n" + "\n".join(notes[-20:]))
 
     results, failures = [], []
-    run_batch(port, range(1, 3), results, failures)           # warm-up: both VMs used
+    warm = iter(range(1, 1000))                                # warm-up: both VMs used
+    serve_until_every_vm_reset(server, lambda: run_batch(port, [next(warm)], results, failures))
     fds_before, rss_before, frozen_before = state()
-    seeds = list(range(3, 3 + requests))
+    seeds = list(range(1000, 1000 + requests))
     clients = [threading.Thread(target=run_batch, args=(port, seeds[i::2], results, failures))
                for i in range(2)]
     started = time.monotonic()
@@ -104,10 +106,10 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
     for client in clients:
         client.join()
     elapsed = time.monotonic() - started
-    fds_after, rss_after, frozen_after = state()
-
     assert server.process.poll() is None, "kvmserver died\n" + server.describe()
-    assert not failures, "\n".join(failures) + "\n" + server.describe()[-3000:]
+    assert not failures, "\n".join(failures) + "\n" + "\n".join(
+        line for line in server.stderr_lines if "request VM" in line)
+    fds_after, rss_after, frozen_after = state()
     violations = [f"seed {seed}: {line}" for seed, _, summary, lines in results
                   for line in lines if summary["violations"]]
     assert not violations, "\n".join(violations)
@@ -118,7 +120,7 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
         f"the frozen memory (memfd) grew from {frozen_before} to {frozen_after} bytes")
     assert rss_after - rss_before < RSS_SLACK_KIB, (
         f"kvmserver's RSS went from {rss_before} KiB to {rss_after} KiB")
-    calls = sum(summary["calls"] for seed, _, summary, _ in results if seed >= 3)
+    calls = sum(summary["calls"] for seed, _, summary, _ in results if seed >= 1000)
     distinct = max(summary["distinct"] for _, _, summary, _ in results)
     answered = max(summary["answered"] for _, _, summary, _ in results)
     assert calls == CALLS_PER_REQUEST * requests

@@ -4,6 +4,8 @@
  *          opens one again ("again ok"), so a request reaches the fd limit and recovers
  *   maps   maps and touches 1 MiB at a time until mmap fails: "maps N MiB errno E" (in a
  *          request VM kvmserver aborts the request at --max-request-memory instead)
+ *   pipe   writes 1 MiB into a pipe nobody reads: it blocks, as on Linux, until kvmserver
+ *          cuts the request at --max-request-time
  *   hello  "hello" */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,12 @@ static void answer(int c, const char *word)
             mib++;
         }
         snprintf(line, sizeof line, "maps %ld MiB errno %d\n", mib, err);
+    } else if (strncmp(word, "pipe", 4) == 0) {
+        int p[2];
+        static char big[1 << 20];
+        if (pipe(p) == 0)
+            (void)!write(p[1], big, sizeof big);
+        snprintf(line, sizeof line, "pipe write returned\n");
     } else {
         snprintf(line, sizeof line, "hello\n");
     }
