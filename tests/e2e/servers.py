@@ -231,16 +231,25 @@ def host_state(pid: int, metrics_port: int):
     return fds, rss, frozen_memory_bytes(pid)
 
 
-def serve_until_every_vm_reset(server, request, vms=2, tries=200):
-    """Makes `request()` until each of the `vms` request VMs has logged a reset (kvmserver
-    runs with -v): only then is what a VM holds between requests all made, and a host
-    fd count or RSS a baseline."""
-    for _ in range(tries):
-        request()
-        logged = "\n".join(server.stderr_lines)
-        if all(f"request VM {i} reset" in logged for i in range(vms)):
-            return
-    pytest.fail(f"not every request VM served within {tries} requests\n" + server.describe())
+def serve_on_both_vms(server, port, request, finish):
+    """With `-t 2 -v`: holds one connection open (a request VM takes it and waits for its
+    request) while `request()` is served by the other VM, then `finish(sock)` completes the
+    held one, until both VMs have logged a reset. Only then is what each VM holds between
+    requests all made, and a host fd count or RSS a baseline."""
+    for _ in range(20):
+        held = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        try:
+            request()
+            finish(held)
+        finally:
+            held.close()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            logged = "\n".join(server.stderr_lines)
+            if "request VM 0 reset" in logged and "request VM 1 reset" in logged:
+                return
+            time.sleep(0.02)
+    pytest.fail("the two request VMs did not both serve\n" + server.describe())
 
 
 # ---------------------------------------------------------------------------- processes

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import program_path
-from servers import (free_port, host_state, scrape, serve_until_every_vm_reset, server_factory,
+from servers import (free_port, host_state, scrape, serve_on_both_vms, server_factory,
                      servers_dir, wait_for_log)
 
 __all__ = ["server_factory", "servers_dir"]
@@ -40,7 +40,11 @@ def exhaust(kvmserver, programs, server_factory):
 
         def hello():
             assert ask(server.endpoint.port, "hello") == "hello\n", server.describe()
-        serve_until_every_vm_reset(server, hello)
+
+        def finish(sock):
+            sock.sendall(b"hello")
+            assert sock.recv(4096) == b"hello\n", server.describe()
+        serve_on_both_vms(server, server.endpoint.port, hello, finish)
         return server, metrics
     return start
 

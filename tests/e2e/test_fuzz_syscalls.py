@@ -19,8 +19,7 @@ import time
 import pytest
 
 from conftest import describe, program_path, run_guest, run_native
-from servers import (free_port, host_state, serve_until_every_vm_reset, server_factory,
-                     servers_dir)
+from servers import free_port, host_state, serve_on_both_vms, server_factory, servers_dir
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -94,8 +93,13 @@ def test_fuzz_syscalls(kvmserver, programs, server_factory, fuzz_dir):
             pytest.fail(f"{error}\n" + "\n".join(notes[-20:]))
 
     results, failures = [], []
-    warm = iter(range(1, 1000))                                # warm-up: both VMs used
-    serve_until_every_vm_reset(server, lambda: run_batch(port, [next(warm)], results, failures))
+    warm = iter(range(1, 1000))
+
+    def finish(sock):
+        sock.sendall(b"1 100 1\n")
+        assert sock.recv(4096).startswith(b"calls=100 ")
+    serve_on_both_vms(server, port, lambda: run_batch(port, [next(warm)], results, failures),
+                      finish)
     fds_before, rss_before, frozen_before = state()
     seeds = list(range(1000, 1000 + requests))
     clients = [threading.Thread(target=run_batch, args=(port, seeds[i::2], results, failures))
