@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include "base/time.h"
@@ -13,8 +15,15 @@
 #include "linux/wait.h"
 #include "vm/vm.h"
 
-/* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says. */
-static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
+/* What a ready pipe or socket takes in one write without waiting: a pipe that polls
+ * writable has a free buffer, which holds PIPE_BUF bytes; a longer write, or one whose
+ * length the poller does not know (writev, sendmsg), may wait for a reader there. */
+#define READY_WRITE_MAX 4096
+
+/* Would an operation on this guest fd wait? A zero-timeout poll of the host fd says, for
+ * `len` bytes (reads: any length; they return what is there). A poller thread must never
+ * wait: it holds the VM's exec lock, and the vCPU thread could not stop at its deadline. */
+static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events, uint64_t len)
 {
     struct lx_fd *f = fdt_get(&p->fds, (long)(uint32_t)guest_fd);
     if (!f || fdt_never_waits(f))
@@ -22,6 +31,8 @@ static bool fd_ready(struct lx_proc *p, uint64_t guest_fd, short events)
     int flags = lx_fd_status_flags(p, f);
     if (flags >= 0 && (flags & O_NONBLOCK))
         return true;                   /* EAGAIN rather than a wait */
+    if (events == POLLOUT && len > READY_WRITE_MAX)
+        return false;
     /* Where the call itself would wait: a listener's private one at boot, whose public
      * socket (not listening yet) always polls as hung up. */
     int host = lx_wait_host_fd(p, f);
@@ -52,10 +63,16 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
      * other threads run: the vCPU thread's work (the poller never switches threads). */
     if (p->server.listen_privately && !p->server.storage && (flags & LX_SC_EVENT_WAIT))
         return false;
+    /* MSG_WAITALL waits for the whole length; a write waits unless it fits (the length is
+     * a[2], unknown for writev and sendmsg). */
+    if ((call->nr == __NR_recvfrom && (a[3] & MSG_WAITALL)) ||
+        (call->nr == __NR_recvmsg && (a[2] & MSG_WAITALL)))
+        return false;
     if (flags & LX_SC_POLLER_IN)
-        return fd_ready(p, a[0], POLLIN);
+        return fd_ready(p, a[0], POLLIN, 0);
     if (flags & LX_SC_POLLER_OUT)
-        return fd_ready(p, a[0], POLLOUT);
+        return fd_ready(p, a[0], POLLOUT,
+                        call->nr == __NR_write || call->nr == __NR_sendto ? a[2] : UINT64_MAX);
     if (call->nr == __NR_fcntl && (a[1] == F_SETLKW || a[1] == F_OFD_SETLKW))
         return false;                  /* waits for a lock */
     return flags & LX_SC_POLLER;

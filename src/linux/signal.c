@@ -387,6 +387,9 @@ static long until_signal(void *ctx, int64_t timeout_ns)
  * or the VM deadline's -EINTR. */
 static long wait_for_signal(struct lx_proc *p)
 {
+    /* Another guest thread may be the one to send it: it must be able to run. */
+    if (lx_multithreaded(p))
+        return lx_signal_interrupts(p) ? -EINTR : lx_thread_pause(p);
     long r = lx_wait_until(p, -1, until_signal, p);
     return r < 0 ? r : -EINTR;
 }

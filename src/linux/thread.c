@@ -236,6 +236,10 @@ static long run_thread(struct lx_proc *p, int next)
         return host_failure(p, "load");
     cur->sigmask = p->sig.blocked;      /* signal masks are per thread */
     p->sig.blocked = nt->sigmask;
+    cur->suspended = p->sig.suspended;
+    cur->suspend_mask = p->sig.suspend_mask;
+    p->sig.suspended = nt->suspended;
+    p->sig.suspend_mask = nt->suspend_mask;
     t->current = next;
     while (t->used > 1 && t->slot[t->used - 1].state == LX_THREAD_FREE)
         t->used--;
@@ -413,6 +417,14 @@ long lx_thread_sleep(struct lx_proc *p, int64_t ns)
     return lx_sched_switch(p);
 }
 
+long lx_thread_pause(struct lx_proc *p)
+{
+    struct lx_thread *cur = lx_current_thread(p);
+    cur->state = LX_THREAD_SLEEP;
+    cur->wake_at_ns = -1;               /* only a signal ends it (lx_signal_send) */
+    return lx_sched_switch(p);
+}
+
 long lx_thread_yield(struct lx_proc *p)
 {
     struct lx_thread *cur = lx_current_thread(p);
@@ -510,6 +522,10 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
         return -EINVAL;
     if ((flags & CLONE_SETTLS) && tls >= (1ull << 47))
         return -EPERM;
+    /* Linux lets a thread start on a non-canonical stack (it faults at its first push);
+     * kvm_pvm cannot enter user mode with one, and the whole VM would stop. */
+    if (stack >= (1ull << 47))
+        return -EINVAL;
     if (t->count < 1 || t->count >= LX_MAX_THREADS)
         return -EAGAIN;
     int i = free_slot(t);
@@ -540,6 +556,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->nwait = -1;
     th->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? child_tid : 0;
     th->sigmask = p->sig.blocked;       /* a new thread inherits its creator's mask */
+    th->suspended = false;
     t->count++;
     if (i == t->used)
         t->used++;

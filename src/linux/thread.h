@@ -44,6 +44,8 @@ struct lx_thread {
     uint64_t clear_child_tid;   /* CLONE_CHILD_CLEARTID / set_tid_address */
     uint64_t sigmask;           /* its blocked signals while it is not the running thread
                                  * (the running one's are in lx_signals.blocked) */
+    bool suspended;             /* the same for rt_sigsuspend's state (lx_signals) */
+    uint64_t suspend_mask;
     struct vm_thread_cpu cpu;   /* valid while it is not the running thread */
 };
 
@@ -86,6 +88,9 @@ int lx_futex_requeue(struct lx_proc *p, uint64_t addr, uint64_t addr2, int n);
 long lx_thread_exit(struct lx_proc *p, int status);
 /* nanosleep for a multi-threaded program: other threads run meanwhile. */
 long lx_thread_sleep(struct lx_proc *p, int64_t ns);
+/* pause and rt_sigsuspend for a multi-threaded program: other threads run until a signal
+ * for this one comes (then -EINTR). */
+long lx_thread_pause(struct lx_proc *p);
 /* sched_yield: lets the other runnable threads run first. */
 long lx_thread_yield(struct lx_proc *p);
 /* How many other threads could run now (they are not waiting): the boot must not freeze

@@ -30,12 +30,45 @@ static int fail(const char *what)
 
 static const uint32_t saved_msrs[] = { MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE };
 
+/* Which pages of the frozen memory exist in its memfd. Nothing may fault a hole of it in,
+ * through the master's mapping or a fork's: shmem allocates a page of zeros in the memfd
+ * even for a read, and it stays for good, so kvmserver's memory would grow with every page
+ * any request ever touched. So a reset zeroes such a page instead of copying it, and a
+ * fork maps anonymous memory over the holes (fork.h). */
+int vm_snapshot_memory(struct vm_snapshot *snap, const struct vm *master)
+{
+    size_t pages = master->mem_size / PAGE;
+    snap->has_data = calloc((pages + 7) / 8, 1);
+    if (!snap->has_data)
+        return -1;
+    off_t end = (off_t)master->mem_size, at = 0;
+    while (at < end) {
+        off_t data = lseek(master->mem_fd, at, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO ? 0 : -1;     /* only holes from here */
+        off_t hole = lseek(master->mem_fd, data, SEEK_HOLE);
+        if (hole < 0)
+            return -1;
+        for (uint64_t page = (uint64_t)data / PAGE; page * PAGE < (uint64_t)hole; page++)
+            snap->has_data[page / 8] |= (uint8_t)(1u << page % 8);
+        struct vm_extent *grown = realloc(snap->data, (snap->ndata + 1) * sizeof *grown);
+        if (!grown)
+            return -1;
+        snap->data = grown;
+        snap->data[snap->ndata++] = (struct vm_extent){ (uint64_t)data, (uint64_t)hole };
+        at = hole;
+    }
+    return 0;
+}
+
 int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
 {
     memset(snap, 0, sizeof *snap);
     snap->master = master;
     if (vm_complete_exit(master) < 0)
         return fail("freeze: completing the last exit");
+    if (vm_snapshot_memory(snap, master))
+        return fail("freeze: finding the frozen memory's pages");
     snap->regs = master->run->s.regs.regs;
     snap->pt = master->pt;
     if (ioctl(master->vcpu_fd, KVM_GET_SREGS, &snap->sregs) < 0)
@@ -68,6 +101,10 @@ void vm_snapshot_free(struct vm_snapshot *snap)
 {
     free(snap->xsave);
     snap->xsave = NULL;
+    free(snap->has_data);
+    snap->has_data = NULL;
+    free(snap->data);
+    snap->data = NULL;
 }
 
 /* Registers, FPU and thread pointers as they were at the freeze. */
@@ -132,6 +169,18 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
         goto err;
     }
     child->mem = mem;
+    /* Holes of the frozen memory: anonymous, so that touching them allocates nothing in
+     * the memfd (vm_snapshot_memory). They read as zeros either way. */
+    for (size_t i = 0; i <= snap->ndata; i++) {
+        uint64_t from = i ? snap->data[i - 1].end : 0;
+        uint64_t to = i < snap->ndata ? snap->data[i].start : m->mem_size;
+        if (to > from && mmap(child->mem + from, to - from, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                              0) == MAP_FAILED) {
+            fail("fork: mapping the frozen memory's holes");
+            goto err;
+        }
+    }
     if (vm_alloc_slots(child) || memslots_copy(child, m)) {
         fail("fork: KVM_SET_USER_MEMORY_REGION");
         goto err;
@@ -234,10 +283,13 @@ static int restore_working_set(struct vm *child, size_t *released)
 {
     ws_forget(&child->ws, &child->granted);
     *released = ws_age(&child->ws);
-    const uint8_t *frozen = child->origin->master->mem;
+    const uint8_t *frozen = child->origin->master->mem, *has_data = child->origin->has_data;
     for (size_t i = 0; i < child->ws.count; i++) {
-        uint64_t page = child->ws.pages[i];
-        memcpy(child->mem + page, frozen + page, PAGE);
+        uint64_t page = child->ws.pages[i], n = page / PAGE;
+        if (has_data[n / 8] & (1u << n % 8))
+            memcpy(child->mem + page, frozen + page, PAGE);
+        else
+            memset(child->mem + page, 0, PAGE);     /* a hole reads as zeros */
     }
     adopt_frozen_tables(child);
     int err = discard_pages(child, child->granted.pages, child->granted.count);

@@ -26,6 +26,9 @@ struct vm_snapshot {
     unsigned xsave_ioctl;         /* KVM_GET_XSAVE or KVM_GET_XSAVE2 */
     uint64_t fs_base, gs_base, kernel_gs_base;
     struct paging pt;             /* page-table pool state at the freeze */
+    uint8_t *has_data;            /* bit per page: the frozen memfd holds it (not a hole) */
+    struct vm_extent { uint64_t start, end; } *data;    /* the same as ranges, in order */
+    size_t ndata;
 };
 
 struct vm_reset_stats {
@@ -42,6 +45,9 @@ struct vm_reset_stats {
 /* Captures the stopped master's CPU state. The master must not run again. */
 int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master);
 void vm_snapshot_free(struct vm_snapshot *snap);
+/* The part of vm_snapshot_take that records which pages of the master's memfd hold data
+ * (has_data, data): 0, or -1 with errno. */
+int vm_snapshot_memory(struct vm_snapshot *snap, const struct vm *master);
 
 /* Creates a request VM that starts exactly where the master stopped. */
 int vm_fork(struct vm *child, const struct vm_snapshot *snap);

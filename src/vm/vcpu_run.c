@@ -154,7 +154,9 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out)
 
 int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs)
 {
-    if (regs->rip >= (1ull << 47))
+    /* kvm_pvm cannot enter user mode with a non-canonical stack pointer: such a context
+     * fails as a bad frame (SIGSEGV), which is where Linux's iret ends up too. */
+    if (regs->rip >= (1ull << 47) || regs->rsp >= (1ull << 47))
         return -1;
     struct kvm_regs user = *regs;
     user.rflags = (regs->rflags & RFLAGS_USER_MASK) | RFLAGS_FIXED | RFLAGS_IF;

@@ -221,6 +221,58 @@ def scrape(port: int) -> dict:
 
 
 
+# ---------------------------------------------------------------------------- host state
+
+def frozen_memory_bytes(pid: int) -> int:
+    """Bytes the master's guest memory (its memfd, open in kvmserver) has allocated."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/memfd:kvmserver-guest"):
+                return os.stat(f"/proc/{pid}/fd/{fd}").st_blocks * 512
+        except OSError:
+            continue
+    pytest.fail("no kvmserver-guest memfd among kvmserver's fds")
+
+
+def host_state(pid: int, metrics_port: int):
+    """kvmserver's fd count, RSS (KiB) and frozen memory (bytes) once every request so far
+    has been reset (kvmserver runs with --metrics on metrics_port): a request VM between its
+    client's EOF and the end of its reset still holds that request's fds."""
+    deadline = time.monotonic() + 10
+    while True:
+        samples = scrape(metrics_port)
+        if (samples["kvmserver_reset_duration_seconds_count"] >=
+                samples["kvmserver_requests_total"]):
+            break
+        assert time.monotonic() < deadline, f"resets never caught up: {samples}"
+        time.sleep(0.02)
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return fds, rss, frozen_memory_bytes(pid)
+
+
+def serve_on_both_vms(server, port, request, finish):
+    """With `-t 2 -v`: holds one connection open (a request VM takes it and waits for its
+    request) while `request()` is served by the other VM, then `finish(sock)` completes the
+    held one, until both VMs have logged a reset. Only then is what each VM holds between
+    requests all made, and a host fd count or RSS a baseline."""
+    for _ in range(20):
+        held = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        try:
+            request()
+            finish(held)
+        finally:
+            held.close()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while time.monotonic() < deadline:
+            logged = "\n".join(server.stderr_lines)
+            if "request VM 0 reset" in logged and "request VM 1 reset" in logged:
+                return
+            time.sleep(0.02)
+    pytest.fail("the two request VMs did not both serve\n" + server.describe())
+
+
 # ---------------------------------------------------------------------------- processes
 
 @dataclass

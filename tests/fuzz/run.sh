@@ -1,17 +1,20 @@
 #!/bin/sh
-# Builds the fuzzers with libFuzzer + ASan + UBSan and runs each for a bounded time: the ELF
-# parser (fuzz_elf) and the snapshot loader's checks (fuzz_snapshot).
-# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]   (default 20 seconds each; elf snapshot)
-# Env: FUZZ_WORK_DIR=dir to keep the builds, corpora and logs (default: a temp dir, removed on
-#      success). CC defaults to clang. KVMS_BUILD (default build): a kvmserver there makes the
-#      snapshot fuzzer's seed (a real snapshot of examples/httpd) where KVM can be used.
-# Prints one line per target, "PASS fuzz_NAME" or "FAIL fuzz_NAME", and exits non-zero if
-# any failed.
+# Builds the libFuzzer targets with ASan + UBSan and runs each for a bounded time:
+#   elf        the ELF parser (src/vm/elf.c)
+#   config     kvmserver.toml and the command line (src/cli)
+#   transport  the shared-page syscall transport's handling of requests (src/vm/transport.c)
+#   snapshot   the snapshot loader's checks (src/vm/snapfile.c, image.c, linux/snapshot_load.c)
+# Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]   (default 20 s each, every target)
+# Env: FUZZ_WORK_DIR=dir to keep the builds, corpora and logs (default: a temp dir, removed
+#      on success). CC defaults to clang. KVMS_BUILD (default build): a kvmserver there makes
+#      the snapshot fuzzer's seed (a real snapshot of examples/httpd) where KVM can be used.
+# Prints one final line per target, "PASS fuzz_NAME" or "FAIL fuzz_NAME", and exits non-zero
+# when any failed.
 set -u
 
 seconds=${1:-20}
 [ $# -gt 0 ] && shift
-targets=${*:-elf snapshot}
+targets=${*:-elf config transport snapshot}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cc=${CC:-clang}
 
@@ -21,32 +24,19 @@ case $seconds in
 esac
 
 if [ -n "${FUZZ_WORK_DIR:-}" ]; then
-    work=$FUZZ_WORK_DIR
+    top=$FUZZ_WORK_DIR
     keep=1
-    mkdir -p "$work"
+    mkdir -p "$top"
 else
-    work=$(mktemp -d /tmp/fuzz.XXXXXX) || { echo "FAIL fuzz"; exit 1; }
+    top=$(mktemp -d /tmp/fuzz.XXXXXX) || { echo "FAIL fuzz"; exit 1; }
     keep=0
 fi
 
-failed=0
-fail() {
-    echo "fuzz_$name: $1 (work dir: $work)" >&2
-    echo "FAIL fuzz_$name"
-    failed=1
-}
-
-flags="-std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -I$root/src"
-
-# ELF: the committed corpus plus small real programs (large ones slow every mutation).
-build_elf() {
-    "$cc" $flags "$root/src/vm/elf.c" "$root/tests/fuzz/fuzz_elf.c" -o "$dir/fuzz"
-}
-seeds_elf() {
-    [ -d "$root/tests/fuzz/corpus" ] && cp "$root"/tests/fuzz/corpus/* "$dir/corpus/" 2>/dev/null
-    cp /bin/true "$dir/corpus/bin_true"
-    cat >"$dir/tiny.c" <<'EOF'
+elf_seeds() {
+    # The committed corpus plus small real programs (large ones slow every mutation).
+    [ -d "$root/tests/fuzz/corpus" ] && cp "$root"/tests/fuzz/corpus/* "$work/corpus/" 2>/dev/null
+    cp /bin/true "$work/corpus/bin_true"
+    cat >"$work/tiny.c" <<'EOF'
 __thread int tls_value = 1;
 void _start(void)
 {
@@ -55,62 +45,87 @@ void _start(void)
         ;
 }
 EOF
-    printf 'int main(void) { return 0; }\n' >"$dir/main.c"
-    gcc -O2 -nostdlib -static "$dir/tiny.c" -o "$dir/corpus/tiny_static" 2>/dev/null
-    gcc -O2 -nostdlib -static-pie -fPIE "$dir/tiny.c" -o "$dir/corpus/tiny_static_pie" 2>/dev/null
+    printf 'int main(void) { return 0; }\n' >"$work/main.c"
+    gcc -O2 -nostdlib -static "$work/tiny.c" -o "$work/corpus/tiny_static" 2>/dev/null
+    gcc -O2 -nostdlib -static-pie -fPIE "$work/tiny.c" -o "$work/corpus/tiny_static_pie" 2>/dev/null
     command -v musl-gcc >/dev/null 2>&1 &&
-        musl-gcc -O2 -static "$dir/main.c" -o "$dir/corpus/musl_static" 2>/dev/null
-    [ -f "$dir/corpus/tiny_static" ]
+        musl-gcc -O2 -static "$work/main.c" -o "$work/corpus/musl_static" 2>/dev/null
+    [ -f "$work/corpus/tiny_static" ]
 }
 
-# Snapshot: the container, engine and process decoders (what they hand on to KVM and the
-# host is stubbed out: the checks must not reach it).
-build_snapshot() {
-    "$cc" $flags -Wno-unused-parameter "$root/src/vm/snapfile.c" "$root/src/vm/image.c" \
-        "$root/src/linux/snapshot_load.c" \
-        "$root/tests/fuzz/fuzz_snapshot.c" -o "$dir/fuzz"
+config_seeds() {
+    # A file with every kind of value, and a command line (first byte 0, NUL-separated).
+    printf 'threads = 2\nephemeral = true\nmax-boot-time = 2.5\n[run]\nallow-read = ["/a", "/b"]\nenv = ["K=V"]  # c\n' \
+        >"$work/corpus/toml"
+    printf '\000-e\000-t\0002\000--allow-listen=127.0.0.1:8000\000run\000prog\000arg\000' \
+        >"$work/corpus/argv"
 }
-seeds_snapshot() {
-    # A real snapshot of the example server, where this machine can make one (KVM).
+
+snapshot_seeds() {
+    # A real snapshot of the example server, where this machine can make one (KVM); then
+    # headers with no sections and with an empty section of every tag, and the real
+    # snapshot cut down to one page of memory.
     build_dir=${KVMS_BUILD:-build}
     case $build_dir in /*) ;; *) build_dir=$root/$build_dir ;; esac
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     if [ -x "$build_dir/kvmserver" ]; then
-        timeout 20 "$build_dir/kvmserver" --allow-listen snapshot -o "$dir/httpd.snap" \
+        timeout 20 "$build_dir/kvmserver" --allow-listen snapshot -o "$work/httpd.snap" \
             "$build_dir/examples/httpd" "$port" >/dev/null 2>&1
     fi
-    # Headers with no sections and with an empty section of every tag; the real snapshot
-    # cut down to one page of memory.
-    if [ -f "$dir/httpd.snap" ]; then
-        python3 "$root/tests/fuzz/snapshot_seeds.py" "$dir/corpus" "$dir/httpd.snap"
+    if [ -f "$work/httpd.snap" ]; then
+        python3 "$root/tests/fuzz/snapshot_seeds.py" "$work/corpus" "$work/httpd.snap"
     else
-        python3 "$root/tests/fuzz/snapshot_seeds.py" "$dir/corpus"
+        python3 "$root/tests/fuzz/snapshot_seeds.py" "$work/corpus"
     fi
 }
 
-for name in $targets; do
-    dir=$work/$name
-    mkdir -p "$dir/corpus" "$dir/artifacts"
-    if ! build_$name >"$dir/build.log" 2>&1; then
-        cat "$dir/build.log" >&2
-        fail "build failed"
-        continue
-    fi
-    if ! seeds_$name; then
-        fail "could not make the seeds"
-        continue
-    fi
-    "$dir/fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$dir/artifacts/" "$dir/corpus" >"$dir/fuzz.log" 2>&1
+# One target in a subshell: builds, seeds, runs; prints its PASS or FAIL line.
+run_target() {
+    name=fuzz_$1
+    work=$top/$1
+    mkdir -p "$work/corpus" "$work/artifacts"
+    fail() {
+        echo "$name: $1 (work dir: $work)" >&2
+        echo "FAIL $name"
+        exit 1
+    }
+    case $1 in
+        elf) sources="$root/src/vm/elf.c" ;;
+        config) sources="$(ls "$root"/src/cli/options_*.c) $root/src/cli/toml.c
+                         $root/src/cli/env.c $root/src/base/log.c" ;;
+        transport) sources="" ;;    # the target includes transport.c itself
+        # What the loader hands on to KVM and the host is stubbed out in the target.
+        snapshot) sources="-Wno-unused-parameter $root/src/vm/snapfile.c $root/src/vm/image.c
+                           $root/src/linux/snapshot_load.c" ;;
+        *) fail "no such target" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$cc" -std=c17 -g -O1 -Wall -Wextra -Werror -D_GNU_SOURCE \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I"$root/src" $sources "$root/tests/fuzz/$name.c" -o "$work/$name" -lm \
+        >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "build failed"; }
+    case $1 in
+        elf) elf_seeds || fail "could not build the static seed" ;;
+        config) config_seeds ;;
+        snapshot) snapshot_seeds ;;
+    esac
+    # From the work dir: a command line looks for ./kvmserver.toml, and there is none there.
+    cd "$work" || fail "no work dir"
+    "$work/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
+        >"$work/fuzz.log" 2>&1
     rc=$?
     if [ $rc -ne 0 ]; then
-        tail -n 40 "$dir/fuzz.log" >&2
-        fail "fuzzer exited with $rc; reproducer in $dir/artifacts/"
-        continue
+        tail -n 40 "$work/fuzz.log" >&2
+        fail "fuzzer exited with $rc; reproducer in $work/artifacts/"
     fi
-    grep -E '^stat::number_of_executed_units' "$dir/fuzz.log" | sed "s/^/fuzz_$name: /" >&2
-    echo "PASS fuzz_$name"
-done
+    grep -E '^stat::number_of_executed_units' "$work/fuzz.log" | sed "s/^/$name: /" >&2
+    echo "PASS $name"
+}
 
-[ $keep -eq 1 ] || [ $failed -ne 0 ] || rm -rf "$work"
+failed=0
+for target in $targets; do
+    (run_target "$target") || failed=1
+done
+[ $keep -eq 1 ] || [ $failed -ne 0 ] || rm -rf "$top"
 exit $failed

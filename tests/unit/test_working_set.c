@@ -87,6 +87,8 @@ static int setup(void **state)
     memset(m->mem + DATA, 'F', PAGE);
     memset(m->mem + FAR_DATA, 'F', PAGE);
     f->snap = (struct vm_snapshot){ .master = m, .pt = m->pt };
+    if (vm_snapshot_memory(&f->snap, m))
+        return -1;
 
     /* The memory part of vm_fork. */
     struct vm *c = &f->child;
@@ -122,6 +124,7 @@ static int teardown(void **state)
     munmap(f->child.mem, MEM_SIZE);
     munmap(f->master.mem, MEM_SIZE);
     close(f->master.mem_fd);
+    vm_snapshot_free(&f->snap);
     free(f);
     return 0;
 }
