@@ -366,6 +366,18 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
     snap->xsave = malloc(d.v->xsave_size);
     if (!snap->xsave)
         return snap_error(err, errlen, "out of memory");
+    /* The frozen memory's data is the file's runs; the rest are holes, as a booted master's
+     * memfd has (vm_snapshot_memory): forks map them anonymous, resets zero them. */
+    snap->has_data = calloc((e->mem_size / PAGE + 7) / 8, 1);
+    snap->data = calloc(image->nruns ? image->nruns : 1, sizeof *snap->data);
+    if (!snap->has_data || !snap->data)
+        return snap_error(err, errlen, "out of memory");
+    for (size_t i = 0; i < image->nruns; i++) {
+        uint64_t first = image->runs[i].gpa / PAGE, n = image->runs[i].pages;
+        for (uint64_t page = first; page < first + n; page++)
+            snap->has_data[page / 8] |= (uint8_t)(1u << page % 8);
+        snap->data[snap->ndata++] = (struct vm_extent){ first * PAGE, (first + n) * PAGE };
+    }
     memcpy(snap->xsave, d.xsave, d.v->xsave_size);
     snap->pt = (struct paging){ .mem = master->mem, .mem_size = e->mem_size,
                                 .root = e->pt_root, .pool_next = e->pt_pool_next,
