@@ -456,11 +456,20 @@ long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt,
         return lx_wait_until(p, timeout_ns, attempt, ctx);
     struct lx_thread *cur = &t->slot[t->current];
     int64_t now = (int64_t)now_ns();
-    if (!cur->in_event_wait) {
+    bool first_try = !cur->in_event_wait;
+    if (first_try) {
         /* The first try of this call: its own time limit runs from now. Redos keep it. */
         cur->in_event_wait = true;
         cur->event_end_ns = timeout_ns < 0 ? -1
                           : timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+    }
+    /* A look without waiting while another thread can run: the others go first, and the
+     * look is made at this thread's next turn. On several CPUs they would run meanwhile; here
+     * a loop of such looks (an event loop waiting for its workers' results) would keep them
+     * off the one vCPU for good. */
+    if (first_try && timeout_ns == 0 && others_in_state(t, LX_THREAD_RUNNABLE)) {
+        cur->yield_first = true;
+        return -LX_ESWITCH;
     }
     expire_waits(t, now);
     int64_t left = cur->event_end_ns < 0 ? -1
@@ -491,7 +500,9 @@ long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt,
 long lx_thread_park(struct lx_proc *p, uint64_t nr)
 {
     struct lx_thread *cur = lx_current_thread(p);
-    cur->state = LX_THREAD_POLL;
+    /* A look that lets the others go first is runnable; a wait waits for its fds. */
+    cur->state = cur->yield_first ? LX_THREAD_RUNNABLE : LX_THREAD_POLL;
+    cur->yield_first = false;
     cur->restart_nr = (int64_t)nr;
     return lx_sched_switch(p);
 }

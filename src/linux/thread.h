@@ -38,6 +38,7 @@ struct lx_thread {
                                  * once no other thread can run, or LX_QUIESCE_MAX_NS after
                                  * its first try, quiesce_since_ns) */
     uint64_t quiesce_since_ns;
+    bool yield_first;           /* a look without waiting, redone after the others ran */
     int nwait;                  /* POLL: the host fds it waits for, in wait[]; -1 = not
                                  * known (too many, or a fork's copy): it runs to look */
     struct pollfd wait[LX_WAIT_FDS];
