@@ -55,6 +55,29 @@ static void quote(char *out, size_t size, const char *text)
     out[n] = '\0';
 }
 
+char *log_escape(char *out, size_t cap, const char *bytes, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t at = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        bool plain = c >= 0x20 && c < 0x7f && c != '\\' && c != '"';
+        if (at + (plain ? 1 : 4) >= cap)
+            break;
+        if (plain) {
+            out[at++] = (char)c;
+        } else {
+            out[at++] = '\\';
+            out[at++] = 'x';
+            out[at++] = hex[c >> 4];
+            out[at++] = hex[c & 15];
+        }
+    }
+    if (cap)
+        out[at] = '\0';
+    return out;
+}
+
 static void emit(enum log_level level, const char *event, const char *fields, const char *text)
 {
     /* One fprintf per line, so lines from several threads do not interleave. */

@@ -27,6 +27,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_event(enum log_level level, const char *event, const char *fields, const char *fmt,
                ...) __attribute__((format(printf, 4, 5)));
 
+/* Guest bytes made safe for a log line: printable ASCII is kept, and everything else, `\` and
+ * `"` become \xNN, so a guest's path cannot break a line, forge one, or end a kv field's
+ * quotes. Writes at most cap - 1 characters and a NUL (a cut never splits an escape); returns
+ * out. */
+char *log_escape(char *out, size_t cap, const char *bytes, size_t len);
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

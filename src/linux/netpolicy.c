@@ -102,14 +102,7 @@ void np_addr_format(const struct np_addr *a, char *buf, size_t cap)
     }
     if (a->abstract)
         append(buf, cap, &at, "@");
-    for (size_t i = 0; i < a->path_len; i++) {
-        unsigned char c = (unsigned char)a->path[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            snprintf(tmp, sizeof tmp, "%c", c);
-        else
-            snprintf(tmp, sizeof tmp, "\\x%02x", c);
-        append(buf, cap, &at, tmp);
-    }
+    log_escape(buf + at, cap - at, a->path, a->path_len);
 }
 
 /* ---- rules ---- */

@@ -712,10 +712,11 @@ void fsp_log_denied(const char *guest_path, int need)
     case LOG_ONCE_FIRST: {
         const char *flag = (need & FSP_WRITE) ? "--allow-write" : "--allow-read";
         const char *kind = (need & FSP_WRITE) ? "write" : "read";
-        char fields[PATH_MAX + 32];
-        snprintf(fields, sizeof fields, "kind=%s path=\"%s\"", kind, guest_path);
+        char shown[4 * PATH_MAX], fields[sizeof shown + 32];
+        log_escape(shown, sizeof shown, guest_path, strlen(guest_path));
+        snprintf(fields, sizeof fields, "kind=%s path=\"%s\"", kind, shown);
         log_event(LOG_LEVEL_WARN, "denied", fields, "denied %s of %s (allow with %s=%s)", kind,
-                  guest_path, flag, guest_path);
+                  shown, flag, shown);
         break;
     }
     case LOG_ONCE_FULL:

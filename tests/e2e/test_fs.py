@@ -114,6 +114,23 @@ def test_read_outside_allowed_denied_and_logged_once(kvmserver, programs, tmp_pa
     assert log == [f"kvmserver: denied read of {secret} (allow with --allow-read={secret})"]
 
 
+@pytest.mark.parametrize("log_format", ["text", "kv"])
+def test_denied_path_cannot_forge_log_lines(kvmserver, programs, tmp_path, log_format):
+    # The guest names the path: a newline in it must not start a line of its own, and a quote
+    # must not end the kv field it is shown in.
+    work = make_tree(tmp_path)
+    hostile = '/x\nkvmserver: denied read of /forged "y\\'
+    out = probe_guest(kvmserver, programs, ["read", hostile],
+                      [f"--allow-read={work}", "--log-format", log_format], work)
+    assert out.stdout.decode() == f"read {hostile}: error EACCES\n", describe(out)
+    log = [line for line in out.stderr.decode().splitlines() if "denied" in line]
+    shown = "/x\\x0akvmserver: denied read of /forged \\x22y\\x5c"
+    if log_format == "text":
+        assert log == [f"kvmserver: denied read of {shown} (allow with --allow-read={shown})"]
+    else:
+        assert len(log) == 1 and f' path="{shown}" ' in log[0], log
+
+
 def test_escapes_do_not_leave_the_allowed_tree(kvmserver, programs, tmp_path):
     work = make_tree(tmp_path)
     secret = tmp_path / "secret.txt"

@@ -34,6 +34,19 @@ static void test_log_once_cap(void **state)
     assert_int_equal(log_once(&set, &more, sizeof more), LOG_ONCE_FULL);
 }
 
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(log_escape(buf, sizeof buf, "/etc/passwd", 11), "/etc/passwd");
+    /* A newline would forge a line, a quote end a kv field, a backslash fake an escape. */
+    assert_string_equal(log_escape(buf, sizeof buf, "a\nkvmserver: x\"\\\x7f\xff", 18),
+                        "a\\x0akvmserver: x\\x22\\x5c\\x7f\\xff");
+    assert_string_equal(log_escape(buf, sizeof buf, "a\0b", 3), "a\\x00b");   /* by length */
+    assert_string_equal(log_escape(buf, 6, "ab\ncd", 5), "ab");   /* no half escape */
+    assert_string_equal(log_escape(buf, 1, "ab", 2), "");
+}
+
 static void test_timespec(void **state)
 {
     (void)state;
@@ -55,6 +68,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_once),
         cmocka_unit_test(test_log_once_cap),
+        cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_timespec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

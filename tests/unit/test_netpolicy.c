@@ -77,6 +77,9 @@ static void test_format(void **state)
     a = unix_addr("\0ab\n", 4);
     np_addr_format(&a, buf, sizeof buf);
     assert_string_equal(buf, "@ab\\x0a");
+    a = unix_addr("/tmp/\"q\\", 8);               /* no quote or backslash shown raw */
+    np_addr_format(&a, buf, sizeof buf);
+    assert_string_equal(buf, "/tmp/\\x22q\\x5c");
     a = unix_addr("", 0);
     np_addr_format(&a, buf, sizeof buf);
     assert_string_equal(buf, "(unnamed unix socket)");
