@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/units.h"
 #include "guest/stubs.h"
 #include "guest/vdso.h"
 #include "vm/clock.h"
@@ -66,12 +67,6 @@ static void host_boot_id(char out[40])
 
 /* ---- saving ---- */
 
-static bool zero_page(const uint8_t *p)
-{
-    static const uint8_t zeros[PAGE];
-    return memcmp(p, zeros, PAGE) == 0;
-}
-
 /* The pages that are not zero, streamed into SNAP_MEMDATA; their runs into `runs`. Only
  * the memfd's allocated extents are looked at (SEEK_DATA), so a 120 GiB address space
  * costs what the program touched. */
@@ -88,7 +83,7 @@ static void save_memory(struct snap_writer *w, const struct vm *m, struct snap_b
         if (hole < 0 || (uint64_t)hole > m->mem_size)
             hole = (off_t)m->mem_size;
         for (uint64_t pg = (uint64_t)data & ~(PAGE - 1); pg < (uint64_t)hole; pg += PAGE) {
-            if (zero_page(m->mem + pg))
+            if (page_is_zero(m->mem + pg))
                 continue;
             if (cur.pages && cur.gpa + cur.pages * PAGE == pg) {
                 cur.pages++;
