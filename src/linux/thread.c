@@ -282,28 +282,50 @@ static long poll_union_attempt(void *ctx, int64_t timeout_ns)
     return r < 0 ? -errno : r;
 }
 
-/* Every thread waits, some for fds (all known): one host wait for all of them, until one
- * is ready (its threads become runnable, to redo their calls) or timeout_ns. */
-static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
+/* The fds of the threads waiting for fds they named; returns how many. */
+static nfds_t collect_polls(const struct lx_threads *t, struct poll_union *u)
 {
-    struct lx_threads *t = &p->threads;
-    struct poll_union u;
-    u.n = 0;
+    u->n = 0;
     for (int i = 0; i < t->used; i++) {
         const struct lx_thread *th = &t->slot[i];
         if (th->state != LX_THREAD_POLL)
             continue;
         for (int j = 0; j < th->nwait && j < LX_WAIT_FDS; j++) {
-            u.fds[u.n] = th->wait[j];
-            u.fds[u.n].revents = 0;
-            u.owner[u.n++] = i;
+            u->fds[u->n] = th->wait[j];
+            u->fds[u->n].revents = 0;
+            u->owner[u->n++] = i;
         }
     }
+    return u->n;
+}
+
+/* The threads with a ready fd become runnable, to redo their calls. */
+static void wake_polled(struct lx_threads *t, const struct poll_union *u, long ready)
+{
+    for (nfds_t k = 0; ready > 0 && k < u->n; k++)
+        if (u->fds[k].revents)
+            t->slot[u->owner[k]].state = LX_THREAD_RUNNABLE;
+}
+
+/* Every thread waits, some for fds (all known): one host wait for all of them, until one
+ * is ready or timeout_ns. */
+static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
+{
+    struct poll_union u;
+    collect_polls(&p->threads, &u);
     long r = idle_wait(p, timeout_ns, poll_union_attempt, &u);
-    for (nfds_t k = 0; r > 0 && k < u.n; k++)
-        if (u.fds[k].revents)
-            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
+    wake_polled(&p->threads, &u, r);
     return r;
+}
+
+/* While some thread can run, a look without waiting at the fds the others wait for, as
+ * Linux would wake them whatever else runs: a thread that never blocks would otherwise
+ * keep a waiting one (a server's accept) off the vCPU until the request's time limit. */
+static void look_at_polls(struct lx_proc *p)
+{
+    struct poll_union u;
+    if (collect_polls(&p->threads, &u))
+        wake_polled(&p->threads, &u, poll_union_attempt(&u, 0));
 }
 
 long lx_sched_switch(struct lx_proc *p)
@@ -314,6 +336,8 @@ long lx_sched_switch(struct lx_proc *p)
     for (;;) {
         int64_t now = (int64_t)now_ns();
         expire_waits(t, now);
+        if (next_in(t, is_runnable, p) >= 0)
+            look_at_polls(p);
         int next = next_in(t, freeze_overdue, p);
         if (next < 0)
             next = next_in(t, is_runnable, p);
