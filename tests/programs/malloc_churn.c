@@ -22,7 +22,7 @@ static size_t random_size(void)
 {
     uint64_t r = next_random();
     switch (r % 16) {
-    case 0: return 1 + (r >> 8) % (4u << 20);   /* up to 4 MiB: mmap threshold crossings */
+    case 0: return 1 + (r >> 8) % (1u << 20);   /* up to 1 MiB: mmap threshold crossings */
     case 1: case 2: return 1 + (r >> 8) % 65536;
     default: return 1 + (r >> 8) % 512;
     }
