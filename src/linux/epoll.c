@@ -336,7 +336,7 @@ long sys_epoll_wait(struct lx_proc *p, const uint64_t a[6])
 
 long sys_epoll_pwait(struct lx_proc *p, const uint64_t a[6])
 {
-    long err = lx_check_sigmask(p, a[4], a[5]);
+    long err = lx_signal_wait_mask(p, a[4], a[5]);
     if (err)
         return err;
     return epoll_wait_common(p, a[0], a[1], a[2], ms_to_ns((int)(uint32_t)a[3]));
@@ -356,7 +356,7 @@ long sys_epoll_pwait2(struct lx_proc *p, const uint64_t a[6])
         if (timeout_ns == INT64_MAX)
             timeout_ns = -1;
     }
-    long err = lx_check_sigmask(p, a[4], a[5]);
+    long err = lx_signal_wait_mask(p, a[4], a[5]);
     if (err)
         return err;
     return epoll_wait_common(p, a[0], a[1], a[2], timeout_ns);

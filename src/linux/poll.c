@@ -144,7 +144,7 @@ long sys_ppoll(struct lx_proc *p, const uint64_t a[6])
     int64_t timeout_ns;
     long err = read_timespec_ns(p, a[2], &timeout_ns);
     if (!err)
-        err = lx_check_sigmask(p, a[3], a[4]);
+        err = lx_signal_wait_mask(p, a[3], a[4]);
     if (err)
         return err;
     uint64_t end = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
@@ -262,7 +262,7 @@ long sys_pselect6(struct lx_proc *p, const uint64_t a[6])
         uint64_t sig[2];
         if (gm_read(p->vm, sig, a[5], sizeof sig))
             return -EFAULT;
-        err = lx_check_sigmask(p, sig[0], sig[1]);
+        err = lx_signal_wait_mask(p, sig[0], sig[1]);
         if (err)
             return err;
     }

@@ -28,6 +28,12 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
 bool lx_signal_interrupts(struct lx_proc *p);
 /* CLOCK_MONOTONIC ns of the earliest armed timer; < 0 if none (waits end there). */
 int64_t lx_signal_next_timer_ns(const struct lx_proc *p);
+/* The signal mask argument of ppoll, pselect6 and epoll_pwait*: as rt_sigsuspend's, it is
+ * the thread's mask for the call, so a signal it lets through ends the wait and its handler
+ * runs with it (the caller's mask comes back at rt_sigreturn); any other end of the call
+ * puts the caller's back. 0 for no mask; -EINVAL for a wrong size, -EFAULT for a bad
+ * pointer. */
+long lx_signal_wait_mask(struct lx_proc *p, uint64_t mask_gva, uint64_t size);
 
 /* vm_ops hooks (process.c registers them). */
 long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, long ret,

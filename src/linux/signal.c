@@ -233,32 +233,59 @@ static bool sig_acts(const struct lx_proc *p, int sig)
 }
 
 /* Pending, unblocked signals the running thread may take, lowest number first. */
+/* The running thread's tid as the thread table knows it: the first thread's stays
+ * LX_FIRST_TID, whatever pid it shows (see process.h). */
+static int own_tid(const struct lx_proc *p)
+{
+    int tid = p->threads.slot[p->threads.current].tid;
+    return tid ? tid : LX_FIRST_TID;
+}
+
 static int next_deliverable(const struct lx_proc *p)
 {
     uint64_t ready = p->sig.pending & ~p->sig.blocked;
-    int tid = lx_current_tid(p);
+    int tid = own_tid(p);
     for (int sig = 1; ready && sig <= LX_NSIG; sig++)
         if ((ready & sig_bit(sig)) && (!p->sig.target[sig - 1] || p->sig.target[sig - 1] == tid))
             return sig;
     return 0;
 }
 
+/* The signals guest thread `slot` blocks: the running one's are in p->sig, the others' were
+ * saved when they were switched out (a wait's temporary mask included). */
+static uint64_t thread_blocked(const struct lx_proc *p, int slot)
+{
+    return slot == p->threads.current ? p->sig.blocked : p->threads.slot[slot].sigmask;
+}
+
+static int slot_of_tid(const struct lx_proc *p, int tid)
+{
+    for (int i = 0; i < p->threads.used; i++)
+        if (p->threads.slot[i].state != LX_THREAD_FREE && p->threads.slot[i].tid == tid)
+            return i;
+    return p->threads.current;
+}
+
 void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_origin *from)
 {
-    if (!sig_acts(p, sig) && !(p->sig.blocked & sig_bit(sig)))
+    /* The first thread is named by the pid or by LX_FIRST_TID (the tid its libc cached
+     * before the freeze, which a runtime then signals it by): one thread, one name. */
+    if (tid == p->pid)
+        tid = LX_FIRST_TID;
+    /* A signal for one thread is blocked or not by that thread's mask, not the sender's. */
+    uint64_t target_blocked = thread_blocked(p, tid ? slot_of_tid(p, tid) : p->threads.current);
+    if (!sig_acts(p, sig) && !(target_blocked & sig_bit(sig)))
         return;                         /* ignored: discarded at once */
     if (p->sig.pending & sig_bit(sig))
         return;                         /* standard signals do not queue */
     p->sig.pending |= sig_bit(sig);
     p->sig.origin[sig - 1] = *from;
-    p->sig.target[sig - 1] = tid == lx_current_tid(p) && !lx_multithreaded(p) ? 0 : tid;
-    if (p->sig.blocked & sig_bit(sig))
-        return;
-    /* A guest thread that waits for it: its wait ends with EINTR (one waiting for fds
-     * redoes its call, which sees the signal). */
+    p->sig.target[sig - 1] = tid == own_tid(p) && !lx_multithreaded(p) ? 0 : tid;
+    /* A guest thread that waits for it and does not block it: its wait ends with EINTR (one
+     * waiting for fds redoes its call, which sees the signal). */
     for (int i = 0; i < p->threads.used; i++) {
         struct lx_thread *th = &p->threads.slot[i];
-        if ((tid == 0 || th->tid == tid) &&
+        if ((tid == 0 || th->tid == tid) && !(thread_blocked(p, i) & sig_bit(sig)) &&
             (th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP ||
              th->state == LX_THREAD_POLL)) {
             if (th->state != LX_THREAD_POLL)
@@ -412,6 +439,31 @@ long sys_rt_sigsuspend(struct lx_proc *p, const uint64_t a[6])
     p->sig.suspended = true;
     p->sig.blocked = mask & ~UNBLOCKABLE;
     return wait_for_signal(p);
+}
+
+long lx_signal_wait_mask(struct lx_proc *p, uint64_t mask_gva, uint64_t size)
+{
+    if (!mask_gva)
+        return 0;
+    if (size != GUEST_SIGSET_SIZE)
+        return -EINVAL;
+    uint64_t mask;
+    if (gm_read(p->vm, &mask, mask_gva, sizeof mask))
+        return -EFAULT;
+    /* A redo of the call after a thread switch keeps the caller's mask saved the first time. */
+    if (!p->sig.suspended) {
+        p->sig.suspend_mask = p->sig.blocked;
+        p->sig.suspended = true;
+    }
+    p->sig.blocked = mask & ~UNBLOCKABLE;
+    return 0;
+}
+
+/* The caller's mask back after a call that replaced it (rt_sigsuspend, a wait's mask). */
+static void end_call_mask(struct lx_signals *s)
+{
+    s->blocked = s->suspend_mask;
+    s->suspended = false;
 }
 
 /* ---- delivery ------------------------------------------------------------------------ */
@@ -618,6 +670,10 @@ bool lx_signal_exit_after_shared(void *ctx, struct vm *vm, const struct vm_sysca
 {
     struct lx_proc *p = ctx;
     (void)vm;
+    /* Served without an exit, the call's end is here: a temporary mask goes unless a signal
+     * it lets through ended the call, whose handler the exit brings. */
+    if (p->sig.suspended && (ret != -EINTR || !(p->sig.pending & ~p->sig.blocked)))
+        end_call_mask(&p->sig);
     return (ret == -EPIPE && raises_sigpipe(call)) || (p->sig.pending & ~p->sig.blocked);
 }
 
@@ -627,6 +683,10 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
     struct lx_proc *p = ctx;
     if (p->exited)
         return ret;
+    /* A call's temporary mask stays for the handler only of a signal that interrupted it;
+     * it returns otherwise (or is a thread switched in to redo its call). */
+    if (p->sig.suspended && ret != -EINTR)
+        end_call_mask(&p->sig);
     if (ret == -EPIPE && raises_sigpipe(call)) {
         struct lx_sig_origin from = { .code = SI_USER, .a = 0, .b = 0 };
         lx_signal_send(p, SIGPIPE, lx_current_tid(p), &from);
@@ -636,10 +696,8 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
     while ((sig = next_deliverable(p)) && !sig_acts(p, sig))
         p->sig.pending &= ~sig_bit(sig);   /* unblocked, but ignored by now */
     if (!sig) {
-        if (p->sig.suspended) {
-            p->sig.blocked = p->sig.suspend_mask;
-            p->sig.suspended = false;
-        }
+        if (p->sig.suspended)
+            end_call_mask(&p->sig);
         return ret;
     }
     p->sig.pending &= ~sig_bit(sig);

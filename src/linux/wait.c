@@ -23,6 +23,12 @@ long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attemp
 {
     uint64_t vm_end = p->vm ? p->vm->deadline_ns : 0;
     uint64_t guest_end = timeout_ns < 0 ? 0 : add_sat(now_ns(), (uint64_t)timeout_ns);
+    /* A signal already due ends the call unless something is ready now, as Linux looks
+     * once before it sleeps. */
+    if (timeout_ns != 0 && lx_signal_interrupts(p)) {
+        long r = attempt(ctx, 0);
+        return r > 0 || (r < 0 && r != -EINTR) ? r : -EINTR;
+    }
     for (;;) {
         uint64_t now = now_ns();
         int64_t left = -1;
@@ -154,16 +160,4 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
         return boot_fails(p, "the warm-up could not reach the program's listener; not serving");
     p->server.frozen = true;
     return true;
-}
-
-long lx_check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size)
-{
-    /* Signals reach the guest only between system calls, so the mask changes nothing during
-     * the host wait: check it like Linux and carry on. */
-    if (!mask_gva)
-        return 0;
-    if (size != sizeof(uint64_t))
-        return -EINVAL;
-    uint64_t mask;
-    return gm_read_u64(p->vm, mask_gva, &mask) ? -EFAULT : 0;
 }

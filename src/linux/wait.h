@@ -16,10 +16,6 @@ struct lx_proc;
 struct lx_fd;
 
 
-/* The signal mask argument of ppoll/pselect6/epoll_pwait*: -EINVAL for a wrong size,
- * -EFAULT for a bad pointer, else 0 (the mask itself has no effect on a host wait). */
-long lx_check_sigmask(struct lx_proc *p, uint64_t mask_gva, uint64_t size);
-
 /* One attempt at a host wait lasting at most timeout_ns (< 0 = no limit). Returns > 0 when
  * something is ready, 0 when the time ran out, or -errno (-EINTR means "try again"). */
 typedef long (*lx_wait_attempt)(void *ctx, int64_t timeout_ns);

@@ -1,16 +1,20 @@
 /* Signals as Linux delivers them: fault handlers with siginfo and ucontext, recovery by
  * siglongjmp and by fixing the fault, the alternate stack, masks, SA_RESETHAND/NODEFER,
  * signals sent to oneself and between threads, timers interrupting waits, SA_RESTART,
- * SIGPIPE. Prints only what is the same natively and in kvmserver. */
+ * SIGPIPE; a thread suspended by another's signal while it waits with a temporary mask, as
+ * JavaScriptCore's garbage collector does to the main thread. Prints only what is the same natively and in kvmserver. */
 #include <errno.h>
 #include <fenv.h>
 #include <pthread.h>
+#include <poll.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -230,6 +234,80 @@ static void between_threads(void)
     printf("threads: the target thread ran the handler %d\n", thread_got);
 }
 
+/* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
+ * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
+ * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
+static sem_t handshake;
+static volatile pid_t waiter_tid;
+static volatile int handled, helper_saw;
+static void on_suspend(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    handled++;
+    sem_post(&handshake);
+}
+
+static void *suspender(void *arg)
+{
+    (void)arg;
+    struct timespec pause = { 0, 50 * 1000 * 1000 };
+    nanosleep(&pause, NULL);        /* the waiter is in its wait by then */
+    syscall(SYS_tgkill, getpid(), waiter_tid, SIGUSR1);
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += 5;
+    helper_saw = sem_timedwait(&handshake, &limit) == 0;
+    return NULL;
+}
+
+static void suspend_in_wait(const char *how)
+{
+    int pipefd[2];
+    if (pipe(pipefd) < 0)
+        return;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN };
+    epoll_ctl(ep, EPOLL_CTL_ADD, pipefd[0], &ev);
+    sigset_t usr1, during;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);     /* the helper inherits the block */
+    sigprocmask(SIG_BLOCK, NULL, &during);
+    sigdelset(&during, SIGUSR1);
+    handled = helper_saw = 0;
+    waiter_tid = (pid_t)syscall(SYS_gettid);
+    pthread_t t;
+    pthread_create(&t, NULL, suspender, NULL);
+    int r, err;
+    if (strcmp(how, "epoll_pwait") == 0) {
+        struct epoll_event out;
+        r = epoll_pwait(ep, &out, 1, 5000, &during);
+    } else {
+        struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+        struct timespec limit = { 5, 0 };
+        r = ppoll(&pfd, 1, &limit, &during);
+    }
+    err = errno;
+    pthread_join(t, NULL);
+    sigset_t after;
+    sigprocmask(SIG_BLOCK, NULL, &after);
+    printf("%s: returned %d (%s), handler %d, helper saw it %d, blocked again %d\n", how, r,
+           r < 0 ? strerror(err) : "-", handled, helper_saw, sigismember(&after, SIGUSR1));
+    sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+    close(ep);
+    close(pipefd[0]);
+    close(pipefd[1]);
+}
+
+static void suspend_across_threads(void)
+{
+    sem_init(&handshake, 0, 0);
+    install(SIGUSR1, on_suspend, 0);
+    suspend_in_wait("epoll_pwait");
+    suspend_in_wait("ppoll");
+    signal(SIGUSR1, SIG_DFL);
+}
+
 static void on_alarm(int sig) { got_sig = sig; count++; }
 static int restart_pipe[2];
 static void on_alarm_write(int sig) { (void)sig; (void)!write(restart_pipe[1], "r", 1); }
@@ -312,6 +390,7 @@ int main(void)
     arith_traps();
     flags_and_masks();
     between_threads();
+    suspend_across_threads();
     timers();
     pipes();
     return 0;
