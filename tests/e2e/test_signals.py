@@ -7,6 +7,9 @@ import pytest
 
 from conftest import (REPO_ROOT, assert_crash_report, describe, program_path, run_guest,
                       run_native)
+from servers import http_get, server_factory, servers_dir
+
+__all__ = ["server_factory", "servers_dir"]
 
 SIGPIPE_STATUS = 128 + 13
 
@@ -85,3 +88,25 @@ def test_identity_calls_of_a_root_daemon(kvmserver, programs, variant):
         assert own[3] == "uid 0 0 0 gid 0 0 0 groups 1", describe(outcome)
     else:
         assert own[1].split() == ["setgid(nobody)", "-1", "EPERM"], describe(outcome)
+
+
+EXPECTED_SUSPEND = "wait -1 EINTR handler 1 helper 1\n"
+
+
+def test_suspend_handshake_natively(server_factory, servers_dir):
+    server = server_factory.native(servers_dir / "srv_suspend")
+    assert http_get(server.endpoint, "/").text == EXPECTED_SUSPEND
+
+
+@pytest.mark.parametrize("options", [["-t", "1"], ["-e"]], ids=["persistent", "ephemeral"])
+def test_suspend_handshake_reaches_the_main_thread(kvmserver, server_factory, servers_dir,
+                                                   options):
+    # In a request VM the pid is new but the main thread's tid, cached before the freeze,
+    # is not: the signal must reach the thread by either name, judged by its own mask (the
+    # sender blocks the signal) and the mask its wait set. Bun stopped serving for good
+    # when this failed.
+    server = server_factory.kvmserver(kvmserver, servers_dir / "srv_suspend", options=options)
+    for _ in range(3):
+        assert http_get(server.endpoint, "/", timeout=10).text == EXPECTED_SUSPEND, \
+            server.describe()
+    assert server.terminate() == 0, server.describe()
