@@ -64,7 +64,9 @@ kvms_kcode_end:
 kvms_uentry_start:
     /* kvm_pvm: `syscall` jumps here and stays in ring 3; so does a rewritten site by way
      * of page 0 (vm/syscall_sites.h), with RCX and R11 set the same way. A `syscall` the
-     * host has not seen yet takes the exit, whatever the call: the host rewrites it then. */
+     * host has not seen yet takes the exit, whatever the call: the host rewrites it then.
+     * One it left as it is (its number not a constant, the red zone in use, a writable
+     * page) takes the exit every time. */
     cmpq $0, SH_REWRITE
     je 6f
     cmpw $0x050f, -2(%rcx)

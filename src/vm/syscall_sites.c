@@ -14,15 +14,13 @@
 #include "vm/paging.h"
 #include "vm/vm.h"
 
-/* Calls with a number below at least this run down the nop sled; Linux's largest x86-64
- * number is ~460, and the x32 range 512-547 is not for 64-bit callers. */
-#define SLED_MIN 0x1d0
 #define SITE_KEY 1                       /* the protection key of page 0 */
 /* PKRU: deny data reads and writes through key 1; instruction fetches ignore keys. */
 #define PKRU_DENY_KEY1 (0x3u << (2 * SITE_KEY))
 #define XFEATURE_PKRU 9
-/* How far from a site to look for red-zone use: leaf functions are small. */
-#define RED_ZONE_WINDOW 1024
+/* How far from a site to look at code for red-zone use and branches to it: leaf
+ * functions are small. */
+#define NEAR_WINDOW 1024
 
 static const uint8_t insn_syscall[2] = { 0x0f, 0x05 };
 static const uint8_t insn_call_rax[2] = { 0xff, 0xd0 };
@@ -64,7 +62,7 @@ static void build_page0(struct vm *vm)
 {
     uint8_t *p = vm->mem;
     uint64_t target = STUB_GVA(UENTRY_ADDR, kvms_uentry_start, kvms_uentry_from_site);
-    uint64_t jmp_at = SLED_MIN;
+    uint64_t jmp_at = SITES_SLED_MIN;
     while (((target - (jmp_at + 5)) & 0xff) != 0xcc)
         jmp_at++;
     memset(p, 0xcc, PAGE);
@@ -182,23 +180,78 @@ static bool readable(struct vm *vm, uint64_t page)
     return gm_span(vm, page, 1, GM_READ) != NULL;
 }
 
-/* Looks at the code within RED_ZONE_WINDOW of a site, as far as it is readable. */
-static bool red_zone_near(struct vm *vm, uint64_t site)
+/* A byte that, right before an instruction, may be a prefix changing what it writes:
+ * operand size (66: `mov $imm16,%ax` keeps RAX's upper bits) or REX (41 b8: `mov
+ * $imm32,%r8d`; 48 b8: a 64-bit immediate). */
+static bool operand_prefix(uint8_t b)
 {
-    uint8_t code[2 * RED_ZONE_WINDOW];
+    return b == 0x66 || (b & 0xf0) == 0x40;
+}
+
+/* Does a relative jump, conditional jump or call in `code` land on offset `site`? */
+static bool branch_to(const uint8_t *code, size_t len, size_t site)
+{
+    for (size_t i = 0; i + 2 <= len; i++) {
+        const uint8_t *b = code + i;
+        int32_t rel;
+        if (b[0] == 0xeb || (b[0] & 0xf0) == 0x70 || b[0] == 0xe3) {   /* jmp, jcc, jrcxz rel8 */
+            if ((int64_t)i + 2 + (int8_t)b[1] == (int64_t)site)
+                return true;
+        } else if ((b[0] == 0xe9 || b[0] == 0xe8) && i + 5 <= len) {     /* jmp, call rel32 */
+            memcpy(&rel, b + 1, 4);
+            if ((int64_t)i + 5 + rel == (int64_t)site)
+                return true;
+        } else if (b[0] == 0x0f && (b[1] & 0xf0) == 0x80 && i + 6 <= len) { /* jcc rel32 */
+            memcpy(&rel, b + 2, 4);
+            if ((int64_t)i + 6 + rel == (int64_t)site)
+                return true;
+        }
+    }
+    return false;
+}
+
+bool sites_fixed_number(const uint8_t *code, size_t len, size_t site, uint64_t *nr)
+{
+    if (site > len)
+        return false;
+    const uint8_t *end = code + site;
+    uint32_t imm;
+    if (site >= 6 && end[-5] == 0xb8 && !operand_prefix(end[-6])) {           /* mov $imm32,%eax */
+        memcpy(&imm, end - 4, 4);
+    } else if (site >= 8 && end[-7] == 0x48 && end[-6] == 0xc7 && end[-5] == 0xc0 &&
+               !operand_prefix(end[-8])) {                                   /* mov $imm32,%rax */
+        memcpy(&imm, end - 4, 4);
+    } else if (site >= 3 && (end[-2] == 0x31 || end[-2] == 0x33) && end[-1] == 0xc0 &&
+               !operand_prefix(end[-3])) {                                   /* xor %eax,%eax */
+        imm = 0;
+    } else {
+        return false;
+    }
+    if (imm >= SITES_SLED_MIN || branch_to(code, len, site))
+        return false;
+    *nr = imm;
+    return true;
+}
+
+/* Reads the code within NEAR_WINDOW of a site, as far as it is readable, into `code`;
+ * returns how many bytes, with the site at *at. */
+static size_t read_near(struct vm *vm, uint64_t site, uint8_t code[2 * NEAR_WINDOW],
+                        size_t *at)
+{
     uint64_t page = site & ~(PAGE - 1);
-    uint64_t lo = site >= RED_ZONE_WINDOW ? site - RED_ZONE_WINDOW : 0;
-    uint64_t hi = site + RED_ZONE_WINDOW;
+    uint64_t lo = site >= NEAR_WINDOW ? site - NEAR_WINDOW : 0;
+    uint64_t hi = site + NEAR_WINDOW;
     if (lo < page && !readable(vm, page - PAGE))
         lo = page;
     if (hi > page + PAGE && !readable(vm, page + PAGE))
         hi = page + PAGE;
     if (gm_read(vm, code, lo, hi - lo))
-        return true;
-    return sites_near_red_zone(code, hi - lo, site - lo);
+        return 0;
+    *at = site - lo;
+    return hi - lo;
 }
 
-static void rewrite(struct vm *vm, uint64_t site)
+static void rewrite(struct vm *vm, uint64_t site, uint64_t nr)
 {
     struct syscall_sites *s = vm->sites;
     /* Keep the table at most 3/4 full; a site split across pages stays as it is. */
@@ -208,7 +261,14 @@ static void rewrite(struct vm *vm, uint64_t site)
     uint64_t pte = pt_lookup(&vm->pt, site);
     if (!(pte & PTE_U) || (pte & (PTE_NX | PTE_W)))
         return;
-    if (red_zone_near(vm, site)) {
+    uint8_t near[2 * NEAR_WINDOW];
+    size_t at = 0, len = read_near(vm, site, near, &at);
+    /* Only a site whose number is fixed below the sled's end, and was that number now:
+     * any other number would be taken as an address by the call (sites_fixed_number). */
+    uint64_t fixed;
+    if (!len || !sites_fixed_number(near, len, at, &fixed) || fixed != nr)
+        return;
+    if (sites_near_red_zone(near, len, at)) {
         s->refused++;
         return;
     }
@@ -225,7 +285,7 @@ bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11)
     return !vm->sites || !(r11 & (1ull << SITE_CALL_MARK_BIT)) || sites_known(vm, ret);
 }
 
-bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t *r11)
+bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t nr, uint64_t *r11)
 {
     if (!sites_is_syscall(vm, ret, *r11))
         return false;
@@ -235,7 +295,7 @@ bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t *r11)
     /* A marked call came through a rewritten site: nothing to look at. */
     uint8_t insn[2];
     if (vm->sites && !from_site && read_insn(vm, ret, insn) && !memcmp(insn, insn_syscall, 2))
-        rewrite(vm, ret - 2);
+        rewrite(vm, ret - 2, nr);
     return true;
 }
 

@@ -6,15 +6,30 @@
  * protection key denies data access), which ends in a handler that sets RCX and R11 as
  * `syscall` would and jumps to the entry stub: the same call, without the trap.
  *
+ * Any other number would be taken as an address: one naming executable memory (the entry
+ * stub at 0x4000, the vDSO, the program's own code) would run whatever is there instead
+ * of answering ENOSYS. So only a site whose number is a constant below the sled's end,
+ * set by the instruction right before it (`mov $N,%eax`, `mov $N,%rax`, `xor %eax,%eax`),
+ * is rewritten, and only when the call that reached it had that number; a site whose
+ * number comes from a register (glibc's and musl's syscall(), Go's syscall.Syscall) keeps
+ * trapping. What remains: a jump straight to the `syscall`, past the constant, with
+ * another number in RAX (a compiler merging the tails of two wrappers could make one).
+ * The host refuses sites that a relative jump or call within 1 KiB lands on; a jump from
+ * farther away or through a register would still make the call to RAX. A number naming
+ * no executable memory then ends in sites_fixup as -ENOSYS; one naming code runs it. And
+ * the check reads bytes, not decoded instructions: bytes that end a longer instruction
+ * the way `mov $N,%eax` looks would be misread.
+ *
  * Differences from a real `syscall`, all inside the guest's own user mode: the call pushes
  * its return address at [RSP-8], in the red zone, so sites whose code looks like it keeps
  * data there are left alone; the code bytes read back changed; and once page 0 has been
  * executed, kvm_pvm's shadow paging no longer applies its protection key, so reads of
- * addresses below 4096 return the sled instead of faulting (writes still fault). The host remembers which sites it
- * rewrote, so a program's own `call *%rax` to a small address still crashes as on Linux
- * (unless the address is 39 or 110, which the stub answers as getpid and getppid), and fixes
- * up the calls that fault on the way (a bad stack, a number that is no address). Sites in
- * writable pages (code a program generates) are left as they are. */
+ * addresses below 4096 return the sled instead of faulting (writes still fault). The host
+ * remembers which sites it rewrote, so a program's own `call *%rax` to a small address
+ * still crashes as on Linux (unless the address is 39 or 110, which the stub answers as
+ * getpid and getppid), and fixes up the calls that fault on the way (a bad stack, a jump
+ * past the constant). Sites in writable pages (code a program generates) are left as they
+ * are. */
 #ifndef KVMS_SYSCALL_SITES_H
 #define KVMS_SYSCALL_SITES_H
 #include <stdatomic.h>
@@ -26,6 +41,9 @@
 struct vm;
 
 #define SITES_CAPACITY 4096      /* sites a VM rewrites at most; past that they keep trapping */
+/* Numbers below this run down page 0's nop sled into the stub. Linux 6.18's largest
+ * x86-64 number is 469 (464-469 answer ENOSYS here), and 512-547 are x32's. */
+#define SITES_SLED_MIN 0x1d0
 
 struct syscall_sites {
     /* Open addressing; 0 = empty. Atomic: a poller may look while the vCPU thread adds. */
@@ -50,10 +68,18 @@ bool sites_known(const struct vm *vm, uint64_t ret);
  * the guest runs: the set only grows on the vCPU thread, inside an exit. */
 bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11);
 
-/* At a syscall exit (the vCPU thread), with RCX = ret: false if it is no system call (see
- * sites_is_syscall). Otherwise clears the mark from *r11 and, for a `syscall` instruction
- * seen for the first time, rewrites it. */
-bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t *r11);
+/* At a syscall exit (the vCPU thread), with RCX = ret and RAX = nr: false if it is no
+ * system call (see sites_is_syscall). Otherwise clears the mark from *r11 and, for a
+ * `syscall` instruction seen for the first time, rewrites it if it may be. */
+bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t nr, uint64_t *r11);
+
+/* Whether the `syscall` at offset `site` of `code` (len bytes around it, as far as they
+ * are readable) always makes the same call below SITES_SLED_MIN: the instruction right
+ * before it sets the number, no prefix byte before that could change what it writes, and
+ * no relative branch in `code` lands on the site. If so, *nr is the number. Byte patterns,
+ * not decoding: a wrong "no" only leaves a site trapping (a wrong "yes": see above).
+ * Exposed for unit tests. */
+bool sites_fixed_number(const uint8_t *code, size_t len, size_t site, uint64_t *nr);
 
 /* Whether `code` (len bytes, the site at offset `site`) looks like it keeps data below RSP,
  * which the call a rewrite makes would overwrite. Exposed for unit tests. */

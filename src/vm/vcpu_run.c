@@ -271,7 +271,7 @@ static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
 {
     struct kvm_regs *r = &vm->run->s.regs.regs;
     uint64_t r11 = r->r11;
-    if (!sites_on_syscall(vm, r->rcx, &r11))
+    if (!sites_on_syscall(vm, r->rcx, r->rax, &r11))
         return fetch_from_page0(vm, r->rax);
     r->r11 = r11;
     /* Linux looks at the low 32 bits of the number only. */

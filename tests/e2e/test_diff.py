@@ -8,7 +8,8 @@ from conftest import (REPO_ROOT, assert_crash_report, describe, program_path, ru
                       run_native)
 
 VARIANTS = ("static", "pie")
-MUSL_PROGRAMS = {"argv", "auxv", "malloc_churn", "tls", "clock", "exitcode", "crash"}
+MUSL_PROGRAMS = {"argv", "auxv", "malloc_churn", "tls", "clock", "exitcode", "crash",
+                 "syscall_enosys"}
 
 ODD_ARGS = ["one", "two words", "", "tab\there", "\u00fcn\u00efc\u00f6de", "--flag=x", "-"]
 PROBE_ENV = {"KVMS_PROBE": "probe value", "B_VAR": "2", "A_VAR": "1", "EMPTY": "",
@@ -45,6 +46,9 @@ CASES = [
     ("crash-null-read", "crash", ["null-read"], {}, b"", 139),
     ("crash-null-call", "crash", ["null-call"], {}, b"", 139),
     ("crash-rodata-write", "crash", ["rodata-write"], {}, b"", 139),
+    # Undefined numbers, each twice from libc's syscall() site, whatever memory they name
+    # (syscall-site rewriting must not take them as addresses: src/vm/syscall_sites.h).
+    ("enosys", "syscall_enosys", [], {}, b"", 0),
 ]
 
 

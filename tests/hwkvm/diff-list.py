@@ -11,10 +11,10 @@ ran on the hardware flavour.
 Files the checks need (stdin, expected stdout, request steps) go to BUILD_DIR/hwkvm-diff/.
 Under TCG each kvmserver run costs 0.4-2 s, so the cases are chosen by what the hardware
 flavour's ring-0 path does: syscall entry and return by sysretq (argv, environment and auxv
-on the initial stack, exit codes, buffers in and out), page faults and CPU exceptions through
-the IDT (crashes, hostile modes), the system area the guest must not reach, signal delivery
-and sigreturn, FP/SSE state across entries, FS base for TLS, thread switches, ld.so's
-mmap/mprotect, and the reset of request VMs.
+on the initial stack, exit codes, buffers in and out, undefined numbers), page faults and
+CPU exceptions through the IDT (crashes, hostile modes), the system area the guest must not
+reach, signal delivery and sigreturn, FP/SSE state across entries, FS base for TLS, thread
+switches, ld.so's mmap/mprotect, and the reset of request VMs.
 """
 import shlex
 import sys
@@ -57,6 +57,7 @@ DIFF_CASES = {
     "crash-null-read": ("static",),
     "crash-null-call": ("pie",),
     "crash-rodata-write": ("static",),
+    "enosys": ("static",),
 }
 # test_dynamic.py case ids: glibc's ld.so and libraries, mapped through the guest's calls.
 # dlopen's libm reaches the guest because dyn_libm links it (run.sh copies what ldd lists).

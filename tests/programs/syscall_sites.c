@@ -1,8 +1,11 @@
 /* Exercises what syscall-site rewriting (kvm_pvm, vm/syscall_sites.h) must keep as on
  * Linux; argv[1] picks the case. Every case makes each call at least twice from the same
  * instruction: the first time the host may rewrite it, later times go through the rewrite.
- *   numbers        numbers that are no system call: -ENOSYS, whatever path the number
- *                  takes as a call target (sled, past it, unmapped, non-canonical)
+ *   numbers        numbers that are no system call: -ENOSYS. From sites whose number is
+ *                  a constant (the host rewrites them); from the `syscall` of such a site
+ *                  reached past its constant, with numbers that take every path as a call
+ *                  target (past the sled, unmapped, non-canonical); and from a site whose
+ *                  number comes from a register (the host leaves it trapping)
  *   bad-stack      a `syscall` made with RSP pointing nowhere usable
  *   call-low       the program's own `call *%rax` to address 0x40: SIGSEGV
  *   call-past-sled the same to 0x300: SIGSEGV
@@ -11,7 +14,7 @@
  *   page0-jump     a jump into page 0 with a made-up return address: SIGSEGV
  *   page0-write    a write to address 8: SIGSEGV
  * stdout is compared with a native run. On stderr, numbers and bad-stack print the two bytes
- * at their `syscall` instruction after the calls ("site: 0f 05" natively, "ff d0" once
+ * at their `syscall` instructions after the calls ("site: 0f 05" natively, "ff d0" once
  * rewritten). Built with -mno-red-zone, so the host's red-zone check leaves its sites to be
  * rewritten; syscall_redzone.c is the case it must not rewrite. */
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The number in a register: a site the host must leave trapping. */
 static long raw_syscall(long nr, const unsigned char **site)
 {
     long ret;
@@ -35,22 +39,59 @@ static long raw_syscall(long nr, const unsigned char **site)
     return ret;
 }
 
+/* A constant number right before the `syscall` (sites the host rewrites), one function per
+ * number: 337-423 are no x86-64 call. fixed_site is fixed_0x190's `syscall`. */
+long fixed_0x180(void);
+long fixed_0x190(void);
+long fixed_0x1a7(void);
+extern const unsigned char fixed_site[];
+__asm__(".text\n"
+        ".globl fixed_0x180, fixed_0x190, fixed_0x1a7, fixed_site\n"
+        "fixed_0x180:\n\tmov $0x180, %eax\n\tsyscall\n\tret\n"
+        "fixed_0x190:\n\tmov $0x190, %eax\n"
+        "fixed_site:\n\tsyscall\n\tret\n"
+        "fixed_0x1a7:\n\tmov $0x1a7, %eax\n\tsyscall\n\tret\n");
+
+/* Makes fixed_site's call with `nr`, reached past its constant by an indirect call, which
+ * the host cannot see: a rewritten site then calls `nr` as an address. */
+static long past_the_constant(long nr)
+{
+    long ret;
+    __asm__ volatile("call *%[site]"
+                     : "=a"(ret)
+                     : "a"(nr), [site] "r"(fixed_site)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+
+static void print_result(const char *how, long nr, long ret)
+{
+    printf("%s %#lx: %s\n", how, (unsigned long)nr,
+           ret == -ENOSYS ? "-ENOSYS" : strerror((int)-ret));
+}
+
 static void numbers(void)
 {
-    const unsigned char *site = NULL;
+    static long (*const fixed[])(void) = { fixed_0x180, fixed_0x190, fixed_0x1a7 };
+    static const long fixed_nrs[] = { 0x180, 0x190, 0x1a7 };
     static const long nrs[] = {
         0x1f0, 0x1ff, 0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, 0x208, 0x209,
         0x20a, 0x2ff, 0x3ff, 0x400, 0xfff, 0x1000, 0x10000, 0x7fffffff, -1L,
         (long)0x800000000000ffffull,    /* non-canonical as an address; low half invalid */
         0x00007fff0000ffffL,            /* canonical, far above any guest memory */
     };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        for (int round = 0; round < 3; round++)
+            print_result("constant system call", fixed_nrs[i], fixed[i]());
     for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++)
-        for (int round = 0; round < 3; round++) {
-            long ret = raw_syscall(nrs[i], &site);
-            printf("system call %#lx: %s\n", (unsigned long)nrs[i],
-                   ret == -ENOSYS ? "-ENOSYS" : strerror((int)-ret));
-        }
-    fprintf(stderr, "site: %02x %02x\n", site[0], site[1]);
+        for (int round = 0; round < 3; round++)
+            print_result("past the constant, system call", nrs[i], past_the_constant(nrs[i]));
+    const unsigned char *site = NULL;
+    for (size_t i = 0; i < sizeof nrs / sizeof nrs[0]; i++)
+        for (int round = 0; round < 3; round++)
+            print_result("system call", nrs[i], raw_syscall(nrs[i], &site));
+    fprintf(stderr, "constant site: %02x %02x\n", fixed_site[0], fixed_site[1]);
+    fprintf(stderr, "register site: %02x %02x\n", site[0], site[1]);
 }
 
 /* close(-1) with RSP at `stack`: the call a rewrite makes cannot push there. */
@@ -60,11 +101,12 @@ static long close_with_stack(uintptr_t stack, const unsigned char **site)
     const unsigned char *at;
     __asm__ volatile("lea 1f(%%rip), %[at]\n\t"
                      "mov %%rsp, %%rbx\n\t"
-                     "mov %[stack], %%rsp\n"
+                     "mov %[stack], %%rsp\n\t"
+                     "mov %[nr], %%eax\n"
                      "1:\tsyscall\n\t"
                      "mov %%rbx, %%rsp"
                      : "=a"(ret), [at] "=&r"(at)
-                     : "a"((long)SYS_close), "D"(-1L), [stack] "r"(stack)
+                     : [nr] "i"(SYS_close), "D"(-1L), [stack] "r"(stack)
                      : "rbx", "rcx", "r11", "memory");
     *site = at;
     return ret;
