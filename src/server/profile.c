@@ -7,6 +7,17 @@
 
 #define TOP_CALLS 5
 
+void profile_start(struct request_profile *p, const struct vm *vm)
+{
+    if (vm_kvm_stats_open(&p->kvm_stats, vm) == 0)
+        p->kvm_vms = 1;
+}
+
+void profile_resumed(struct request_profile *p)
+{
+    vm_kvm_stats_read(&p->kvm_stats, p->kvm_mark);
+}
+
 void profile_request(struct request_profile *p, uint64_t resumed_ns, uint64_t accepted_ns,
                      uint64_t ended_ns, uint64_t exits, uint64_t syscall_exits,
                      const struct vm_reset_stats *reset, uint64_t personality_ns)
@@ -24,6 +35,10 @@ void profile_request(struct request_profile *p, uint64_t resumed_ns, uint64_t ac
     p->cpu_ns += reset->cpu_ns;
     p->pages += reset->pages_restored;
     p->personality_ns += personality_ns;
+    uint64_t now[KVM_COUNTERS];
+    vm_kvm_stats_read(&p->kvm_stats, now);
+    for (int c = 0; c < KVM_COUNTERS; c++)
+        p->kvm[c] += now[c] - p->kvm_mark[c];
 }
 
 void profile_add(struct request_profile *total, const struct request_profile *v,
@@ -48,6 +63,9 @@ void profile_add(struct request_profile *total, const struct request_profile *v,
     total->guest_ns += vm->guest_ns;
     total->flushes += vm->flushes;
     total->flush_ns += vm->flush_ns;
+    for (int c = 0; c < KVM_COUNTERS; c++)
+        total->kvm[c] += v->kvm[c];
+    total->kvm_vms += v->kvm_vms;
 }
 
 /* The call numbers with the most host time, most first; -1 past the last one. */
@@ -90,6 +108,12 @@ void profile_print(const struct request_profile *t, FILE *out)
     fprintf(out, "kvmserver: profile:   %.1f in the guest; %.1f VM exits (%.1f for system "
             "calls); %.1f in system-call handlers\n", t->guest_ns / us, t->exits / n,
             t->syscall_exits / n, handler_ns / us);
+    if (t->kvm_vms)
+        fprintf(out, "kvmserver: profile:   in KVM (in-kernel exits included): %.1f exits, "
+                "%.1f page faults (%.1f translations made), %.1f emulated instructions, %.1f "
+                "TLB flushes\n", t->kvm[KVM_COUNTER_EXITS] / n, t->kvm[KVM_COUNTER_PF_TAKEN] / n,
+                t->kvm[KVM_COUNTER_PF_FIXED] / n, t->kvm[KVM_COUNTER_INSN_EMULATION] / n,
+                t->kvm[KVM_COUNTER_TLB_FLUSH] / n);
     fprintf(out, "kvmserver: profile:   %.2f translation flushes (%.1f); %.2f thread switches\n",
             t->flushes / n, t->flush_ns / us, t->calls.thread_switches / n);
     fprintf(out, "kvmserver: profile:   reset %.1f: scan %.1f, copy %.1f (%.1f pages), vCPU "
@@ -105,11 +129,14 @@ void profile_print(const struct request_profile *t, FILE *out)
     fprintf(out, "kvmserver: profile: requests=%llu request_us=%.1f wait_us=%.1f guest_us=%.1f "
             "exits=%.1f syscall_exits=%.1f handler_us=%.1f flushes=%.2f flush_us=%.1f "
             "switches=%.2f reset_us=%.1f scan_us=%.1f copy_us=%.1f pages=%.1f cpu_us=%.1f "
-            "process_us=%.1f top=", (unsigned long long)t->requests, t->request_ns / us,
+            "process_us=%.1f kvm_exits=%.1f kvm_pf=%.1f kvm_pf_fixed=%.1f kvm_emulated=%.1f "
+            "kvm_tlb_flushes=%.1f top=", (unsigned long long)t->requests, t->request_ns / us,
             t->wait_ns / us, t->guest_ns / us, t->exits / n, t->syscall_exits / n,
             handler_ns / us, t->flushes / n, t->flush_ns / us, t->calls.thread_switches / n,
             t->reset_ns / us, t->scan_ns / us, t->copy_ns / us, t->pages / n, t->cpu_ns / us,
-            t->personality_ns / us);
+            t->personality_ns / us, t->kvm[KVM_COUNTER_EXITS] / n, t->kvm[KVM_COUNTER_PF_TAKEN] / n,
+            t->kvm[KVM_COUNTER_PF_FIXED] / n, t->kvm[KVM_COUNTER_INSN_EMULATION] / n,
+            t->kvm[KVM_COUNTER_TLB_FLUSH] / n);
     for (int k = 0; k < TOP_CALLS && top[k] >= 0; k++)
         fprintf(out, "%s%s:%.1f:%.1f", k ? "," : "", call_name(top[k]),
                 t->calls.calls[top[k]] / n, t->calls.ns[top[k]] / us);

@@ -181,6 +181,8 @@ static int serve_one_request(struct request_vm *rv)
     const struct config *cfg = srv->cfg;
     uint64_t exits_before = rv->vm.exits, syscall_exits_before = rv->vm.syscall_exits;
     uint64_t resumed_ns = now_ns();
+    if (cfg->profile)
+        profile_resumed(&rv->profile);
     struct lx_profile *calls = rv->proc.stats.profile;
     rv->proc.stats.profile = NULL;      /* the wait for a client is not the request's */
     resume_frozen_wait(rv);
@@ -250,6 +252,8 @@ static void *request_loop(void *arg)
     rv->vm.ops = &lx_vm_ops;
     rv->vm.ops_ctx = &rv->proc;
     rv->vm.profiling = cfg->profile;
+    if (cfg->profile)
+        profile_start(&rv->profile, &rv->vm);
     if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
         log_warn("%s %u: too many VMs for one poller; it uses VM exits", rv->srv->kind,
                  rv->index);

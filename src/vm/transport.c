@@ -48,6 +48,7 @@ struct poller {
     pthread_mutex_t lock;                 /* adding VMs */
     struct vm *vms[POLLER_MAX_VMS];
     _Atomic unsigned nvms;
+    _Atomic unsigned in_guest;            /* VMs inside vm_run: only they can call */
     _Atomic uint32_t sleeping;            /* futex word */
     _Atomic bool stopping;
 };
@@ -99,6 +100,22 @@ static void wake_poller(struct poller *pl)
     uint32_t one = 1;
     if (atomic_compare_exchange_strong(&pl->sleeping, &one, 0))
         syscall(SYS_futex, &pl->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+struct poller *transport_guest_enter(struct vm *vm)
+{
+    struct poller *pl = vm->transport.poller;
+    if (pl) {
+        atomic_fetch_add(&pl->in_guest, 1);
+        wake_poller(pl);    /* up by the time the guest calls, rather than after an exit */
+    }
+    return pl;
+}
+
+void transport_guest_leave(struct poller *pl)
+{
+    if (pl)
+        atomic_fetch_sub(&pl->in_guest, 1);
 }
 
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,
@@ -200,7 +217,13 @@ static void *poller_main(void *arg)
             last_busy = now_ns();
             continue;
         }
-        __builtin_ia32_pause();
+        /* With no VM in the guest (between requests: a reset, the wait for a client) no
+         * call can come until one enters it; meanwhile whoever else wants this CPU has it
+         * (a client of the server, another VM's thread), and the poller stays warm. */
+        if (atomic_load(&pl->in_guest))
+            __builtin_ia32_pause();
+        else
+            sched_yield();
         if (now_ns() - last_busy < POLLER_IDLE_NS)
             continue;
         /* Idle: tell the stubs to exit instead of waiting for us, then sleep until an exit

@@ -38,6 +38,11 @@ void transport_attach(struct vm *vm, struct poller *pl, unsigned spin_us);
  * again. A master is detached before it is frozen. */
 void transport_detach(struct vm *vm);
 
+/* vm_run brackets its loop with these: the poller spins only while a VM is in the guest,
+ * and is woken if it slept. Leave gets what enter returned (the VM's poller then). */
+struct poller *transport_guest_enter(struct vm *vm);
+void transport_guest_leave(struct poller *pl);
+
 /* On the vCPU thread, for a syscall exit. `fallback`: the stub published the call first.
  * Runs the call unless the poller already did; returns RAX, sets *stop. */
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,

@@ -312,7 +312,7 @@ int vm_complete_exit(struct vm *vm)
     return -1;
 }
 
-enum vm_run_result vm_run(struct vm *vm)
+static enum vm_run_result run_loop(struct vm *vm)
 {
     if (!vm->kick_armed && arm_kick_timer(vm) < 0) {
         snprintf(vm->crash_report, sizeof vm->crash_report, "cannot arm the vCPU timer: %s",
@@ -383,4 +383,12 @@ enum vm_run_result vm_run(struct vm *vm)
             return crash(vm, SIGSEGV, rip, run->exit_reason, "unexpected VM exit");
         }
     }
+}
+
+enum vm_run_result vm_run(struct vm *vm)
+{
+    struct poller *pl = transport_guest_enter(vm);
+    enum vm_run_result res = run_loop(vm);
+    transport_guest_leave(pl);
+    return res;
 }

@@ -1,5 +1,5 @@
 """--profile: at exit, kvmserver prints where a request's time went (per request: the
-connection, the guest, exits, handlers, flushes, thread switches, the reset's phases, the
+connection, the guest, exits, KVM's own counters, handlers, flushes, thread switches, the reset's phases, the
 system calls with most host time), with one key=value line for the benchmarks."""
 import re
 
@@ -34,6 +34,10 @@ def test_profile_counts_every_request(server_factory, kvmserver, servers_dir):
     assert float(p["reset_us"]) >= float(p["scan_us"]) + float(p["copy_us"]), p
     assert float(p["exits"]) >= float(p["syscall_exits"]) >= 1, p
     assert float(p["switches"]) == 0, p             # one guest thread
+    # KVM's own counters see every exit KVM_RUN returned for, and the in-kernel ones too.
+    assert float(p["kvm_exits"]) >= float(p["syscall_exits"]), p
+    assert float(p["kvm_pf"]) >= float(p["kvm_pf_fixed"]) >= 0, p
+    assert any(line.startswith("kvmserver: profile:   in KVM ") for line in server.stderr_lines)
     assert any(line.startswith("kvmserver: profile:   reset ") for line in server.stderr_lines)
 
 
