@@ -19,8 +19,8 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 /* Linux never moves more than this in one call (INT_MAX rounded down to a page). */
 #define GUEST_IOV_MAX 1024
@@ -36,7 +36,8 @@ static size_t cap_rw(uint64_t len) { return len > MAX_RW_COUNT ? MAX_RW_COUNT : 
  * program's address space. */
 static bool in_address_space(const struct vm *vm, uint64_t gva, uint64_t len)
 {
-    return gva <= vm->user_end && len <= vm->user_end - gva;
+    uint64_t end = vm_user_end(vm);
+    return gva <= end && len <= end - gva;
 }
 
 /* A host pointer for the guest buffer [gva, gva + *len). Linux copies until the first fault

@@ -14,8 +14,7 @@
 #include "linux/listener.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
-#include "vm/loader.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 #define GIB (1ull << 30)
 
@@ -161,7 +160,7 @@ void lx_request_started(struct lx_proc *p)
 {
     p->server.busy_limit_ns = 0;
     if (p->server.request_limit_ns)
-        p->vm->deadline_ns = now_ns() + p->server.request_limit_ns;
+        vm_set_deadline(p->vm, now_ns() + p->server.request_limit_ns);
 }
 
 long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
@@ -190,10 +189,10 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     bool event_wait = lx_syscall_is(call->nr, LX_SC_EVENT_WAIT);
     bool timed_wait = p->server.busy_limit_ns && event_wait;
     if (timed_wait)
-        vm->deadline_ns = 0;
+        vm_set_deadline(vm, 0);
     long ret = lx_proc_syscall(p, call->nr, call->arg);
     if (timed_wait && p->server.busy_limit_ns)
-        vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
+        vm_set_deadline(vm, now_ns() + p->server.busy_limit_ns);
     if (p->server.frozen) {
         /* The program waits for its first connection: each fork redoes this call. */
         p->server.pending_nr = call->nr;

@@ -16,8 +16,8 @@
 #include "base/units.h"
 #include "linux/fs.h"
 #include "linux/process.h"
+#include "vm/engine.h"
 #include "vm/layout.h"
-#include "vm/vm.h"
 
 #define CLOCK_TICKS 100             /* USER_HZ */
 
@@ -201,7 +201,7 @@ static uint64_t memory_total(const struct lx_proc *p)
     uint64_t host = UINT64_MAX;
     if (sysinfo(&si) == 0 && si.mem_unit && si.totalram <= UINT64_MAX / si.mem_unit)
         host = si.totalram * si.mem_unit;
-    uint64_t total = p->vm && p->vm->mem_size ? p->vm->mem_size : host;
+    uint64_t total = p->vm && vm_mem_size(p->vm) ? vm_mem_size(p->vm) : host;
     return total < host ? total : host;     /* what sysinfo() reports too */
 }
 

@@ -7,8 +7,7 @@
 #include <stdio.h>
 
 #include "linux/process.h"
-#include "vm/fork.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 struct request_profile {
     struct lx_profile calls;        /* the VM's process counts its calls here */

@@ -1,5 +1,5 @@
 /* Program loading (see loader.h). */
-#include "vm/loader.h"
+#include "vm/engine.h"
 
 #include <elf.h>
 #include <errno.h>

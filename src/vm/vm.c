@@ -455,7 +455,7 @@ uint64_t vm_mapped_pages(const struct vm *vm, uint64_t gva, uint64_t len)
     return pt_count(&vm->pt, gva, len, PTE_U);
 }
 
-void vm_for_each_mapping(const struct vm *vm, pt_leaf_fn fn, void *ctx)
+void vm_for_each_mapping(const struct vm *vm, vm_mapping_fn fn, void *ctx)
 {
     pt_for_each_user_leaf(&vm->pt, vm->user_end, fn, ctx);
 }
