@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "base/log.h"
@@ -36,8 +37,9 @@ static void mm_init(struct lx_mm *mm, const struct load_info *li)
 static void publish_ids(struct lx_proc *p)
 {
     if (p->vm)
-        vm_set_stub_answers(p->vm, (const uint64_t[STUB_ANSWERS]){ (uint64_t)p->pid,
-                                                                   (uint64_t)p->ppid });
+        vm_set_stub_answers(p->vm, (const struct vm_stub_answer[STUB_ANSWERS]){
+                                       { SYS_getpid, (uint64_t)p->pid },
+                                       { SYS_getppid, (uint64_t)p->ppid } });
 }
 
 /* A pid for a new request VM generation: one counter for all request VMs, so no two live

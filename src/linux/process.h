@@ -159,6 +159,11 @@ void lx_request_started(struct lx_proc *p);
 long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
 
 struct load_info;
+/* Loads `path` (load_program) and builds the initial stack Linux promises a program: argc,
+ * argv and envp (NULL-terminated), the auxiliary vector; *sp: where RSP starts (at argc).
+ * 0, or -1 with a message. */
+int lx_load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
+                    uint64_t dylink_base, struct load_info *li, uint64_t *sp);
 /* Prepares the process state for a freshly loaded program. */
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path);

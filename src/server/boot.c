@@ -205,9 +205,10 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         return 1;
     }
     struct load_info li;
+    uint64_t sp;
     b->proc = calloc(1, sizeof *b->proc);
-    if (!b->proc || load_program(b->vm, cfg->program, cfg->program_argv, guest_env,
-                                 cfg->dylink_address_hint * MIB, &li) < 0 ||
+    if (!b->proc || lx_load_program(b->vm, cfg->program, cfg->program_argv, guest_env,
+                                    cfg->dylink_address_hint * MIB, &li, &sp) < 0 ||
         lx_proc_init(b->proc, b->vm, &b->env, &li, cfg->program) < 0) {
         if (b->proc)
             lx_proc_destroy(b->proc);
@@ -240,7 +241,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         transport_attach(b->vm, b->poller, cfg->syscall_spin_us);
     if (b->pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof b->vm_cpus, &b->vm_cpus);
-    vm_set_entry(b->vm, li.entry, li.sp);
+    vm_set_entry(b->vm, li.entry, sp);
     if (cfg->max_boot_time > 0)
         vm_set_deadline(b->vm, deadline_after(cfg->max_boot_time));
     char fields[PATH_MAX + 32];

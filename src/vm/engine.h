@@ -88,29 +88,32 @@ void vm_set_profiling(struct vm *vm, bool on);
 
 /* --- Loading a program ---------------------------------------------------------------- */
 
-/* Loading a program into a fresh VM: its PT_LOAD segments at their addresses (or at a load
- * bias for PIE) and the initial stack the x86-64 ABI promises (argc, argv, envp, auxv).
- * A dynamically linked program (PT_INTERP) is loaded as Linux's execve does it: the program
- * and its interpreter (ld.so) both mapped, the auxv describing the program, AT_BASE the
- * interpreter's base and the entry point the interpreter's; ld.so maps the shared libraries
- * itself through the guest's system calls. */
+/* Loading an ELF program into a fresh VM: its PT_LOAD segments at their addresses (or at a
+ * load bias for PIE), and an empty stack region. A dynamically linked program (PT_INTERP)
+ * is loaded as Linux's execve does it: the program and its interpreter (ld.so) both
+ * mapped, and the entry point the interpreter's; ld.so maps the shared libraries itself
+ * through the guest's system calls. What goes on the stack (for Linux: argc, argv, envp,
+ * the auxiliary vector) is the personality's: it writes it below stack_top
+ * (vm_host_span) and starts the program with vm_set_entry. */
 struct load_info {
     uint64_t entry;        /* where the guest starts: the interpreter's entry if it has one */
-    uint64_t sp;           /* initial stack pointer (at argc) */
     uint64_t image_end;    /* page-aligned end of the highest loaded image: where brk starts */
-    uint64_t stack_low;    /* lowest address of the stack region */
+    uint64_t stack_low;    /* lowest address of the stack region... */
+    uint64_t stack_top;    /* ...and its end, where the initial stack goes (16-byte aligned) */
     uint64_t program_base; /* where the program's lowest segment is */
     uint64_t interp_base;  /* where the interpreter's lowest segment is; 0 without one */
+    /* The images as the program's start-up code is told of them: */
+    uint64_t program_entry;            /* the program's own entry point (not ld.so's) */
+    uint64_t phdr, phnum, phent;       /* the program's headers in memory; phdr 0: none */
+    uint64_t interp_bias;              /* the interpreter's load bias; 0 without one */
 };
 
 #define LOADER_STACK_SIZE (8ull << 20)
 
-/* Loads `path` with the given argv/envp (NULL-terminated). `dylink_base` is where a
- * position-independent image goes: a static-PIE program, or the interpreter of a dynamic
- * one (a dynamic PIE program then goes just above its interpreter). Prints
- * "kvmserver: PATH: reason" and returns -1 on failure. */
-int load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
-                 uint64_t dylink_base, struct load_info *out);
+/* Loads `path`. `dylink_base` is where a position-independent image goes: a static-PIE
+ * program, or the interpreter of a dynamic one (a dynamic PIE program then goes just above
+ * its interpreter). Prints "kvmserver: PATH: reason" and returns -1 on failure. */
+int load_program(struct vm *vm, const char *path, uint64_t dylink_base, struct load_info *out);
 
 /* --- Memory, registers, running ------------------------------------------------------- */
 
@@ -149,9 +152,15 @@ uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
  * Returns -1 for clocks the page does not carry, or when the TSC cannot be a clock here. */
 int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns);
 
-/* Publishes the answers of the calls the entry stub answers inside the guest (layout.h,
- * STUB_ANSWER_ADDR). A reset puts back the frozen ones: publish again after it. */
-void vm_set_stub_answers(struct vm *vm, const uint64_t answer[STUB_ANSWERS]);
+/* A system call the entry stub answers inside the guest, without an exit: the call with
+ * this number returns `value`. */
+struct vm_stub_answer {
+    uint64_t nr;        /* its low 32 bits are compared with EAX */
+    uint64_t value;
+};
+/* Publishes them (layout.h, STUB_ANSWER_ADDR). Until then a VM answers none; a reset puts
+ * back the frozen ones: publish again after it. */
+void vm_set_stub_answers(struct vm *vm, const struct vm_stub_answer answer[STUB_ANSWERS]);
 
 /* Registers for the start of the program (ring-3 entry at rip with stack rsp). */
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp);
