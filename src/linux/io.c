@@ -236,11 +236,8 @@ long sys_close(struct lx_proc *p, const uint64_t a[6])
         return -EBADF;
     lx_epoll_forget_fd(p, fd);      /* while its host fd still exists to unregister */
     fdt_close(&p->fds, fd);
-    /* Ephemeral mode: the request's connection is closed, the request is over. */
-    if (fd == p->server.conn_fd) {
-        p->server.conn_fd = -1;
-        p->server.request_done = true;
-    }
+    if (p->server.hooks)
+        p->server.hooks->closed(p->server.hooks_ctx, fd);
     return 0;
 }
 

@@ -461,7 +461,7 @@ int lx_wait_host_fd(struct lx_proc *p, const struct lx_fd *f)
 {
     if (f->type != LX_FT_LISTENER)
         return f->host_fd;
-    if (p->server.accepts_left == 0)
+    if (!lx_accept_allowed(p))
         return -1;
     const struct lx_listener *l = lx_listener_of(p, f);
     if (!l)

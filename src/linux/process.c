@@ -68,8 +68,6 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
     if (!realpath(exe_path, p->task.exe_path))
         snprintf(p->task.exe_path, sizeof p->task.exe_path, "%s", exe_path);
     mm_init(&p->mm, li);
-    p->server.accepts_left = -1;
-    p->server.conn_fd = -1;
     lx_threads_init(&p->threads);
     if (fdt_init_stdio(&p->fds) < 0) {
         log_error("cannot set up the guest's standard streams");
@@ -98,7 +96,8 @@ void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *s
     *dst = *src;
     dst->frozen = false;
     dst->boot_failed = false;
-    dst->request_done = false;
+    dst->hooks = NULL;              /* the server sets its own for this VM */
+    dst->hooks_ctx = NULL;
     dst->freeze_on_wait = false;
     dst->warmup = NULL;
     dst->memory_exceeded = false;
@@ -158,11 +157,9 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     return 0;
 }
 
-void lx_request_started(struct lx_proc *p)
+bool lx_accept_allowed(const struct lx_proc *p)
 {
-    p->server.busy_limit_ns = 0;
-    if (p->server.request_limit_ns)
-        vm_set_deadline(p->vm, now_ns() + p->server.request_limit_ns);
+    return !p->server.hooks || p->server.hooks->accept_allowed(p->server.hooks_ctx);
 }
 
 long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
@@ -207,8 +204,9 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
 
 bool lx_must_stop(const struct lx_proc *p)
 {
-    return p->exited || p->server.frozen || p->server.request_done ||
-           p->server.memory_exceeded || p->server.deadline_hit;
+    return p->exited || p->server.frozen || p->server.memory_exceeded ||
+           p->server.deadline_hit ||
+           (p->server.hooks && p->server.hooks->should_stop(p->server.hooks_ctx));
 }
 
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,

@@ -21,6 +21,7 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "server/boot.h"
+#include "server/conn.h"
 #include "server/metrics_http.h"
 #include "server/profile.h"
 #include "server/reload.h"
@@ -33,6 +34,7 @@ struct request_vm {
     struct server *srv;
     struct vm *vm;
     struct lx_proc proc;
+    struct srv_conn conn;           /* -e: its one connection */
     pthread_t thread;
     struct lx_storage_routes pair;  /* storage --1-to-1: this storage VM's and its request
                                      * VM's own listeners */
@@ -137,10 +139,6 @@ static int start_request_state(struct request_vm *rv)
         rv->proc.server.storage_routes = &srv->storage->vms[rv->index].pair;
     if (srv->cfg->profile)
         rv->proc.stats.profile = &rv->profile.calls;
-    if (srv->cfg->ephemeral) {
-        rv->proc.server.accepts_left = 1;
-        rv->proc.server.conn_fd = -1;
-    }
     rv->proc.server.memory_limit = atomic_load(&srv->live.max_request_memory) << 20;
     rv->proc.server.limit_aborts = true;
     /* Ephemeral: the request is the connection, timed from its accept; until then (and
@@ -149,7 +147,7 @@ static int start_request_state(struct request_vm *rv)
     uint64_t limit = request_time > 0 ? (uint64_t)(request_time * 1e9) : 0;
     rv->proc.server.busy_limit_ns = limit;
     if (srv->cfg->ephemeral)
-        rv->proc.server.request_limit_ns = limit;
+        srv_conn_start(&rv->conn, &rv->proc, limit);
     return 0;
 }
 
@@ -185,10 +183,10 @@ static int serve_one_request(struct request_vm *rv)
     resume_frozen_wait(rv);
     rv->proc.stats.profile = calls;
     /* Woken by the stop, not by a client: nothing to finish. */
-    if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
+    if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->conn.accepts_left)
         return -1;
     /* The process layer times the work between two event waits and, with -e, the
-     * connection from its accept (lx_request_started). */
+     * connection from its accept (server/conn.c). */
     double request_time = atomic_load(&srv->live.max_request_time);
     if (request_time > 0)
         vm_set_deadline(rv->vm, now_ns() + (uint64_t)(request_time * 1e9));
@@ -196,8 +194,7 @@ static int serve_one_request(struct request_vm *rv)
     if (res == VM_STOPPED && rv->proc.server.deadline_hit)
         res = VM_TIMED_OUT;
     bool anywhere = request_ended_badly(rv, res);
-    uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
-                               ? rv->proc.server.conn_accepted_ns : 0;
+    uint64_t accepted_ns = cfg->ephemeral ? rv->conn.accepted_ns : 0;
     uint64_t ended_ns = now_ns();
 
     lx_proc_destroy(&rv->proc);
