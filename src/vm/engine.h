@@ -34,7 +34,6 @@ struct vm_fault {
     struct kvm_regs regs;     /* the program's registers at the fault (its RIP, RSP, RFLAGS) */
 };
 
-struct vm;
 struct vm_ops {
     /* Runs one guest system call and returns RAX. Setting *stop ends vm_run(). */
     long (*syscall)(void *ctx, struct vm *vm, const struct vm_syscall *call, bool *stop);
@@ -61,9 +60,9 @@ struct vm_ops {
 
 enum vm_run_result {
     VM_STOPPED,       /* the syscall handler asked to stop (e.g. exit_group) */
-    VM_CRASHED,       /* guest fault: crash_signal and crash_report say what happened */
+    VM_CRASHED,       /* guest fault: vm_crash_signal and vm_crash_report say what */
     VM_TIMED_OUT,     /* the deadline passed */
-    VM_HOST_ERROR,    /* KVM failed: crash_report says why */
+    VM_HOST_ERROR,    /* KVM failed: vm_crash_report says why */
 };
 
 struct vm_params {
@@ -99,7 +98,7 @@ struct load_info {
     uint64_t entry;        /* where the guest starts: the interpreter's entry if it has one */
     uint64_t image_end;    /* page-aligned end of the highest loaded image: where brk starts */
     uint64_t stack_low;    /* lowest address of the stack region... */
-    uint64_t stack_top;    /* ...and its end, where the initial stack goes (16-byte aligned) */
+    uint64_t stack_top;    /* ...and where the initial stack starts, downward (16-aligned) */
     uint64_t program_base; /* where the program's lowest segment is */
     uint64_t interp_base;  /* where the interpreter's lowest segment is; 0 without one */
     /* The images as the program's start-up code is told of them: */
