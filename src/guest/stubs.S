@@ -4,19 +4,21 @@
  * within a blob, and absolute addresses that are layout constants. */
 #include "vm/layout.h"
 
-/* getpid and getppid need no trip to the host: their answers change only between requests,
- * and the host publishes them at STUB_ANSWER_ADDR (answer 0: call 39, answer 1: call 110).
- * gettid does: the host knows which guest thread runs. Jumps to `done` with RAX set, or
- * falls through for every other call. Clobbers only RAX and the arithmetic flags, which
- * every compiler treats as clobbered by a system call. */
+/* Calls whose answers change only between requests (for Linux: getpid, getppid) need no
+ * trip to the host: the host publishes (call number, answer) pairs at STUB_ANSWER_ADDR.
+ * Jumps to `done` with RAX set, or falls through for every other call. Clobbers only RAX
+ * and the arithmetic flags, which every compiler treats as clobbered by a system call. */
+.if STUB_ANSWERS != 2
+.error "ANSWER_KNOWN_CALLS compares two published call numbers"
+.endif
 .macro ANSWER_KNOWN_CALLS done
-    cmpl $39, %eax          /* getpid */
+    cmpl STUB_ANSWER_ADDR, %eax
     je 8f
-    cmpl $110, %eax         /* getppid */
+    cmpl STUB_ANSWER_ADDR + 16, %eax
     jne 9f
-    movq STUB_ANSWER_ADDR + 8, %rax
+    movq STUB_ANSWER_ADDR + 24, %rax
     jmp \done
-8:  movq STUB_ANSWER_ADDR, %rax
+8:  movq STUB_ANSWER_ADDR + 8, %rax
     jmp \done
 9:
 .endm

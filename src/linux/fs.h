@@ -5,14 +5,10 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "linux/fs_task.h"
 #include "linux/policy.h"
 
 struct lx_proc;
-
-/* The policy of p's configuration. */
-const struct fs_policy *fs_policy(const struct lx_proc *p);
-/* Sets up p->task.cwd (--cwd, else the host's working directory) and p->task.umask on first use. */
-void fs_ready(struct lx_proc *p);
 
 /* Copies a guest path argument: its length, -EFAULT or -ENAMETOOLONG. */
 long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);

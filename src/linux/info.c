@@ -16,8 +16,8 @@
 #include "base/units.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 #define GETRANDOM_MAX (32 * MIB)   /* per call; callers loop on short counts */
 #define GUEST_RLIM_INFINITY UINT64_MAX
@@ -222,7 +222,7 @@ static struct guest_rlimit limit_of(const struct lx_proc *p, unsigned int resour
     case RLIMIT_NOFILE:
         return (struct guest_rlimit){ LX_MAX_FDS, LX_MAX_FDS };
     case RLIMIT_AS: {
-        uint64_t size = p->vm ? p->vm->user_end : GUEST_RLIM_INFINITY;
+        uint64_t size = p->vm ? vm_user_end(p->vm) : GUEST_RLIM_INFINITY;
         return (struct guest_rlimit){ size, size };
     }
     default:
@@ -306,7 +306,7 @@ long sys_sysinfo(struct lx_proc *p, const uint64_t a[6])
         return -errno;
     uint64_t host_total = mul_sat(host.totalram, host.mem_unit);
     uint64_t host_free = mul_sat(host.freeram, host.mem_unit);
-    uint64_t total = p->vm && p->vm->mem_size < host_total ? p->vm->mem_size : host_total;
+    uint64_t total = p->vm && vm_mem_size(p->vm) < host_total ? vm_mem_size(p->vm) : host_total;
     struct timespec up;
     clock_gettime(CLOCK_BOOTTIME, &up);
 

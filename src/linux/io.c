@@ -19,8 +19,8 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 /* Linux never moves more than this in one call (INT_MAX rounded down to a page). */
 #define GUEST_IOV_MAX 1024
@@ -36,7 +36,8 @@ static size_t cap_rw(uint64_t len) { return len > MAX_RW_COUNT ? MAX_RW_COUNT : 
  * program's address space. */
 static bool in_address_space(const struct vm *vm, uint64_t gva, uint64_t len)
 {
-    return gva <= vm->user_end && len <= vm->user_end - gva;
+    uint64_t end = vm_user_end(vm);
+    return gva <= end && len <= end - gva;
 }
 
 /* A host pointer for the guest buffer [gva, gva + *len). Linux copies until the first fault
@@ -235,11 +236,8 @@ long sys_close(struct lx_proc *p, const uint64_t a[6])
         return -EBADF;
     lx_epoll_forget_fd(p, fd);      /* while its host fd still exists to unregister */
     fdt_close(&p->fds, fd);
-    /* Ephemeral mode: the request's connection is closed, the request is over. */
-    if (fd == p->server.conn_fd) {
-        p->server.conn_fd = -1;
-        p->server.request_done = true;
-    }
+    if (p->server.hooks)
+        p->server.hooks->closed(p->server.hooks_ctx, fd);
     return 0;
 }
 

@@ -16,7 +16,7 @@
 #include "base/log.h"
 #include "linux/epoll.h"
 #include "linux/process.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 static bool host_inode(int host_fd, uint64_t *ino)
 {
@@ -300,9 +300,8 @@ int lx_listeners_publish(struct lx_proc *p)
             continue;
         if (listen(host, l.backlog) < 0 ||
             fcntl(host, F_SETFL, l.status_flags | O_NONBLOCK) < 0) {
-            snprintf(p->vm->crash_report, sizeof p->vm->crash_report,
-                     "cannot make the program's socket listen at the freeze: %s",
-                     strerror(errno));
+            vm_set_crash_report(p->vm, "cannot make the program's socket listen at the "
+                                "freeze: %s", strerror(errno));
             rc = -1;
             continue;
         }
@@ -345,16 +344,16 @@ int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out)
         if (l->family != AF_UNIX ||
             getsockname(host, (struct sockaddr *)&r->path, &r->path_len) < 0 ||
             getsockname(l->private_fd, (struct sockaddr *)&r->name, &r->name_len) < 0) {
-            snprintf(storage->vm->crash_report, sizeof storage->vm->crash_report,
-                     "the storage program listens on a socket that is not a unix socket; "
-                     "request VMs reach it only through unix sockets");
+            vm_set_crash_report(storage->vm, "the storage program listens on a socket that "
+                                "is not a unix socket; request VMs reach it only through "
+                                "unix sockets");
             return -1;
         }
         out->n++;
     }
     if (out->n == 0) {
-        snprintf(storage->vm->crash_report, sizeof storage->vm->crash_report,
-                 "the storage program waits without listening on a unix socket");
+        vm_set_crash_report(storage->vm,
+                            "the storage program waits without listening on a unix socket");
         return -1;
     }
     return 0;
@@ -462,7 +461,7 @@ int lx_wait_host_fd(struct lx_proc *p, const struct lx_fd *f)
 {
     if (f->type != LX_FT_LISTENER)
         return f->host_fd;
-    if (p->server.accepts_left == 0)
+    if (!lx_accept_allowed(p))
         return -1;
     const struct lx_listener *l = lx_listener_of(p, f);
     if (!l)

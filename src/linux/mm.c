@@ -11,9 +11,9 @@
 #include "base/units.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
 #include "vm/layout.h"
-#include "vm/vm.h"
 
 static uint64_t page_up(uint64_t x) { return (x + PAGE - 1) & ~(PAGE - 1); }
 
@@ -230,8 +230,8 @@ long sys_brk(struct lx_proc *p, const uint64_t a[6])
 
 static bool range_ok(const struct lx_proc *p, uint64_t addr, uint64_t len)
 {
-    return addr % PAGE == 0 && addr >= SYSTEM_AREA_END && addr <= p->vm->user_end &&
-           len <= p->vm->user_end - addr;
+    uint64_t end = vm_user_end(p->vm);
+    return addr % PAGE == 0 && addr >= SYSTEM_AREA_END && addr <= end && len <= end - addr;
 }
 
 /* Fills a private file mapping by reading the file: no host mapping is shared. */
@@ -277,7 +277,7 @@ long sys_mmap(struct lx_proc *p, const uint64_t a[6])
     bool anonymous = flags & MAP_ANONYMOUS;
     if (!anonymous && type != MAP_PRIVATE)
         return -ENODEV;    /* shared file mappings would write back to the host file */
-    if (len > p->vm->user_end)
+    if (len > vm_user_end(p->vm))
         return -ENOMEM;
     len = page_up(len);
 
@@ -415,7 +415,7 @@ long sys_mremap(struct lx_proc *p, const uint64_t a[6])
     int flags = (int)a[3];
     if (flags & ~(MREMAP_MAYMOVE) || !new_len || !range_ok(p, old, old_len))
         return -EINVAL;
-    if (new_len > p->vm->user_end)
+    if (new_len > vm_user_end(p->vm))
         return -ENOMEM;
     struct lx_mm *mm = &p->mm;
     int prot = vm_prot_at(p->vm, old);
@@ -457,7 +457,7 @@ long sys_mremap(struct lx_proc *p, const uint64_t a[6])
         mm_free(mm, to, new_len);
         return -ENOMEM;
     }
-    memcpy(vm_host_span(p->vm, to, old_len), p->vm->mem + old, old_len);
+    vm_host_copy(p->vm, to, old, old_len);      /* both ranges are the program's: cannot fail */
     wipe_follow(mm, old, old_len, to, new_len);
     if (prot == PROT_NONE)
         vm_protect(p->vm, to, new_len, PROT_NONE);

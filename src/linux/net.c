@@ -286,11 +286,10 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
         return -EINVAL;             /* Linux: it does not listen */
     int status = lx_fd_status_flags(p, f);
     bool blocks = status >= 0 && !(status & O_NONBLOCK);
-    if (p->server.accepts_left == 0) {
-        /* An ephemeral VM's one connection is taken (through whichever fd); waiting for
-         * another means the request is over. */
+    if (!lx_accept_allowed(p)) {
+        /* An ephemeral VM's one connection is taken (through whichever fd). */
         if (blocks)
-            p->server.request_done = true;
+            p->server.hooks->wait_for_connection(p->server.hooks_ctx);
         return -EAGAIN;
     }
     /* The program's listeners are non-blocking on the host (at boot the private one, later
@@ -351,13 +350,10 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
     if (!p->server.listen_privately && getenv("KVMS_TEST_SECCOMP_VIOLATION"))
         syscall(SYS_execve, NULL, NULL, NULL);
 #endif
-    if (p->server.accepts_left > 0) {
-        p->server.conn_fd = fd;
-        p->server.conn_accepted_ns = now_ns();
-        if (--p->server.accepts_left == 0) {
-            lx_epoll_sync_listeners(p);
-            lx_request_started(p);
-        }
+    if (p->server.hooks) {
+        p->server.hooks->accepted(p->server.hooks_ctx, p, fd);
+        if (!lx_accept_allowed(p))
+            lx_epoll_sync_listeners(p);     /* its listeners leave the event waits */
     }
     return fd;
 }

@@ -13,7 +13,7 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 /* What a ready pipe or socket takes in one write without waiting: a pipe that polls
  * writable has a free buffer, which holds PIPE_BUF bytes; a longer write, or one whose

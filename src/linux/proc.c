@@ -4,8 +4,8 @@
 
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 long sys_exit(struct lx_proc *p, const uint64_t a[6])
 {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "base/log.h"
@@ -14,8 +15,7 @@
 #include "linux/listener.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
-#include "vm/loader.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 #define GIB (1ull << 30)
 
@@ -37,8 +37,9 @@ static void mm_init(struct lx_mm *mm, const struct load_info *li)
 static void publish_ids(struct lx_proc *p)
 {
     if (p->vm)
-        vm_set_stub_answers(p->vm, (const uint64_t[STUB_ANSWERS]){ (uint64_t)p->pid,
-                                                                   (uint64_t)p->ppid });
+        vm_set_stub_answers(p->vm, (const struct vm_stub_answer[STUB_ANSWERS]){
+                                       { SYS_getpid, (uint64_t)p->pid },
+                                       { SYS_getppid, (uint64_t)p->ppid } });
 }
 
 /* A pid for a new request VM generation: one counter for all request VMs, so no two live
@@ -67,8 +68,6 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
     if (!realpath(exe_path, p->task.exe_path))
         snprintf(p->task.exe_path, sizeof p->task.exe_path, "%s", exe_path);
     mm_init(&p->mm, li);
-    p->server.accepts_left = -1;
-    p->server.conn_fd = -1;
     lx_threads_init(&p->threads);
     if (fdt_init_stdio(&p->fds) < 0) {
         log_error("cannot set up the guest's standard streams");
@@ -97,7 +96,8 @@ void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *s
     *dst = *src;
     dst->frozen = false;
     dst->boot_failed = false;
-    dst->request_done = false;
+    dst->hooks = NULL;              /* the server sets its own for this VM */
+    dst->hooks_ctx = NULL;
     dst->freeze_on_wait = false;
     dst->warmup = NULL;
     dst->memory_exceeded = false;
@@ -157,11 +157,9 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     return 0;
 }
 
-void lx_request_started(struct lx_proc *p)
+bool lx_accept_allowed(const struct lx_proc *p)
 {
-    p->server.busy_limit_ns = 0;
-    if (p->server.request_limit_ns)
-        p->vm->deadline_ns = now_ns() + p->server.request_limit_ns;
+    return !p->server.hooks || p->server.hooks->accept_allowed(p->server.hooks_ctx);
 }
 
 long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
@@ -190,10 +188,10 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
     bool event_wait = lx_syscall_is(call->nr, LX_SC_EVENT_WAIT);
     bool timed_wait = p->server.busy_limit_ns && event_wait;
     if (timed_wait)
-        vm->deadline_ns = 0;
+        vm_set_deadline(vm, 0);
     long ret = lx_proc_syscall(p, call->nr, call->arg);
     if (timed_wait && p->server.busy_limit_ns)
-        vm->deadline_ns = now_ns() + p->server.busy_limit_ns;
+        vm_set_deadline(vm, now_ns() + p->server.busy_limit_ns);
     if (p->server.frozen) {
         /* The program waits for its first connection: each fork redoes this call. */
         p->server.pending_nr = call->nr;
@@ -206,8 +204,9 @@ static long on_syscall(void *ctx, struct vm *vm, const struct vm_syscall *call, 
 
 bool lx_must_stop(const struct lx_proc *p)
 {
-    return p->exited || p->server.frozen || p->server.request_done ||
-           p->server.memory_exceeded || p->server.deadline_hit;
+    return p->exited || p->server.frozen || p->server.memory_exceeded ||
+           p->server.deadline_hit ||
+           (p->server.hooks && p->server.hooks->should_stop(p->server.hooks_ctx));
 }
 
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,

@@ -66,6 +66,24 @@ struct lx_signals {
 
 /* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
  * report through the others and stop the VM with *stop when one becomes true). */
+/* How server mode follows a VM's connections (-e: one per request VM life), implemented by
+ * the server layer (server/conn.c) and called by the personality where a connection
+ * starts, ends or is waited for. None (NULL: the master, a plain run, request VMs without
+ * -e): any number of connections, and none of them ends anything. */
+struct lx_server_hooks {
+    /* May the program take a connection now? false: its listeners are left out of event
+     * waits, and an accept fails with EAGAIN. */
+    bool (*accept_allowed)(void *ctx);
+    /* It blocks for a connection it may not take: the request is over. */
+    void (*wait_for_connection)(void *ctx);
+    /* It took one, as guest fd `fd`. */
+    void (*accepted)(void *ctx, struct lx_proc *p, int fd);
+    /* It closed guest fd `fd`. */
+    void (*closed)(void *ctx, int fd);
+    /* After each system call: must the VM stop, for the server's reasons? */
+    bool (*should_stop)(void *ctx);
+};
+
 struct lx_server_state {
     bool freeze_on_wait;    /* boot: stop when the program first waits for a connection
                              * (written by the warm-up thread too: atomic accesses) */
@@ -93,13 +111,8 @@ struct lx_server_state {
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
     bool boot_failed;       /* -> no, it cannot be: the VM's crash_report says why */
     uint64_t pending_nr, pending_args[6];
-    int accepts_left;       /* ephemeral: connections this VM may still accept; -1 = any */
-    int conn_fd;            /* ephemeral: guest fd of this request's connection, or -1 */
-    uint64_t conn_accepted_ns;  /* ephemeral: when it was accepted (now_ns) */
-    uint64_t request_limit_ns;  /* ephemeral: how long the connection may last from its
-                                 * accept (--max-request-time; until the accept the VM is
-                                 * timed by busy_limit_ns); 0 = any */
-    bool request_done;      /* ephemeral: the connection was closed -> reset */
+    const struct lx_server_hooks *hooks;    /* NULL: none */
+    void *hooks_ctx;
     uint64_t memory_limit;  /* bytes the program may map (at boot: --max-main-memory; in a
                              * request VM: beyond the frozen image); 0 = any */
     bool limit_aborts;      /* request VMs: going past the limit aborts the request */
@@ -152,13 +165,18 @@ struct lx_proc {
     struct lx_threads threads;     /* last: a fork copies only its live part */
 };
 
-/* Ephemeral: the VM accepted its one connection; the request's time starts now. */
-void lx_request_started(struct lx_proc *p);
+/* May the program take a connection now (lx_server_hooks.accept_allowed)? */
+bool lx_accept_allowed(const struct lx_proc *p);
 /* Runs one system call of the current thread (lx_dispatch, and the thread switch of a
  * wait that lets the other threads run): RAX for the thread that runs next. */
 long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6]);
 
 struct load_info;
+/* Loads `path` (load_program) and builds the initial stack Linux promises a program: argc,
+ * argv and envp (NULL-terminated), the auxiliary vector; *sp: where RSP starts (at argc).
+ * 0, or -1 with a message. */
+int lx_load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
+                    uint64_t dylink_base, struct load_info *li, uint64_t *sp);
 /* Prepares the process state for a freshly loaded program. */
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path);

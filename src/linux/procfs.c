@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "base/units.h"
-#include "linux/fs.h"
+#include "linux/fs_task.h"
 #include "linux/process.h"
+#include "vm/engine.h"
 #include "vm/layout.h"
-#include "vm/vm.h"
 
 #define CLOCK_TICKS 100             /* USER_HZ */
 
@@ -201,7 +201,7 @@ static uint64_t memory_total(const struct lx_proc *p)
     uint64_t host = UINT64_MAX;
     if (sysinfo(&si) == 0 && si.mem_unit && si.totalram <= UINT64_MAX / si.mem_unit)
         host = si.totalram * si.mem_unit;
-    uint64_t total = p->vm && p->vm->mem_size ? p->vm->mem_size : host;
+    uint64_t total = p->vm && vm_mem_size(p->vm) ? vm_mem_size(p->vm) : host;
     return total < host ? total : host;     /* what sysinfo() reports too */
 }
 
@@ -350,18 +350,19 @@ static int lookup_fd(struct lx_proc *p, const char *spec, struct pfs_node *out)
         (spec[0] == '0' && end - spec > 1))
         return -ENOENT;
     const char *rest = *end ? end + 1 : "";
-    long host = fs_host_fd(p, n);
-    if (host < 0)
+    const struct lx_fd *f = fdt_get(&p->fds, (int)n);
+    if (!f)
         return -ENOENT;
+    int host = f->host_fd;
     char guest[PATH_MAX];
-    int err = fsp_guest_path_of_fd(fs_policy(p), (int)host, guest);
+    int err = fsp_guest_path_of_fd(fs_policy(p), host, guest);
     if (err == 0)
         return link_to(out, guest, guest, rest);
     if (rest[0])
         return -ENOTDIR;
     /* A nameless object (pipe:[123], socket:[45], anon_inode:...): reopened as itself. */
     char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%ld", host);
+    snprintf(link, sizeof link, "/proc/self/fd/%d", host);
     ssize_t len = readlink(link, out->link_text, sizeof out->link_text - 1);
     if (len < 0)
         return -ENOENT;

@@ -19,9 +19,9 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
 #include "vm/layout.h"
-#include "vm/vm.h"
 
 #define GUEST_SIGSET_SIZE 8
 #define GUEST_MINSIGSTKSZ 2048
@@ -709,7 +709,7 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
     /* After rt_sigreturn this is the restored context. */
     struct kvm_regs regs;
     vm_get_user_regs(vm, ret, &regs);
-    if (ret == -EINTR && !vm->user_regs_set && restartable(call->nr) &&
+    if (ret == -EINTR && !vm_user_regs_were_set(vm) && restartable(call->nr) &&
         (p->sig.action[sig - 1].flags & SA_RESTART)) {
         regs.rip -= 2;              /* back onto the `syscall` (or the rewritten call) */
         regs.rax = call->nr;

@@ -26,8 +26,8 @@
 #include "linux/netpolicy.h"
 #include "linux/policy.h"
 #include "linux/process.h"
-#include "vm/vm.h"
 #include "linux/snapshot_internal.h"
+#include "vm/engine.h"
 
 /* ------------------------------------------------------------------ checking */
 
@@ -83,7 +83,6 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
                              offsetof(struct lx_server_state, listen_privately),
                              offsetof(struct lx_server_state, frozen),
                              offsetof(struct lx_server_state, boot_failed),
-                             offsetof(struct lx_server_state, request_done),
                              offsetof(struct lx_server_state, limit_aborts),
                              offsetof(struct lx_server_state, memory_exceeded),
                              offsetof(struct lx_server_state, deadline_hit) };
@@ -620,8 +619,8 @@ int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *
     s->freeze_on_wait = s->listen_privately = s->warmup_failed = false;
     s->warmup = NULL;
     s->warmup_ctx = NULL;
-    s->accepts_left = -1;
-    s->conn_fd = -1;
+    s->hooks = NULL;
+    s->hooks_ctx = NULL;
     for (int i = 0; i < s->nlisteners; i++) {
         s->listeners[i].private_fd = s->listeners[i].shadow_fd = -1;
         s->listeners[i].nopts = 0;

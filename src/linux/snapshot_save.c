@@ -27,8 +27,8 @@
 #include "linux/netpolicy.h"
 #include "linux/policy.h"
 #include "linux/process.h"
-#include "vm/vm.h"
 #include "linux/snapshot_internal.h"
+#include "vm/engine.h"
 
 /* ------------------------------------------------------------------ saving */
 

@@ -261,10 +261,10 @@ static long idle_wait(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt att
 {
     uint64_t busy = p->server.busy_limit_ns;
     if (busy)
-        p->vm->deadline_ns = 0;
+        vm_set_deadline(p->vm, 0);
     long err = lx_wait_until(p, timeout_ns, attempt, ctx);
     if (busy)
-        p->vm->deadline_ns = now_ns() + busy;
+        vm_set_deadline(p->vm, now_ns() + busy);
     return err;
 }
 

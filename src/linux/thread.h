@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 #define LX_MAX_THREADS 64
 #define LX_WAIT_FDS 8           /* host fds a switched-out wait records for the scheduler */

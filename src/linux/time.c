@@ -10,8 +10,8 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 
 _Static_assert(sizeof(struct timespec) == 16 && sizeof(struct timeval) == 16,
@@ -127,7 +127,7 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         uint64_t ns = until_ns > now_clk ? until_ns - now_clk : 0;
         return lx_thread_sleep(p, ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
     }
-    uint64_t deadline = p->vm ? p->vm->deadline_ns : 0;
+    uint64_t deadline = p->vm ? vm_deadline(p->vm) : 0;
     if (deadline) {
         struct timespec now, mono;
         clock_gettime(clk, &now);

@@ -11,8 +11,8 @@
 #include "base/time.h"
 #include "linux/listener.h"
 #include "linux/process.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
-#include "vm/vm.h"
 
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
@@ -21,7 +21,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 
 long lx_wait_until(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx)
 {
-    uint64_t vm_end = p->vm ? p->vm->deadline_ns : 0;
+    uint64_t vm_end = p->vm ? vm_deadline(p->vm) : 0;
     uint64_t guest_end = timeout_ns < 0 ? 0 : add_sat(now_ns(), (uint64_t)timeout_ns);
     /* A signal already due ends the call unless something is ready now, as Linux looks
      * once before it sleeps. */
@@ -108,7 +108,7 @@ bool lx_host_fd_blocks(int host_fd)
 /* The freeze cannot be reached: the VM stops, and the boot reports why. */
 static bool boot_fails(struct lx_proc *p, const char *why)
 {
-    snprintf(p->vm->crash_report, sizeof p->vm->crash_report, "%s", why);
+    vm_set_crash_report(p->vm, "%s", why);
     p->server.boot_failed = true;
     p->server.frozen = true;
     return true;

@@ -16,9 +16,7 @@
 #include "base/units.h"
 #include "server/activation.h"
 #include "server/warmup.h"
-#include "vm/syscall_sites.h"
-#include "vm/loader.h"
-#include "vm/platform.h"
+#include "vm/engine.h"
 
 static uint64_t deadline_after(double seconds)
 {
@@ -38,7 +36,7 @@ unsigned boot_vm_count(const struct config *cfg)
 int boot_choose_transport(struct booted_program *b, const struct config *cfg)
 {
     const char *want = cfg->syscall_transport ? cfg->syscall_transport : "auto";
-    bool supported = b->vm.plat->shared_transport;
+    bool supported = vm_has_shared_transport(b->vm);
     cpu_set_t allowed;                 /* the CPUs we may run on, not the machine's */
     if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
         CPU_ZERO(&allowed);
@@ -49,7 +47,7 @@ int boot_choose_transport(struct booted_program *b, const struct config *cfg)
         return 0;
     if (!supported) {
         log_warn("--syscall-transport=shared is not available on %s KVM; using VM exits",
-                 b->vm.plat->name);
+                 vm_platform_name(b->vm));
         return 0;
     }
     b->poller = poller_start();
@@ -98,10 +96,10 @@ static void *progress_loop(void *arg)
         struct timespec until = { (time_t)(next / 1000000000ull), (long)(next % 1000000000ull) };
         if (pthread_cond_timedwait(&pg->done, &pg->lock, &until) == 0 || !pg->running)
             continue;
-        /* The exit count is read while the vCPU thread adds to it: a display only. */
+        struct vm_stats st;
+        vm_get_stats(pg->vm, &st);
         fprintf(stderr, "\r\033[Kkvmserver: starting %s: %.1f s, %llu VM exits", pg->program,
-                (now_ns() - start) / 1e9,
-                (unsigned long long)__atomic_load_n(&pg->vm->exits, __ATOMIC_RELAXED));
+                (now_ns() - start) / 1e9, (unsigned long long)st.exits);
         pg->drawn = true;
         next = now_ns() + PROGRESS_EVERY_NS;
     }
@@ -140,19 +138,21 @@ static void progress_stop(struct progress *pg)
 
 static int ended(struct booted_program *b, const struct config *cfg, enum vm_run_result res)
 {
-    struct vm *vm = &b->vm;
+    struct vm *vm = b->vm;
     int status = 1;
     char fields[64];    /* the master VM: the booting program, or a plain run's whole life */
     switch (res) {
     case VM_STOPPED:
         status = b->proc->exit_status;
         break;
-    case VM_CRASHED:
-        snprintf(fields, sizeof fields, "vm=master signal=%d", vm->crash_signal);
+    case VM_CRASHED: {
+        int sig = vm_crash_signal(vm);
+        snprintf(fields, sizeof fields, "vm=master signal=%d", sig);
         log_event(LOG_LEVEL_ERROR, "crash", fields, "%s crashed: %s (signal %d, %s)",
-                  cfg->program, vm->crash_report, vm->crash_signal, strsignal(vm->crash_signal));
-        status = 128 + vm->crash_signal;
+                  cfg->program, vm_crash_report(vm), sig, strsignal(sig));
+        status = 128 + sig;
         break;
+    }
     case VM_TIMED_OUT:
         snprintf(fields, sizeof fields, "vm=master limit_s=%g", cfg->max_boot_time);
         log_event(LOG_LEVEL_ERROR, "timeout", fields, "%s did not finish or start "
@@ -161,18 +161,20 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
         status = 124;
         break;
     case VM_HOST_ERROR:
-        log_error("%s", vm->crash_report);
+        log_error("%s", vm_crash_report(vm));
         break;
     }
+    struct vm_stats st;
+    vm_get_stats(vm, &st);
     log_debug("%llu VM exits, %llu system-call exits, %llu unsupported system calls; %.2f ms "
               "in system-call handlers, %.2f ms of it in file-system calls",
-              (unsigned long long)vm->exits, (unsigned long long)vm->syscall_exits,
+              (unsigned long long)st.exits, (unsigned long long)st.syscall_exits,
               (unsigned long long)b->proc->stats.unknown_syscalls,
               b->proc->stats.handler_ns / 1e6, b->proc->stats.fs_handler_ns / 1e6);
-    if (vm->sites)
+    if (st.sites_rewritten || st.sites_refused)
         log_debug("%llu syscall sites rewritten, %llu left trapping (code near them uses the "
-                  "red zone)", (unsigned long long)vm->sites->rewritten,
-                  (unsigned long long)vm->sites->refused);
+                  "red zone)", (unsigned long long)st.sites_rewritten,
+                  (unsigned long long)st.sites_refused);
     if (b->poller) {           /* it must not look at this VM once it is gone */
         poller_stop(b->poller);
         b->poller = NULL;
@@ -180,7 +182,8 @@ static int ended(struct booted_program *b, const struct config *cfg, enum vm_run
     lx_proc_destroy(b->proc);
     free(b->proc);
     b->proc = NULL;
-    vm_destroy(vm);
+    vm_delete(vm);
+    b->vm = NULL;
     lx_env_destroy(&b->env);
     return status;
 }
@@ -194,19 +197,24 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
                                 .verbose = cfg->verbose };
     if (lx_env_build(&b->env, cfg) < 0)
         return 1;
-    if (vm_create(&b->vm, &params) < 0) {
+    b->vm = vm_new();
+    if (!b->vm || vm_create(b->vm, &params) < 0) {
+        vm_delete(b->vm);
+        b->vm = NULL;
         lx_env_destroy(&b->env);
         return 1;
     }
     struct load_info li;
+    uint64_t sp;
     b->proc = calloc(1, sizeof *b->proc);
-    if (!b->proc || load_program(&b->vm, cfg->program, cfg->program_argv, guest_env,
-                                 cfg->dylink_address_hint * MIB, &li) < 0 ||
-        lx_proc_init(b->proc, &b->vm, &b->env, &li, cfg->program) < 0) {
+    if (!b->proc || lx_load_program(b->vm, cfg->program, cfg->program_argv, guest_env,
+                                    cfg->dylink_address_hint * MIB, &li, &sp) < 0 ||
+        lx_proc_init(b->proc, b->vm, &b->env, &li, cfg->program) < 0) {
         if (b->proc)
             lx_proc_destroy(b->proc);
         free(b->proc);
-        vm_destroy(&b->vm);
+        vm_delete(b->vm);
+        b->vm = NULL;
         lx_env_destroy(&b->env);
         return 1;
     }
@@ -215,35 +223,36 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     b->proc->server.storage = role->storage;
     b->proc->server.storage_routes = role->storage_routes;
     /* The storage program's sockets never listen on the host: activation is the other's. */
+    char why[256];
     int activated = role->storage ? 0 : activation_take(b->proc->server.activated,
-                                                        LX_MAX_LISTENERS, b->vm.crash_report,
-                                                        sizeof b->vm.crash_report);
-    if (activated < 0)
+                                                        LX_MAX_LISTENERS, why, sizeof why);
+    if (activated < 0) {
+        vm_set_crash_report(b->vm, "%s", why);
         return ended(b, cfg, VM_HOST_ERROR);
+    }
     b->proc->server.nactivated = activated;
     if (cfg->warmup)
         warmup_arm(b->proc, cfg->warmup);
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
-    b->vm.ops = &lx_vm_ops;
-    b->vm.ops_ctx = b->proc;
+    vm_set_ops(b->vm, &lx_vm_ops, b->proc);
     if (boot_choose_transport(b, cfg) < 0)
         return ended(b, cfg, VM_HOST_ERROR);
-    if (b->poller && poller_add(b->poller, &b->vm) == 0)
-        transport_attach(&b->vm, b->poller, cfg->syscall_spin_us);
+    if (b->poller && poller_add(b->poller, b->vm) == 0)
+        transport_attach(b->vm, b->poller, cfg->syscall_spin_us);
     if (b->pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof b->vm_cpus, &b->vm_cpus);
-    vm_set_entry(&b->vm, li.entry, li.sp);
+    vm_set_entry(b->vm, li.entry, sp);
     if (cfg->max_boot_time > 0)
-        b->vm.deadline_ns = deadline_after(cfg->max_boot_time);
+        vm_set_deadline(b->vm, deadline_after(cfg->max_boot_time));
     char fields[PATH_MAX + 32];
     snprintf(fields, sizeof fields, "program=\"%s\" role=%s", cfg->program,
              role->storage ? "storage" : "request");
     log_event(LOG_LEVEL_INFO, "boot", fields, NULL);    /* plain logs show it by its end */
-    struct progress progress = { .vm = &b->vm, .program = cfg->program };
+    struct progress progress = { .vm = b->vm, .program = cfg->program };
     progress_start(&progress);
-    enum vm_run_result res = vm_run(&b->vm);
+    enum vm_run_result res = vm_run(b->vm);
     progress_stop(&progress);
-    transport_detach(&b->vm);       /* frozen memory is never written again */
+    transport_detach(b->vm);       /* frozen memory is never written again */
     if (res == VM_STOPPED && b->proc->server.deadline_hit)
         res = VM_TIMED_OUT;         /* a blocking call reached --max-boot-time */
     if (res == VM_STOPPED && b->proc->server.boot_failed)
@@ -251,8 +260,8 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     if (res == VM_STOPPED && b->proc->server.frozen && lx_listeners_publish(b->proc) < 0)
         res = VM_HOST_ERROR;
     if (res == VM_STOPPED && b->proc->server.frozen) {
-        b->vm.deadline_ns = 0;
-        vm_disarm(&b->vm);
+        vm_set_deadline(b->vm, 0);
+        vm_disarm(b->vm);
         return -1;
     }
     return ended(b, cfg, res);

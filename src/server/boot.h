@@ -8,10 +8,10 @@
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "server/lx_env.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 struct booted_program {
-    struct vm vm;
+    struct vm *vm;            /* the master */
     struct lx_env env;        /* shared by the master and every request VM */
     struct lx_proc *proc;
     struct poller *poller;    /* shared syscall transport; NULL = VM exits only */

@@ -3,7 +3,7 @@
 
 #include "base/time.h"
 #include "linux/wait.h"
-#include "vm/fork.h"
+#include "vm/engine.h"
 
 #ifndef KVMS_VERSION
 #define KVMS_VERSION "unknown"

@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 #include "linux/counters.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 struct vm_reset_stats;
 

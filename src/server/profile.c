@@ -60,9 +60,11 @@ void profile_add(struct request_profile *total, const struct request_profile *v,
     total->cpu_ns += v->cpu_ns;
     total->pages += v->pages;
     total->personality_ns += v->personality_ns;
-    total->guest_ns += vm->guest_ns;
-    total->flushes += vm->flushes;
-    total->flush_ns += vm->flush_ns;
+    struct vm_stats st;
+    vm_get_stats(vm, &st);
+    total->guest_ns += st.guest_ns;
+    total->flushes += st.flushes;
+    total->flush_ns += st.flush_ns;
     for (int c = 0; c < KVM_COUNTERS; c++)
         total->kvm[c] += v->kvm[c];
     total->kvm_vms += v->kvm_vms;

@@ -7,9 +7,8 @@
 #include <stdio.h>
 
 #include "linux/process.h"
-#include "vm/fork.h"
+#include "vm/engine.h"
 #include "vm/kvm_stats.h"
-#include "vm/vm.h"
 
 struct request_profile {
     struct lx_profile calls;        /* the VM's process counts its calls here */

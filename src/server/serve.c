@@ -21,20 +21,20 @@
 #include "linux/process.h"
 #include "linux/syscalls.h"
 #include "server/boot.h"
+#include "server/conn.h"
 #include "server/metrics_http.h"
 #include "server/profile.h"
 #include "server/reload.h"
 #include "server/seccomp.h"
 #include "server/stop.h"
-#include "vm/fork.h"
-#include "vm/platform.h"
-#include "vm/vm.h"
+#include "vm/engine.h"
 
 struct request_vm {
     unsigned index;
     struct server *srv;
-    struct vm vm;
+    struct vm *vm;
     struct lx_proc proc;
+    struct srv_conn conn;           /* -e: its one connection */
     pthread_t thread;
     struct lx_storage_routes pair;  /* storage --1-to-1: this storage VM's and its request
                                      * VM's own listeners */
@@ -45,7 +45,7 @@ struct server {
     const struct config *cfg;
     struct poller *poller;          /* shared transport; NULL = VM exits only */
     struct booted_program boot;
-    struct vm_snapshot snap;
+    struct vm_snapshot *snap;
     unsigned nvms;
     struct request_vm *vms;
     struct metrics metrics;
@@ -62,7 +62,7 @@ static void resume_frozen_wait(struct request_vm *rv)
 {
     const struct lx_server_state *frozen = &rv->srv->boot.proc->server;
     long ret = lx_proc_syscall(&rv->proc, frozen->pending_nr, frozen->pending_args);
-    vm_set_syscall_result(&rv->vm, (uint64_t)ret);
+    vm_set_syscall_result(rv->vm, (uint64_t)ret);
 }
 
 /* An event of one VM: its number and role, then `own` fields ("" for none), and the
@@ -106,9 +106,9 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
         return false;
     case VM_CRASHED: {
         char own[24];
-        snprintf(own, sizeof own, "signal=%d", rv->vm.crash_signal);
+        snprintf(own, sizeof own, "signal=%d", vm_crash_signal(rv->vm));
         vm_event(rv, LOG_LEVEL_WARN, "crash", own, "crashed: %s (signal %d); connection closed, "
-                 "VM reset", rv->vm.crash_report, rv->vm.crash_signal);
+                 "VM reset", vm_crash_report(rv->vm), vm_crash_signal(rv->vm));
         return true;
     }
     case VM_TIMED_OUT: {
@@ -120,7 +120,7 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
         return true;
     }
     case VM_HOST_ERROR:
-        vm_event(rv, LOG_LEVEL_ERROR, "host_error", "", "%s; VM reset", rv->vm.crash_report);
+        vm_event(rv, LOG_LEVEL_ERROR, "host_error", "", "%s; VM reset", vm_crash_report(rv->vm));
         return true;
     }
     return true;
@@ -129,7 +129,7 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
 static int start_request_state(struct request_vm *rv)
 {
     struct server *srv = rv->srv;
-    if (lx_proc_fork(&rv->proc, srv->boot.proc, &rv->vm) < 0)
+    if (lx_proc_fork(&rv->proc, srv->boot.proc, rv->vm) < 0)
         return -1;
     if (srv->one_to_one && lx_storage_take(&rv->proc, &rv->pair) < 0) {
         log_error("storage VM %u: cannot take its own listeners: %s", rv->index, strerror(errno));
@@ -139,10 +139,6 @@ static int start_request_state(struct request_vm *rv)
         rv->proc.server.storage_routes = &srv->storage->vms[rv->index].pair;
     if (srv->cfg->profile)
         rv->proc.stats.profile = &rv->profile.calls;
-    if (srv->cfg->ephemeral) {
-        rv->proc.server.accepts_left = 1;
-        rv->proc.server.conn_fd = -1;
-    }
     rv->proc.server.memory_limit = atomic_load(&srv->live.max_request_memory) << 20;
     rv->proc.server.limit_aborts = true;
     /* Ephemeral: the request is the connection, timed from its accept; until then (and
@@ -151,7 +147,7 @@ static int start_request_state(struct request_vm *rv)
     uint64_t limit = request_time > 0 ? (uint64_t)(request_time * 1e9) : 0;
     rv->proc.server.busy_limit_ns = limit;
     if (srv->cfg->ephemeral)
-        rv->proc.server.request_limit_ns = limit;
+        srv_conn_start(&rv->conn, &rv->proc, limit);
     return 0;
 }
 
@@ -179,7 +175,8 @@ static int serve_one_request(struct request_vm *rv)
 {
     struct server *srv = rv->srv;
     const struct config *cfg = srv->cfg;
-    uint64_t exits_before = rv->vm.exits, syscall_exits_before = rv->vm.syscall_exits;
+    struct vm_stats before, after;
+    vm_get_stats(rv->vm, &before);
     uint64_t resumed_ns = now_ns();
     if (cfg->profile)
         profile_resumed(&rv->profile);
@@ -188,42 +185,42 @@ static int serve_one_request(struct request_vm *rv)
     resume_frozen_wait(rv);
     rv->proc.stats.profile = calls;
     /* Woken by the stop, not by a client: nothing to finish. */
-    if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->proc.server.accepts_left)
+    if (atomic_load(&srv->stopping) && cfg->ephemeral && rv->conn.accepts_left)
         return -1;
     /* The process layer times the work between two event waits and, with -e, the
-     * connection from its accept (lx_request_started). */
+     * connection from its accept (server/conn.c). */
     double request_time = atomic_load(&srv->live.max_request_time);
     if (request_time > 0)
-        rv->vm.deadline_ns = now_ns() + (uint64_t)(request_time * 1e9);
-    enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(&rv->vm);
+        vm_set_deadline(rv->vm, now_ns() + (uint64_t)(request_time * 1e9));
+    enum vm_run_result res = rv->proc.server.deadline_hit ? VM_TIMED_OUT : vm_run(rv->vm);
     if (res == VM_STOPPED && rv->proc.server.deadline_hit)
         res = VM_TIMED_OUT;
     bool anywhere = request_ended_badly(rv, res);
-    uint64_t accepted_ns = cfg->ephemeral && rv->proc.server.accepts_left == 0
-                               ? rv->proc.server.conn_accepted_ns : 0;
+    uint64_t accepted_ns = cfg->ephemeral ? rv->conn.accepted_ns : 0;
     uint64_t ended_ns = now_ns();
 
     lx_proc_destroy(&rv->proc);
     uint64_t destroyed_ns = now_ns();
-    metrics_request_end(&srv->metrics, accepted_ns, res, rv->vm.exits - exits_before);
+    vm_get_stats(rv->vm, &after);
+    metrics_request_end(&srv->metrics, accepted_ns, res, after.exits - before.exits);
     struct vm_reset_stats st;
-    if (vm_reset(&rv->vm, anywhere, &st) < 0)
+    if (vm_reset(rv->vm, anywhere, &st) < 0)
         return stop_vm(rv, "reset");
     /* Keeping the working set makes resets cheap and spares the next request its page
      * faults; past the limit the fork starts over from the image instead. */
     if ((cfg->no_ephemeral_keep_working_memory ||
          (uint64_t)st.pages_restored * 4096 >
              (atomic_load(&srv->live.limit_request_memory) << 20)) &&
-        vm_reset_full(&rv->vm) < 0)
+        vm_reset_full(rv->vm) < 0)
         return stop_vm(rv, "reset fully");
     uint64_t remake_ns = now_ns();
     if (start_request_state(rv) < 0)
         return stop_vm(rv, "reset");
     if (cfg->profile)
         profile_request(&rv->profile, resumed_ns, accepted_ns, ended_ns,
-                        rv->vm.exits - exits_before, rv->vm.syscall_exits - syscall_exits_before,
+                        after.exits - before.exits, after.syscall_exits - before.syscall_exits,
                         &st, (destroyed_ns - ended_ns) + (now_ns() - remake_ns));
-    transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
+    transport_attach(rv->vm, srv->poller, cfg->syscall_spin_us);
     metrics_count_reset(&srv->metrics, &st);
     if (log_get_level() >= LOG_LEVEL_DEBUG) {
         char fields[192];
@@ -245,21 +242,20 @@ static void *request_loop(void *arg)
     const struct config *cfg = srv->cfg;
     if (srv->boot.pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
-    if (vm_fork(&rv->vm, &srv->snap) < 0 || start_request_state(rv) < 0) {
+    if (vm_fork(rv->vm, srv->snap) < 0 || start_request_state(rv) < 0) {
         stop_vm(rv, "created");
         return NULL;
     }
-    rv->vm.ops = &lx_vm_ops;
-    rv->vm.ops_ctx = &rv->proc;
-    rv->vm.profiling = cfg->profile;
+    vm_set_ops(rv->vm, &lx_vm_ops, &rv->proc);
+    vm_set_profiling(rv->vm, cfg->profile);
     if (cfg->profile)
-        profile_start(&rv->profile, &rv->vm);
-    if (srv->poller && poller_add(srv->poller, &rv->vm) < 0) {
+        profile_start(&rv->profile, rv->vm);
+    if (srv->poller && poller_add(srv->poller, rv->vm) < 0) {
         log_warn("%s %u: too many VMs for one poller; it uses VM exits", rv->srv->kind,
                  rv->index);
         srv->poller = NULL;
     }
-    transport_attach(&rv->vm, srv->poller, cfg->syscall_spin_us);
+    transport_attach(rv->vm, srv->poller, cfg->syscall_spin_us);
     while (!atomic_load(&srv->stopping) && serve_one_request(rv) == 0)
         ;
     return NULL;
@@ -286,7 +282,7 @@ static int boot_frozen(const struct config *cfg, char **guest_env, const struct 
     int status = boot_until_ready(b, cfg, guest_env, role);
     if (status >= 0)
         return status;
-    if (vm_snapshot_take(snap, &b->vm) < 0 || lx_proc_freeze(b->proc) < 0)
+    if (vm_snapshot_take(snap, b->vm) < 0 || lx_proc_freeze(b->proc) < 0)
         return 1;
     return -1;
 }
@@ -302,6 +298,9 @@ static int server_prepare(struct server *srv, const struct config *cfg, const ch
     srv->vms = calloc(srv->nvms, sizeof *srv->vms);
     if (!srv->vms)
         return 1;
+    for (unsigned i = 0; i < srv->nvms; i++)
+        if (!(srv->vms[i].vm = vm_new()))
+            return 1;
     srv->poller = srv->boot.poller;
     atomic_store(&srv->metrics.vms_live, srv->nvms);
     return -1;
@@ -335,13 +334,17 @@ static int storage_boot(const struct config *cfg, char **guest_env)
     storage_cfg.warmup = 0;
     storage_cfg.syscall_transport = "exit";
     uint64_t t0 = now_ns();
+    storage.snap = vm_snapshot_new();
+    if (!storage.snap)
+        return 1;
     int status = boot_frozen(&storage_cfg, guest_env, &(struct boot_role){ .storage = true },
-                             &storage.boot, &storage.snap);
+                             &storage.boot, storage.snap);
     if (status >= 0 || (status = server_prepare(&storage, &storage_cfg, "storage VM")) >= 0)
         return status;
     storage.boot_ns = now_ns() - t0;
     if (lx_storage_routes_of(storage.boot.proc, &storage_routes) < 0) {
-        log_error("storage program %s: %s", storage_cfg.program, storage.boot.vm.crash_report);
+        log_error("storage program %s: %s", storage_cfg.program,
+                  vm_crash_report(storage.boot.vm));
         return 1;
     }
     storage.one_to_one = cfg->one_to_one;
@@ -412,7 +415,10 @@ int serve_master(const struct config *cfg, int argc, char **argv, size_t env_wit
             return 1;
     }
     uint64_t t0 = now_ns();
-    int status = make(ctx, cfg, &srv.boot, &srv.snap);
+    srv.snap = vm_snapshot_new();
+    if (!srv.snap)
+        return 1;
+    int status = make(ctx, cfg, &srv.boot, srv.snap);
     if (status >= 0 || (status = server_prepare(&srv, cfg, "request VM")) >= 0)
         return status;
     srv.boot_ns = now_ns() - t0 - storage.boot_ns;
@@ -454,8 +460,10 @@ int serve_master(const struct config *cfg, int argc, char **argv, size_t env_wit
     }
     uint64_t exits = 0, shared = 0;
     for (unsigned i = 0; i < srv.nvms; i++) {      /* racy reads are fine for a report */
-        exits += srv.vms[i].vm.exits;
-        shared += atomic_load(&srv.vms[i].vm.transport.shared_calls);
+        struct vm_stats st;
+        vm_get_stats(srv.vms[i].vm, &st);
+        exits += st.exits;
+        shared += st.shared_calls;
     }
     log_info("%llu VM exits in request VMs, %llu calls served through shared memory",
              (unsigned long long)exits, (unsigned long long)shared);
@@ -463,7 +471,7 @@ int serve_master(const struct config *cfg, int argc, char **argv, size_t env_wit
     if (cfg->profile) {
         static struct request_profile total;
         for (unsigned i = 0; i < srv.nvms; i++)
-            profile_add(&total, &srv.vms[i].profile, &srv.vms[i].vm);
+            profile_add(&total, &srv.vms[i].profile, srv.vms[i].vm);
         profile_print(&total, stderr);
     }
     fflush(NULL);

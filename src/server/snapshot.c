@@ -19,11 +19,9 @@
 #include "linux/snapshot.h"
 #include "server/boot.h"
 #include "server/seccomp.h"
-#include "vm/fork.h"
+#include "vm/engine.h"
 #include "vm/image.h"
-#include "vm/platform.h"
 #include "vm/snapfile.h"
-#include "vm/vm.h"
 
 #define MAX_ARGS 4096
 
@@ -67,7 +65,7 @@ static int write_meta(struct snap_writer *w, const struct config *cfg, const str
     snap_put_u32(&b, (uint32_t)cfg->program_argc);
     for (int i = 0; i < cfg->program_argc; i++)
         snap_put_str(&b, cfg->program_argv[i]);
-    snap_put_str(&b, vm->plat->name);
+    snap_put_str(&b, vm_platform_name(vm));
     snap_add(w, SNAP_META, b.data, b.len);
     bool failed = b.failed;
     snap_buf_free(&b);
@@ -90,8 +88,8 @@ int snapshot_write(const struct config *cfg, char **guest_env, const char *polic
         return status ? status : 1;
     }
     double boot_ms = now_ms() - t0;
-    struct vm_snapshot snap;
-    if (vm_snapshot_take(&snap, &b.vm) < 0 || lx_proc_freeze(b.proc) < 0)
+    struct vm_snapshot *snap = vm_snapshot_new();
+    if (!snap || vm_snapshot_take(snap, b.vm) < 0 || lx_proc_freeze(b.proc) < 0)
         return 1;
 
     char tmp[4096];
@@ -103,11 +101,11 @@ int snapshot_write(const struct config *cfg, char **guest_env, const char *polic
     }
     struct snap_writer w;
     snap_begin(&w, fd);
-    int rc = write_meta(&w, cfg, &b.vm, policy, policy_len);
+    int rc = write_meta(&w, cfg, b.vm, policy, policy_len);
     if (!rc)
         rc = lx_snapshot_save(&w, b.proc);
     if (!rc)
-        rc = vm_image_save(&w, &snap);
+        rc = vm_image_save(&w, snap);
     if (!rc)
         rc = snap_finish(&w, snapshot_version());
     close(fd);
@@ -177,7 +175,12 @@ static int load_master(void *ctx, const struct config *cfg, struct booted_progra
     struct snapshot_file *l = ctx;
     char err[512];
     memset(b, 0, sizeof *b);
-    if (vm_image_load(&l->r, l->fd, &b->vm, &l->image, snap, err, sizeof err) < 0)
+    b->vm = vm_new();
+    if (!b->vm) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
+    if (vm_image_load(&l->r, l->fd, b->vm, &l->image, snap, err, sizeof err) < 0)
         goto fail;
     b->proc = calloc(1, sizeof *b->proc);
     if (!b->proc) {
@@ -186,7 +189,7 @@ static int load_master(void *ctx, const struct config *cfg, struct booted_progra
     }
     if (lx_env_build(&b->env, cfg) < 0)
         return 1;
-    if (lx_snapshot_load(&l->r, b->proc, &b->vm, &b->env, err, sizeof err) < 0)
+    if (lx_snapshot_load(&l->r, b->proc, b->vm, &b->env, err, sizeof err) < 0)
         goto fail;
     if (boot_choose_transport(b, cfg) < 0)
         return 1;

@@ -14,7 +14,7 @@
 #include "base/units.h"
 #include "vm/clock.h"
 #include "vm/cpu_state.h"
-#include "vm/image.h"
+#include "vm/image_map.h"
 #include "vm/kvm.h"
 #include "vm/layout.h"
 #include "vm/memslots.h"

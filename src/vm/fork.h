@@ -13,9 +13,8 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 
+#include "vm/engine.h"
 #include "vm/paging.h"
-
-struct vm;
 
 struct vm_snapshot {
     struct vm *master;
@@ -31,36 +30,13 @@ struct vm_snapshot {
     size_t ndata;
 };
 
-struct vm_reset_stats {
-    size_t pages_restored;        /* working-set pages copied back */
-    size_t pages_new;             /* of which first written in this request */
-    size_t pages_dropped;         /* pages that had gained rights: dropped, not copied */
-    size_t pages_released;        /* kept pages not copied any more: dropped, not copied */
-    bool full;                    /* the working set was incomplete: every page restored */
-    uint64_t ns;                  /* time the reset took: */
-    uint64_t scan_ns, copy_ns, cpu_ns;  /* finding the dirty pages, putting memory back
-                                         * (and the clock page), the vCPU state */
-};
-
-/* Captures the stopped master's CPU state. The master must not run again. */
-int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master);
+/* Frees what vm_snapshot_take or vm_image_load put in snap (not snap itself). */
 void vm_snapshot_free(struct vm_snapshot *snap);
 /* The part of vm_snapshot_take that records which pages of the master's memfd hold data
  * (has_data, data): 0, or -1 with errno. */
 int vm_snapshot_memory(struct vm_snapshot *snap, const struct vm *master);
 
-/* Creates a request VM that starts exactly where the master stopped. */
-int vm_fork(struct vm *child, const struct vm_snapshot *snap);
-
-/* Brings a fork back to the frozen state. `cpu_anywhere`: the fork stopped somewhere other
- * than a system call (a crash, a timeout), so its segment state is restored too. */
-int vm_reset(struct vm *child, bool cpu_anywhere, struct vm_reset_stats *stats);
-
 /* The memory half of vm_reset: pages, page tables and the translations cached from them. */
 int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats);
-
-/* After vm_reset: also forgets the working set (drops every private page), for a fork that
- * has accumulated more than it should keep; later requests fault their pages in again. */
-int vm_reset_full(struct vm *child);
 
 #endif

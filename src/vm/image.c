@@ -268,25 +268,6 @@ static int compare_cpu(const struct decoded *d, char *err, size_t errlen)
     return 0;
 }
 
-void *vm_image_map(const struct vm_image *image, uint64_t mem_size)
-{
-    uint8_t *mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED)
-        return NULL;
-    uint64_t off = image->data_offset;
-    for (size_t i = 0; i < image->nruns; i++) {
-        uint64_t len = image->runs[i].pages * PAGE;
-        if (mmap(mem + image->runs[i].gpa, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
-                 image->fd, (off_t)off) == MAP_FAILED) {
-            munmap(mem, mem_size);
-            return NULL;
-        }
-        off += len;
-    }
-    return mem;
-}
-
 /* The flavour of this machine's KVM: a small VM runs the self-test. */
 static const struct platform *detect_here(bool want_rewrite, bool *can_rewrite)
 {

@@ -7,18 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vm/image_map.h"
 #include "vm/snapfile.h"
 
 struct vm;
 struct vm_snapshot;
 
-/* A loaded master's memory: runs of pages in the file (the rest reads zero). */
-struct vm_image {
-    int fd;
-    const struct snap_run *runs;
-    size_t nruns;
-    uint64_t data_offset;
-};
 
 /* Writes the SNAP_CPU, SNAP_VCPU, SNAP_ENGINE, SNAP_MEMRUNS and SNAP_MEMDATA sections of
  * the frozen master. 0 or -1 (with a message). */
@@ -35,8 +29,5 @@ int vm_image_check(const struct snap_reader *r, char *err, size_t errlen);
 /* crc (CRC32C) continued over the guest code every image holds: the entry stubs and the
  * vDSO. A snapshot's version carries it, so an image made by another build is refused. */
 uint32_t vm_image_code_crc(uint32_t crc);
-
-/* Maps an image's memory copy-on-write (mem_size bytes), or returns NULL. */
-void *vm_image_map(const struct vm_image *image, uint64_t mem_size);
 
 #endif

@@ -13,8 +13,9 @@
 #define KCODE_ADDR          0x3000  /* ring-0 code: boot iretq, exception stubs, hw syscall entry */
 #define UENTRY_ADDR         0x4000  /* user-executable read-only syscall entry (kvm_pvm) */
 #define CLOCK_PAGE_ADDR     0x5000  /* host-published clock data: user read-only */
-/* In the clock page's second half: the answers of the two calls the entry stubs answer
- * without leaving the guest (guest/stubs.S), published by the host (vm_set_stub_answers).
+/* In the clock page's second half: the calls the entry stubs answer without leaving the
+ * guest (guest/stubs.S), published by the host (vm_set_stub_answers) as STUB_ANSWERS pairs
+ * of 64-bit words: the call number (its low 32 bits are compared with EAX), the answer.
  * Part of every fork's working set with the rest of the page. */
 #define STUB_ANSWER_ADDR    (CLOCK_PAGE_ADDR + 0x800)
 #define STUB_ANSWERS        2

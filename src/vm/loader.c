@@ -1,5 +1,5 @@
-/* Program loading (see loader.h). */
-#include "vm/loader.h"
+/* Program loading (see load_program in engine.h). */
+#include "vm/engine.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -7,9 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +18,6 @@
 #include "vm/vm.h"
 
 #define MAX_PROGRAM_SIZE (1ull << 31)
-#define MAX_STRINGS_SIZE (1ull << 20)   /* argv + envp bytes, as a sane cap */
 #define DYN_ALIGN (2ull << 20)          /* a PIE program goes at a 2 MiB boundary */
 
 static uint64_t page_down(uint64_t x) { return x & ~(PAGE - 1); }
@@ -73,109 +70,6 @@ static int map_segments(struct vm *vm, const uint8_t *image, const struct elf_in
         uint64_t lead = (l->vaddr + bias) - start;
         memcpy(vm->mem + start, image + (l->offset - lead), lead + l->filesz);
     }
-    return 0;
-}
-
-struct stack_builder {
-    struct vm *vm;
-    uint64_t sp;
-};
-
-static uint64_t push_bytes(struct stack_builder *b, const void *data, size_t len)
-{
-    b->sp -= len;
-    memcpy(b->vm->mem + b->sp, data, len);
-    return b->sp;
-}
-
-static uint64_t push_string(struct stack_builder *b, const char *s)
-{
-    return push_bytes(b, s, strlen(s) + 1);
-}
-
-static size_t count(char *const v[])
-{
-    size_t n = 0;
-    while (v[n])
-        n++;
-    return n;
-}
-
-/* What the auxiliary vector says about the loaded images. */
-struct aux_images {
-    uint64_t phdr, phnum, phent;   /* the program's headers in memory */
-    uint64_t entry;                /* the program's entry (not the interpreter's) */
-    uint64_t interp_base;          /* AT_BASE: 0 without an interpreter */
-};
-
-static int build_stack(struct vm *vm, const struct aux_images *img, const char *execfn,
-                       char *const argv[], char *const envp[], uint64_t stack_top,
-                       uint64_t *sp_out)
-{
-    size_t argc = count(argv), envc = count(envp), strings = strlen(execfn) + 1;
-    for (size_t i = 0; i < argc; i++)
-        strings += strlen(argv[i]) + 1;
-    for (size_t i = 0; i < envc; i++)
-        strings += strlen(envp[i]) + 1;
-    if (strings > MAX_STRINGS_SIZE) {
-        log_error("argument list and environment too long");
-        return -1;
-    }
-
-    struct stack_builder b = { vm, stack_top };
-    uint64_t execfn_at = push_string(&b, execfn);
-    uint64_t *argv_at = calloc(argc + envc + 1, sizeof *argv_at);
-    if (!argv_at)
-        return -1;
-    uint64_t *envp_at = argv_at + argc;
-    for (size_t i = 0; i < argc; i++)
-        argv_at[i] = push_string(&b, argv[i]);
-    for (size_t i = 0; i < envc; i++)
-        envp_at[i] = push_string(&b, envp[i]);
-    uint64_t platform_at = push_string(&b, "x86_64");
-    uint8_t random[16];
-    if (getrandom(random, sizeof random, 0) != sizeof random)
-        memset(random, 0x5a, sizeof random);
-    b.sp &= ~15ull;
-    uint64_t random_at = push_bytes(&b, random, sizeof random);
-
-    uint64_t auxv[][2] = {
-        { AT_SYSINFO_EHDR, VDSO_ADDR },
-        { AT_MINSIGSTKSZ, getauxval(AT_MINSIGSTKSZ) ? getauxval(AT_MINSIGSTKSZ) : 2048 },
-        { AT_HWCAP, getauxval(AT_HWCAP) },
-        { AT_PAGESZ, PAGE },
-        { AT_CLKTCK, (uint64_t)sysconf(_SC_CLK_TCK) },
-        { AT_PHDR, img->phdr },
-        { AT_PHENT, img->phent },
-        { AT_PHNUM, img->phnum },
-        { AT_BASE, img->interp_base },
-        { AT_FLAGS, 0 },
-        { AT_ENTRY, img->entry },
-        { AT_UID, getuid() },
-        { AT_EUID, geteuid() },
-        { AT_GID, getgid() },
-        { AT_EGID, getegid() },
-        { AT_SECURE, 0 },
-        { AT_RANDOM, random_at },
-        { AT_HWCAP2, getauxval(AT_HWCAP2) },
-        { AT_EXECFN, execfn_at },
-        { AT_PLATFORM, platform_at },
-        { AT_NULL, 0 },
-    };
-    size_t words = 1 + argc + 1 + envc + 1 + 2 * (sizeof auxv / sizeof auxv[0]);
-    b.sp -= words * 8;
-    b.sp &= ~15ull;                       /* rsp is 16-byte aligned at argc */
-    uint64_t *w = (uint64_t *)(vm->mem + b.sp);
-    *w++ = argc;
-    for (size_t i = 0; i < argc; i++)
-        *w++ = argv_at[i];
-    *w++ = 0;
-    for (size_t i = 0; i < envc; i++)
-        *w++ = envp_at[i];
-    *w++ = 0;
-    memcpy(w, auxv, sizeof auxv);
-    free(argv_at);
-    *sp_out = b.sp;
     return 0;
 }
 
@@ -290,8 +184,7 @@ static int read_interpreter(const struct image *prog, struct image *interp, uint
     return 0;
 }
 
-int load_program(struct vm *vm, const char *path, char *const argv[], char *const envp[],
-                 uint64_t dylink_base, struct load_info *out)
+int load_program(struct vm *vm, const char *path, uint64_t dylink_base, struct load_info *out)
 {
     struct image prog = { 0 }, interp = { 0 };
     int rc = -1;
@@ -317,20 +210,17 @@ int load_program(struct vm *vm, const char *path, char *const argv[], char *cons
         log_error("cannot map the guest stack");
         goto out;
     }
-    struct aux_images aux = {
-        .phdr = prog.elf.phdr_vaddr ? prog.elf.phdr_vaddr + prog.bias : 0,
-        .phnum = prog.elf.phnum,
-        .phent = prog.elf.phentsize,
-        .entry = prog.elf.entry + prog.bias,
-        .interp_base = dynamic ? interp.bias : 0,
-    };
-    if (build_stack(vm, &aux, path, argv, envp, stack_top, &out->sp) < 0)
-        goto out;
-    out->entry = dynamic ? interp.elf.entry + interp.bias : aux.entry;
+    out->program_entry = prog.elf.entry + prog.bias;
+    out->phdr = prog.elf.phdr_vaddr ? prog.elf.phdr_vaddr + prog.bias : 0;
+    out->phnum = prog.elf.phnum;
+    out->phent = prog.elf.phentsize;
+    out->interp_bias = dynamic ? interp.bias : 0;
+    out->entry = dynamic ? interp.elf.entry + interp.bias : out->program_entry;
     out->image_end = image_end(&prog);
     if (dynamic && image_end(&interp) > out->image_end)
         out->image_end = image_end(&interp);
     out->stack_low = stack_low;
+    out->stack_top = stack_top;
     out->program_base = prog.base;
     out->interp_base = dynamic ? interp.base : 0;
     rc = 0;

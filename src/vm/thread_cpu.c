@@ -1,4 +1,4 @@
-/* Saving and loading the vCPU state one guest thread owns (see vm.h), so that several
+/* Saving and loading the vCPU state one guest thread owns (see engine.h), so that several
  * cooperative guest threads can take turns on the VM's single vCPU. */
 #include <stddef.h>
 #include <sys/ioctl.h>

@@ -10,10 +10,11 @@
 #ifndef KVMS_TRANSPORT_H
 #define KVMS_TRANSPORT_H
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "vm/engine.h"
 
 struct vm;
 struct vm_syscall;
@@ -31,12 +32,6 @@ struct vm_transport {
 
 void transport_init(struct vm *vm);
 void transport_destroy(struct vm *vm);
-/* Starts serving `vm` from `pl` (after a fork, or again after a reset: re-reads the page). */
-void transport_attach(struct vm *vm, struct poller *pl, unsigned spin_us);
-
-/* Stops serving `vm` (which then uses exits only); the poller never touches its memory
- * again. A master is detached before it is frozen. */
-void transport_detach(struct vm *vm);
 
 /* vm_run brackets its loop with these: the poller spins only while a VM is in the guest,
  * and is woken if it slept. Leave gets what enter returned (the VM's poller then). */
@@ -48,12 +43,6 @@ void transport_guest_leave(struct poller *pl);
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,
                          bool *stop);
 
-
-/* One poller thread serves many VMs; it spins while they are busy and sleeps when idle. */
-struct poller *poller_start(void);
-int poller_add(struct poller *pl, struct vm *vm);
-/* Ends the poller thread (before the VMs it served go away) and frees it. */
-void poller_stop(struct poller *pl);
-void poller_set_affinity(struct poller *pl, const cpu_set_t *cpus);
+/* The poller API (poller_start, transport_attach, ...) is in vm/engine.h. */
 
 #endif

@@ -289,6 +289,12 @@ int vm_create(struct vm *vm, const struct vm_params *params)
     if (vm_create_vcpu(vm) || setup_cpu(vm))
         goto err;
     clock_page_refresh((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    /* No call answered in the guest yet: number 0xffffffff is no call, and it gets the
+     * answer a kernel gives a number it does not know. */
+    struct vm_stub_answer none[STUB_ANSWERS];
+    for (int i = 0; i < STUB_ANSWERS; i++)
+        none[i] = (struct vm_stub_answer){ UINT32_MAX, (uint64_t)-ENOSYS };
+    vm_set_stub_answers(vm, none);
     vm->plat = platform_detect(vm);
     if (!vm->plat)
         goto err;
@@ -455,7 +461,7 @@ uint64_t vm_mapped_pages(const struct vm *vm, uint64_t gva, uint64_t len)
     return pt_count(&vm->pt, gva, len, PTE_U);
 }
 
-void vm_for_each_mapping(const struct vm *vm, pt_leaf_fn fn, void *ctx)
+void vm_for_each_mapping(const struct vm *vm, vm_mapping_fn fn, void *ctx)
 {
     pt_for_each_user_leaf(&vm->pt, vm->user_end, fn, ctx);
 }
@@ -486,7 +492,9 @@ uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len)
     return vm->mem + gva;
 }
 
-void vm_set_stub_answers(struct vm *vm, const uint64_t answer[STUB_ANSWERS])
+_Static_assert(sizeof(struct vm_stub_answer) == 16, "the stub reads 16-byte pairs");
+
+void vm_set_stub_answers(struct vm *vm, const struct vm_stub_answer answer[STUB_ANSWERS])
 {
     memcpy(vm->mem + STUB_ANSWER_ADDR, answer, STUB_ANSWERS * sizeof answer[0]);
 }

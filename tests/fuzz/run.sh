@@ -3,7 +3,7 @@
 #   elf        the ELF parser (src/vm/elf.c)
 #   config     kvmserver.toml and the command line (src/cli)
 #   transport  the shared-page syscall transport's handling of requests (src/vm/transport.c)
-#   snapshot   the snapshot loader's checks (src/vm/snapfile.c, image.c, linux/snapshot_load.c)
+#   snapshot   the snapshot loader's checks (src/vm/snapfile.c, image.c, image_map.c, linux/snapshot_load.c)
 # Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]   (default 20 s each, every target)
 # Env: FUZZ_WORK_DIR=dir to keep the builds, corpora and logs (default: a temp dir, removed
 #      on success). CC defaults to clang. KVMS_BUILD (default build): a kvmserver there makes
@@ -96,6 +96,7 @@ run_target() {
         transport) sources="" ;;    # the target includes transport.c itself
         # What the loader hands on to KVM and the host is stubbed out in the target.
         snapshot) sources="-Wno-unused-parameter $root/src/vm/snapfile.c $root/src/vm/image.c
+                           $root/src/vm/image_map.c
                            $root/src/linux/snapshot_load.c" ;;
         *) fail "no such target" ;;
     esac

@@ -24,13 +24,12 @@ static void test_server_fork_keeps_policy_and_listeners(void **state)
     frozen.frozen = true;                   /* the master stopped at its wait */
     frozen.freeze_on_wait = true;
     frozen.pending_nr = 43;
-    frozen.accepts_left = -1;
-    frozen.conn_fd = -1;
     memset(&child, 0x5a, sizeof child);     /* what the last request left */
     lx_server_fork(&child, &frozen);
     assert_false(child.frozen);
     assert_false(child.freeze_on_wait);
-    assert_false(child.request_done);
+    assert_null(child.hooks);                       /* the server installs its own */
+    assert_null(child.hooks_ctx);
     assert_false(child.memory_exceeded);
     assert_false(child.deadline_hit);
     assert_false(child.boot_failed);
@@ -42,11 +41,11 @@ static void test_server_fork_keeps_policy_and_listeners(void **state)
     /* A request that shut its listener down, or ran past its limits: gone next time. */
     child.listeners[0].read_shut = true;
     child.listeners[0].backlog = 1;
-    child.request_done = child.memory_exceeded = child.deadline_hit = true;
+    child.memory_exceeded = child.deadline_hit = true;
     lx_server_fork(&child, &frozen);
     assert_false(child.listeners[0].read_shut);
     assert_int_equal(child.listeners[0].backlog, 128);
-    assert_false(child.request_done || child.memory_exceeded || child.deadline_hit);
+    assert_false(child.memory_exceeded || child.deadline_hit);
 }
 
 int main(void)
