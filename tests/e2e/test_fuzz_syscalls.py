@@ -24,7 +24,9 @@ from servers import free_port, host_state, serve_on_both_vms, server_factory, se
 __all__ = ["server_factory", "servers_dir"]
 
 CALLS_PER_REQUEST = 2000
-REQUEST_TIME = 5            # --max-request-time
+# --max-request-time: a request takes up to ~3.3 s on a quiet machine (bench/fuzz.sh, shared
+# transport) and was cut at 5 s with other tests loading the 2 CPUs; a hang still shows.
+REQUEST_TIME = 20
 RSS_SLACK_KIB = 16 * 1024   # host memory growth allowed after the warm-up batch
 
 
