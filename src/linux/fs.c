@@ -106,13 +106,11 @@ static const char *beneath(const char *dir, const char *path)
     return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/') ? path + n : NULL;
 }
 
-void fs_view(const struct lx_proc *p, const char *path, char out[PATH_MAX])
+bool fs_view(const struct lx_proc *p, const char *path, char out[PATH_MAX])
 {
     const char *rest = p->task.root[0] ? beneath(p->task.root, path) : path;
-    if (!rest)
-        snprintf(out, PATH_MAX, "(unreachable)%s", path);
-    else
-        snprintf(out, PATH_MAX, "%s", rest[0] ? rest : "/");
+    snprintf(out, PATH_MAX, "%s", !rest ? path : rest[0] ? rest : "/");
+    return rest != NULL;
 }
 
 long fs_path(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
@@ -522,8 +520,9 @@ long sys_readlinkat(struct lx_proc *p, const uint64_t a[6])
 long sys_getcwd(struct lx_proc *p, const uint64_t a[6])
 {
     fs_ready(p);
-    char cwd[PATH_MAX];
-    fs_view(p, p->task.cwd, cwd);
+    char view[PATH_MAX], cwd[PATH_MAX + 16];
+    bool reachable = fs_view(p, p->task.cwd, view);
+    snprintf(cwd, sizeof cwd, "%s%s", reachable ? "" : "(unreachable)", view);
     size_t len = strlen(cwd) + 1;
     if (a[1] < len)
         return -ERANGE;

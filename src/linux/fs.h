@@ -3,6 +3,7 @@
 #ifndef KVMS_FS_H
 #define KVMS_FS_H
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "linux/policy.h"
@@ -24,9 +25,9 @@ long fs_read_name(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
  * root; a trailing '/' is kept. 0, or -ENAMETOOLONG / -ENOENT (""). */
 long fs_path(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX]);
 /* A guest path (as the policy sees it) as the program sees it after a chroot: "/" and what
- * lies beneath p->task.root, or the path behind "(unreachable)" when it lies outside, as
- * Linux's getcwd writes it. */
-void fs_view(const struct lx_proc *p, const char *path, char out[PATH_MAX]);
+ * lies beneath p->task.root; false, and the path itself, when it lies outside (Linux's
+ * /proc links show it so; getcwd puts "(unreachable)" before it). */
+bool fs_view(const struct lx_proc *p, const char *path, char out[PATH_MAX]);
 
 /* Opens a guest path the way the guest's open would, /proc and /sys included: a host fd
  * (close-on-exec) or -errno; policy refusals are logged. */
