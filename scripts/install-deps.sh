@@ -4,10 +4,11 @@
 set -eu
 # prometheus: only for /usr/bin/promtool (tests/e2e/test_metrics.py checks the exposition);
 # nginx-light, haproxy: the reverse-proxy recipes (test_proxy.py); yamllint: contrib/kubernetes;
-# systemd: systemd-socket-activate and systemd-analyze (test_activation.py).
+# systemd: systemd-socket-activate and systemd-analyze (test_activation.py); memcached,
+# redis-server: root-started daemons that drop their rights (test_daemons.py).
 pkgs="meson ninja-build gcc clang libcmocka-dev libseccomp-dev python3-pytest musl-tools
       nodejs golang-go qemu-system-x86 busybox-static cpio wrk curl libclang-rt-14-dev
-      prometheus nginx-light haproxy yamllint systemd"
+      prometheus nginx-light haproxy yamllint systemd memcached redis-server"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -60,21 +60,36 @@ long fs_open_name(struct lx_proc *p, int dirfd, uint64_t path_gva, int flags, un
     return n < 0 ? n : fs_open_path(p, dirfd, path, flags, mode, need);
 }
 
-long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
+long fs_path(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX])
 {
     fs_ready(p);
-    if (path[0] == '/') {
-        strcpy(out, "/");
-        return 0;
+    char base[PATH_MAX] = "/";
+    const char *rel = path;
+    if (path[0] == '/' && p->task.root[0]) {
+        /* From the chroot's root; the policy's walk stops ".." there (policy.h). */
+        strcpy(base, p->task.root);
+        rel += strspn(rel, "/");
+        rel = rel[0] ? rel : ".";
+    } else if (path[0] != '/' && dirfd == AT_FDCWD) {
+        strcpy(base, p->task.cwd);
+    } else if (path[0] != '/') {
+        long host = fs_dir_host_fd(p, dirfd);
+        if (host < 0)
+            return host;
+        int err = fsp_guest_path_of_fd(fs_policy(p), (int)host, base);
+        if (err)
+            return err;
     }
-    if (dirfd == AT_FDCWD) {
-        strcpy(out, p->task.cwd);
-        return 0;
+    int err = fsp_absolute(out, PATH_MAX, base, rel);
+    if (err)
+        return err;
+    size_t len = strlen(out);
+    if (path[strlen(path) - 1] == '/' && strcmp(out, "/") != 0) {
+        if (len + 1 >= PATH_MAX)
+            return -ENAMETOOLONG;
+        memcpy(out + len, "/", 2);      /* "name/" must still name a directory */
     }
-    long host = fs_dir_host_fd(p, dirfd);
-    if (host < 0)
-        return host;
-    return fsp_guest_path_of_fd(fs_policy(p), (int)host, out);
+    return 0;
 }
 
 /* Logs a refusal under the path the policy refused (a symlink's target, not the link). */
@@ -95,7 +110,7 @@ static long open_from(struct lx_proc *p, const char *base, const char *path, int
                       unsigned mode, int need, int depth)
 {
     struct fsp_result r;
-    int err = fsp_open(fs_policy(p), base, path, flags, mode, need, &r);
+    int err = fsp_open(fs_policy(p), p->task.root, base, path, flags, mode, need, &r);
     if (err) {
         if (r.denied)
             log_denied(&r, base, path, need);
@@ -156,23 +171,21 @@ static long open_pseudo(struct lx_proc *p, const char *path, int flags, unsigned
 long fs_open_path(struct lx_proc *p, int dirfd, const char *path, int flags, unsigned mode,
                   int need)
 {
-    char base[PATH_MAX];
-    long err = fs_base(p, dirfd, path, base);
-    if (err)
-        return err;
-    return open_from(p, base, path, flags, mode, need, 0);
+    char abs[PATH_MAX];
+    long err = fs_path(p, dirfd, path, abs);
+    return err ? err : open_from(p, "/", abs, flags, mode, need, 0);
 }
 
 long fs_open_parent(struct lx_proc *p, int dirfd, const char *path, int need,
                     struct fsp_result *res, char name[NAME_MAX + 1])
 {
-    char base[PATH_MAX];
-    long err = fs_base(p, dirfd, path, base);
+    char abs[PATH_MAX];
+    long err = fs_path(p, dirfd, path, abs);
     if (err)
         return err;
-    err = fsp_open_parent(fs_policy(p), base, path, need, res, name);
+    err = fsp_open_parent(fs_policy(p), p->task.root, "/", abs, need, res, name);
     if (err && res->denied)
-        log_denied(res, base, path, need);
+        log_denied(res, "/", abs, need);
     return err;
 }
 
@@ -389,7 +402,8 @@ static long readlink_path(struct lx_proc *p, const char *base, const char *path,
                           size_t cap, int depth)
 {
     struct fsp_result r;
-    int err = fsp_open(fs_policy(p), base, path, O_PATH | O_NOFOLLOW, 0, FSP_LOOK, &r);
+    int err = fsp_open(fs_policy(p), p->task.root, base, path, O_PATH | O_NOFOLLOW, 0,
+                       FSP_LOOK, &r);
     if (err) {
         if (r.denied)
             log_denied(&r, base, path, FSP_LOOK);
@@ -423,14 +437,14 @@ static long readlink_at(struct lx_proc *p, int dirfd, uint64_t path_gva, uint64_
     int bufsiz = (int)(uint32_t)bufsiz_reg;
     if (bufsiz <= 0)
         return -EINVAL;
-    char path[PATH_MAX], base[PATH_MAX], target[PATH_MAX];
+    char path[PATH_MAX], abs[PATH_MAX], target[PATH_MAX];
     long n = fs_read_name(p, path_gva, path);
     if (n < 0)
         return n;
-    n = fs_base(p, dirfd, path, base);
+    n = fs_path(p, dirfd, path, abs);
     if (n < 0)
         return n;
-    n = readlink_path(p, base, path, target, sizeof target, 0);
+    n = readlink_path(p, "/", abs, target, sizeof target, 0);
     if (n < 0)
         return n;
     if (n > bufsiz)
@@ -453,35 +467,63 @@ long sys_readlinkat(struct lx_proc *p, const uint64_t a[6])
 long sys_getcwd(struct lx_proc *p, const uint64_t a[6])
 {
     fs_ready(p);
-    size_t len = strlen(p->task.cwd) + 1;
+    char view[PATH_MAX], cwd[PATH_MAX + 16];
+    bool reachable = fs_view(p, p->task.cwd, view);
+    snprintf(cwd, sizeof cwd, "%s%s", reachable ? "" : "(unreachable)", view);
+    size_t len = strlen(cwd) + 1;
     if (a[1] < len)
         return -ERANGE;
-    if (gm_write(p->vm, a[0], p->task.cwd, len))
+    if (gm_write(p->vm, a[0], cwd, len))
         return -EFAULT;
     return (long)len;
 }
 
-long sys_chdir(struct lx_proc *p, const uint64_t a[6])
+/* The canonical guest path of a directory the program names (chdir, chroot), checked
+ * against `need`: 0, or -errno after logging a refusal. */
+static long directory(struct lx_proc *p, uint64_t path_gva, int need, char canon[PATH_MAX])
 {
-    char path[PATH_MAX], canon[PATH_MAX];
-    long n = fs_read_name(p, a[0], path);
+    char path[PATH_MAX], abs[PATH_MAX];
+    long n = fs_read_name(p, path_gva, path);
     if (n < 0)
         return n;
-    fs_ready(p);
+    n = fs_path(p, AT_FDCWD, path, abs);
+    if (n < 0)
+        return n;
     bool pseudo;
-    int err = fsp_canonical(fs_policy(p), p->task.cwd, path, canon, &pseudo);
+    int err = fsp_canonical(fs_policy(p), p->task.root, "/", abs, canon, &pseudo);
     if (err == -EACCES)
-        fsp_log_denied(canon, FSP_LOOK);    /* the walk left the refused path there */
+        fsp_log_denied(canon, need);        /* the walk left the refused path there */
     if (err)
         return err;
     if (pseudo)
         return -ENOENT;             /* no directories in the synthesized areas */
-    long fd = fs_open_path(p, AT_FDCWD, canon, O_PATH | O_DIRECTORY, 0, FSP_LOOK);
+    long fd = open_from(p, "/", canon, O_PATH | O_DIRECTORY, 0, need, 0);
     if (fd < 0)
         return fd;
     close((int)fd);
-    strcpy(p->task.cwd, canon);
     return 0;
+}
+
+long sys_chdir(struct lx_proc *p, const uint64_t a[6])
+{
+    char canon[PATH_MAX];
+    long err = directory(p, a[0], FSP_LOOK, canon);
+    if (!err)
+        strcpy(p->task.cwd, canon);
+    return err;
+}
+
+/* A chroot into a directory the policy lets the program read: from then on its absolute
+ * paths, and ".." at the new root, stay beneath it (fs_path), as on Linux. The working
+ * directory stays where it is. Part of the task, so a fork inherits it and a reset undoes
+ * what a request did. */
+long sys_chroot(struct lx_proc *p, const uint64_t a[6])
+{
+    char canon[PATH_MAX];
+    long err = directory(p, a[0], FSP_READ, canon);
+    if (!err)
+        strcpy(p->task.root, strcmp(canon, "/") ? canon : "");
+    return err;
 }
 
 long sys_fchdir(struct lx_proc *p, const uint64_t a[6])

@@ -3,6 +3,7 @@
 #ifndef KVMS_FS_H
 #define KVMS_FS_H
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "linux/fs_task.h"
@@ -14,10 +15,11 @@ struct lx_proc;
 long fs_read_path(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
 /* The same, for calls where an empty path is an error: -ENOENT for "". */
 long fs_read_name(struct lx_proc *p, uint64_t gva, char out[PATH_MAX]);
-/* The absolute guest directory a path given with `dirfd` is relative to: p->task.cwd for
- * AT_FDCWD, else the guest path of the directory fd (-EBADF, -ENOTDIR). Absolute paths need
- * no base (out gets "/"). */
-long fs_base(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX]);
+/* A guest path argument as the policy sees it: made absolute against the directory of
+ * `dirfd` (p->task.cwd for AT_FDCWD; -EBADF, -ENOTDIR), or against p->task.root after a
+ * chroot when it is absolute. ".." is kept for the policy's walk, which stops it at the
+ * root; a trailing '/' is kept. 0, or -ENAMETOOLONG / -ENOENT (""). */
+long fs_path(struct lx_proc *p, int dirfd, const char *path, char out[PATH_MAX]);
 
 /* Opens a guest path the way the guest's open would, /proc and /sys included: a host fd
  * (close-on-exec) or -errno; policy refusals are logged. */

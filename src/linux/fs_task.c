@@ -42,3 +42,20 @@ void fs_ready(struct lx_proc *p)
         fsp_lexical(p->task.cwd, sizeof p->task.cwd, strcpy(host, p->task.cwd)))
         strcpy(p->task.cwd, "/");
 }
+
+/* What follows `dir` in `path` ("" for dir itself, "/x..." beneath it), or NULL when path
+ * lies elsewhere (both normalised absolute paths). */
+static const char *beneath(const char *dir, const char *path)
+{
+    size_t n = strlen(dir);
+    if (strcmp(dir, "/") == 0)
+        return path[1] ? path : "";
+    return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/') ? path + n : NULL;
+}
+
+bool fs_view(const struct lx_proc *p, const char *path, char out[PATH_MAX])
+{
+    const char *rest = p->task.root[0] ? beneath(p->task.root, path) : path;
+    snprintf(out, PATH_MAX, "%s", !rest ? path : rest[0] ? rest : "/");
+    return rest != NULL;
+}

@@ -436,9 +436,10 @@ static int deny(struct fsp_result *out, const char *where)
  * guest path, so that what follows is opened beneath whichever root covers the target.
  * With follow_last false the last component stays as it is. On a refusal (*denied) `out`
  * holds the guest path that no root allows. */
-static int walk(const struct fs_policy *pol, const char *abs_path, bool follow_last,
-                char out[PATH_MAX], bool *pseudo, bool *denied)
+static int walk(const struct fs_policy *pol, const char *proc_root, const char *abs_path,
+                bool follow_last, char out[PATH_MAX], bool *pseudo, bool *denied)
 {
+    size_t root_len = proc_root ? strlen(proc_root) : 0;
     char todo[PATH_MAX], done[PATH_MAX], next[PATH_MAX];
     if (strlen(abs_path) >= sizeof todo)
         return -ENAMETOOLONG;
@@ -464,6 +465,10 @@ static int walk(const struct fs_policy *pol, const char *abs_path, bool follow_l
             continue;
         }
         if (n == 2 && rest[0] == '.' && rest[1] == '.') {
+            if (root_len && done_len == root_len && memcmp(done, proc_root, root_len) == 0) {
+                rest = end;         /* ".." at the process's root stays there */
+                continue;
+            }
             while (done_len > 0 && done[done_len - 1] != '/')
                 done_len--;
             if (done_len > 0)
@@ -522,7 +527,13 @@ static int walk(const struct fs_policy *pol, const char *abs_path, bool follow_l
         target[len] = 0;
         if (++links > MAX_SYMLINKS)
             return -ELOOP;
-        done_len = target[0] == '/' ? 0 : parent_len;
+        if (target[0] == '/') {     /* from the process's root */
+            done_len = root_len;
+            if (root_len)
+                memcpy(done, proc_root, root_len);
+        } else {
+            done_len = parent_len;
+        }
         done[done_len] = 0;
         if ((size_t)snprintf(next, sizeof next, "%s/%s", target, rest) >= sizeof next)
             return -ENAMETOOLONG;
@@ -533,8 +544,9 @@ static int walk(const struct fs_policy *pol, const char *abs_path, bool follow_l
     return 0;
 }
 
-static int open_resolved(const struct fs_policy *pol, const char *abs_path, int flags,
-                         unsigned mode, int need, struct fsp_result *out, bool walked)
+static int open_resolved(const struct fs_policy *pol, const char *root, const char *abs_path,
+                         int flags, unsigned mode, int need, struct fsp_result *out,
+                         bool walked)
 {
     if (fsp_is_pseudo(abs_path)) {
         out->pseudo = true;
@@ -542,29 +554,32 @@ static int open_resolved(const struct fs_policy *pol, const char *abs_path, int 
         return 0;
     }
     const char *rel;
-    const struct fsp_root *root = fsp_match(pol, abs_path, &rel);
+    const struct fsp_root *r = fsp_match(pol, abs_path, &rel);
     /* Not covered, or covered without the right: a symlink may still lead somewhere that
-     * is; only the walked path is final. */
-    if (root && fsp_grants(root, need)) {
-        int fd = open_beneath(root, rel, flags, mode, walked);
-        if (fd >= 0 && on_host_kernel_fs(fd)) {
-            close(fd);
-            if (walked)
-                return deny(out, abs_path);
-        } else if (fd >= 0) {
-            out->fd = fd;
-            out->root = root;
-            snprintf(out->guest, sizeof out->guest, "%s", abs_path);
-            return 0;
-        } else if (errno != EXDEV || walked) {
-            return -errno;
+     * is; only the walked path is final. After a chroot every path is walked first: its
+     * symlinks resolve from the process's root, which the host's openat2 does not know. */
+    if (walked || !root || !root[0]) {
+        if (r && fsp_grants(r, need)) {
+            int fd = open_beneath(r, rel, flags, mode, walked);
+            if (fd >= 0 && on_host_kernel_fs(fd)) {
+                close(fd);
+                if (walked)
+                    return deny(out, abs_path);
+            } else if (fd >= 0) {
+                out->fd = fd;
+                out->root = r;
+                snprintf(out->guest, sizeof out->guest, "%s", abs_path);
+                return 0;
+            } else if (errno != EXDEV || walked) {
+                return -errno;
+            }
+        } else if (walked) {
+            return deny(out, abs_path);
         }
-    } else if (walked) {
-        return deny(out, abs_path);
     }
     char canon[PATH_MAX];
     bool follow_last = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
-    int err = walk(pol, abs_path, follow_last, canon, &out->pseudo, &out->denied);
+    int err = walk(pol, root, abs_path, follow_last, canon, &out->pseudo, &out->denied);
     if (err) {
         if (out->denied)
             strcpy(out->guest, canon);
@@ -574,7 +589,7 @@ static int open_resolved(const struct fs_policy *pol, const char *abs_path, int 
         strcpy(out->guest, canon);
         return 0;
     }
-    return open_resolved(pol, canon, flags, mode, need, out, true);
+    return open_resolved(pol, root, canon, flags, mode, need, out, true);
 }
 
 static void result_init(struct fsp_result *out)
@@ -585,8 +600,8 @@ static void result_init(struct fsp_result *out)
     out->guest[0] = 0;
 }
 
-int fsp_open(const struct fs_policy *pol, const char *base, const char *path, int flags,
-             unsigned mode, int need, struct fsp_result *out)
+int fsp_open(const struct fs_policy *pol, const char *root, const char *base, const char *path,
+             int flags, unsigned mode, int need, struct fsp_result *out)
 {
     result_init(out);
     char abs[PATH_MAX];
@@ -599,11 +614,12 @@ int fsp_open(const struct fs_policy *pol, const char *base, const char *path, in
             return -EISDIR;
         flags |= O_DIRECTORY;       /* "name/" must be a directory */
     }
-    return open_resolved(pol, abs, flags, mode, need, out, false);
+    return open_resolved(pol, root, abs, flags, mode, need, out, false);
 }
 
-int fsp_open_parent(const struct fs_policy *pol, const char *base, const char *path, int need,
-                    struct fsp_result *out, char name[NAME_MAX + 1])
+int fsp_open_parent(const struct fs_policy *pol, const char *root, const char *base,
+                    const char *path, int need, struct fsp_result *out,
+                    char name[NAME_MAX + 1])
 {
     result_init(out);
     char abs[PATH_MAX];
@@ -628,7 +644,7 @@ int fsp_open_parent(const struct fs_policy *pol, const char *base, const char *p
         slash[1] = 0;               /* the parent is "/" */
     else
         *slash = 0;
-    err = open_resolved(pol, abs, O_PATH | O_DIRECTORY, 0, need, out, false);
+    err = open_resolved(pol, root, abs, O_PATH | O_DIRECTORY, 0, need, out, false);
     if (err || out->pseudo) {
         if (out->pseudo)            /* "/proc/x/.." style parents: name the whole path */
             snprintf(out->guest + strlen(out->guest), sizeof out->guest - strlen(out->guest),
@@ -652,15 +668,15 @@ int fsp_open_parent(const struct fs_policy *pol, const char *base, const char *p
     return 0;
 }
 
-int fsp_canonical(const struct fs_policy *pol, const char *base, const char *path,
-                  char out[PATH_MAX], bool *pseudo)
+int fsp_canonical(const struct fs_policy *pol, const char *root, const char *base,
+                  const char *path, char out[PATH_MAX], bool *pseudo)
 {
     char abs[PATH_MAX];
     int err = fsp_absolute(abs, sizeof abs, base, path);
     if (err)
         return err;
     bool denied = false;
-    return walk(pol, abs, true, out, pseudo, &denied);
+    return walk(pol, root, abs, true, out, pseudo, &denied);
 }
 
 int fsp_guest_path_of_fd(const struct fs_policy *pol, int host_fd, char out[PATH_MAX])

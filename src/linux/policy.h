@@ -95,20 +95,23 @@ struct fsp_result {
 /* Opens `path` (relative paths from the absolute guest directory `base`) with the open(2)
  * flags and mode, after checking `need` against the covering root. Returns 0 with out->fd,
  * 0 with out->pseudo, or -errno (out->denied tells a policy refusal). O_CLOEXEC is always
- * added on the host. */
-int fsp_open(const struct fs_policy *pol, const char *base, const char *path, int flags,
-             unsigned mode, int need, struct fsp_result *out);
+ * added on the host. `root` is the process's root after a chroot (a canonical guest path;
+ * NULL or "" = "/"): symlinks with absolute targets start there, and ".." stops there.
+ * The same for the calls below. */
+int fsp_open(const struct fs_policy *pol, const char *root, const char *base, const char *path,
+             int flags, unsigned mode, int need, struct fsp_result *out);
 
 /* For calls that change a directory entry (mkdir, unlink, rename, symlink) or read one
  * without following it (readlink): the parent directory opened O_PATH (out->fd) after
  * checking `need` on it, and the last component in `name`. "." and ".." as the last
  * component give -EINVAL, "/" gives -EBUSY, a root's own mount point -EBUSY. */
-int fsp_open_parent(const struct fs_policy *pol, const char *base, const char *path, int need,
-                    struct fsp_result *out, char name[NAME_MAX + 1]);
+int fsp_open_parent(const struct fs_policy *pol, const char *root, const char *base,
+                    const char *path, int need, struct fsp_result *out,
+                    char name[NAME_MAX + 1]);
 
 /* Every symlink expanded: the canonical guest path (what chdir keeps for getcwd). */
-int fsp_canonical(const struct fs_policy *pol, const char *base, const char *path,
-                  char out[PATH_MAX], bool *pseudo);
+int fsp_canonical(const struct fs_policy *pol, const char *root, const char *base,
+                  const char *path, char out[PATH_MAX], bool *pseudo);
 
 /* The guest path of a host fd the guest holds (for *at calls with a dirfd, fchdir,
  * /proc/self/fd): the kernel's name for it, mapped back through the volumes. -ENOENT when

@@ -131,6 +131,8 @@ struct lx_task {
     char cwd[PATH_MAX];            /* fs.c: the guest's working directory (a guest path);
                                     * "" until the first file-system call sets it up */
     unsigned umask;                /* fs.c: valid once cwd is set */
+    char root[PATH_MAX];           /* fs.c: chroot's directory (a canonical guest path);
+                                    * "" = the sandbox's own "/" */
 };
 
 #define LX_PROFILE_CALLS 512    /* = LX_NR_SYSCALLS: every number the table has a row for */

@@ -356,8 +356,11 @@ static int lookup_fd(struct lx_proc *p, const char *spec, struct pfs_node *out)
     int host = f->host_fd;
     char guest[PATH_MAX];
     int err = fsp_guest_path_of_fd(fs_policy(p), host, guest);
-    if (err == 0)
-        return link_to(out, guest, guest, rest);
+    if (err == 0) {
+        char view[PATH_MAX];
+        fs_view(p, guest, view);
+        return link_to(out, view, guest, rest);
+    }
     if (rest[0])
         return -ENOTDIR;
     /* A nameless object (pipe:[123], socket:[45], anon_inode:...): reopened as itself. */
@@ -390,10 +393,13 @@ static int lookup_normal(struct lx_proc *p, const char *path, struct pfs_node *o
         const char *rest = *slash ? slash + 1 : "";
         if (n == 3 && strncmp(self, "exe", 3) == 0)
             return link_to(out, p->task.exe_path, p->task.exe_path, rest);
-        if (n == 3 && strncmp(self, "cwd", 3) == 0)
-            return link_to(out, p->task.cwd, p->task.cwd, rest);
+        char view[PATH_MAX];
+        if (n == 3 && strncmp(self, "cwd", 3) == 0) {
+            fs_view(p, p->task.cwd, view);
+            return link_to(out, view, p->task.cwd, rest);
+        }
         if (n == 4 && strncmp(self, "root", 4) == 0)
-            return link_to(out, "/", "/", rest);
+            return link_to(out, "/", p->task.root[0] ? p->task.root : "/", rest);
         if (n == 2 && strncmp(self, "fd", 2) == 0 && rest[0])
             return lookup_fd(p, rest, out);
         for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++)

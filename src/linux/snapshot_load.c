@@ -67,7 +67,8 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
     memcpy(&sg, sig, sizeof sg);
     memcpy(&m, mm, sizeof m);
     bool ok = str_ok(p->task.exe_path, sizeof p->task.exe_path) &&
-              str_ok(p->task.cwd, sizeof p->task.cwd) && p->task.ngroups >= 0 &&
+              str_ok(p->task.cwd, sizeof p->task.cwd) &&
+              str_ok(p->task.root, sizeof p->task.root) && p->task.ngroups >= 0 &&
               p->task.ngroups <= 1 && m.nwipe <= LX_MM_MAX_WIPE &&
               m.nfree <= LX_MM_MAX_RANGES && bool_ok(sig + offsetof(struct lx_signals, suspended));
     for (int i = 0; ok && i <= LX_MAX_TIMERS; i++) {
@@ -402,7 +403,7 @@ static int make_path(struct fd_rec *r, const struct lx_env *env)
     int need = (flags & O_PATH) ? FSP_LOOK
                : acc == O_RDONLY ? FSP_READ : acc == O_WRONLY ? FSP_WRITE : FSP_READ | FSP_WRITE;
     struct fsp_result res;
-    int err = fsp_open(&env->fs, "/", path, flags, 0, need, &res);
+    int err = fsp_open(&env->fs, NULL, "/", path, flags, 0, need, &res);
     if (err < 0)
         return err;
     if (res.fd < 0)

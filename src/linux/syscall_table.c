@@ -41,7 +41,8 @@ const struct lx_syscall_desc lx_syscall_table[LX_NR_SYSCALLS] = {
     E(openat, FS | POLLER), E(futex), E(clone), E(clone3),
     /* fs.c, fs_dir.c, fs_fd.c */
     E(creat), E(close_range), E(stat, FS), E(lstat, FS), E(statx, FS), E(access, FS),
-    E(faccessat, FS), E(faccessat2, FS), E(chdir, FS), E(fchdir), E(umask), E(mkdir), E(mkdirat),
+    E(faccessat, FS), E(faccessat2, FS), E(chdir, FS), E(fchdir), E(chroot, FS), E(umask),
+    E(mkdir), E(mkdirat),
     E(unlink), E(rmdir), E(unlinkat), E(rename), E(renameat), E(renameat2), E(link), E(linkat),
     E(symlink), E(symlinkat), E(truncate), E(chmod), E(fchmod), E(fchmodat), E(chown), E(lchown),
     E(fchown), E(fchownat), E(utimensat), E(getdents64, FS), E(ftruncate), E(fsync), E(fdatasync),

@@ -92,8 +92,8 @@ LX_DECLARE(poll); LX_DECLARE(ppoll); LX_DECLARE(select); LX_DECLARE(pselect6);
 LX_DECLARE(open); LX_DECLARE(openat); LX_DECLARE(creat); LX_DECLARE(close_range);
 LX_DECLARE(stat); LX_DECLARE(lstat); LX_DECLARE(statx); LX_DECLARE(access);
 LX_DECLARE(faccessat); LX_DECLARE(faccessat2); LX_DECLARE(chdir); LX_DECLARE(fchdir);
-LX_DECLARE(umask); LX_DECLARE(getcwd); LX_DECLARE(newfstatat); LX_DECLARE(readlink);
-LX_DECLARE(readlinkat);
+LX_DECLARE(chroot); LX_DECLARE(umask); LX_DECLARE(getcwd); LX_DECLARE(newfstatat);
+LX_DECLARE(readlink); LX_DECLARE(readlinkat);
 /* fs_dir.c */
 LX_DECLARE(mkdir); LX_DECLARE(mkdirat); LX_DECLARE(unlink); LX_DECLARE(rmdir);
 LX_DECLARE(unlinkat); LX_DECLARE(rename); LX_DECLARE(renameat); LX_DECLARE(renameat2);

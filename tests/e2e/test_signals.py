@@ -3,6 +3,8 @@ under `kvmserver run`, and print and exit the same (static, static-pie, musl and
 Where a sandbox must differ from a native root process (the ids after dropping to nobody,
 capabilities), the guest is checked against fixed expectations instead.
 """
+import os
+
 import pytest
 
 from conftest import (REPO_ROOT, assert_crash_report, describe, program_path, run_guest,
@@ -110,3 +112,53 @@ def test_suspend_handshake_reaches_the_main_thread(kvmserver, server_factory, se
         assert http_get(server.endpoint, "/", timeout=10).text == EXPECTED_SUSPEND, \
             server.describe()
     assert server.terminate() == 0, server.describe()
+
+
+def jail(tmp_path):
+    """JAIL/etc/hello, JAIL/abs -> /etc/hello, JAIL/up -> ../../../etc, JAIL/sub/deep,
+    JAIL/sub/x, JAIL/lnk -> sub/deep, and a file beside the jail that no path inside it
+    reaches."""
+    root = tmp_path / "jail"
+    (root / "etc").mkdir(parents=True)
+    (root / "sub" / "deep").mkdir(parents=True)
+    (root / "etc" / "hello").write_text("inside\n")
+    (root / "sub" / "x").write_text("sub-x\n")
+    (root / "lnk").symlink_to("sub/deep")
+    (root / "abs").symlink_to("/etc/hello")
+    (root / "up").symlink_to("../../../etc")
+    (tmp_path / "secret").write_text("outside\n")
+    return root
+
+
+@pytest.mark.parametrize("variant", ["static", "pie"])
+def test_chroot_same_as_native(kvmserver, programs, variant, tmp_path):
+    """chroot's errors (ENOENT, ENOTDIR, EFAULT, ENAMETOOLONG), then inside the new root:
+    absolute paths, ".." stopping at the root and taken after a symlink from its target, an
+    absolute symlink and a relative one that climbs past the root, getcwd, chdir, and a root beneath the working directory (which getcwd
+    calls unreachable and relative paths still start from). Natively the test runs as root;
+    the guest may read the whole file system, so that only the chroot differs."""
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root natively")
+    name = f"chroot_{variant}"
+    root = jail(tmp_path)
+    native = run_native(program_path(programs, name), [str(root)], cwd=REPO_ROOT)
+    assert native.status == 0, "native run: " + describe(native)
+    assert b"open abs                 inside\n" in native.stdout, describe(native)
+    outcome = run_guest(kvmserver, program_path(programs, name), [str(root)],
+                        options=["--allow-read"], cwd=REPO_ROOT)
+    assert outcome.stdout.decode() == native.stdout.decode(), "guest " + describe(outcome)
+    assert outcome.status == 0, "guest " + describe(outcome)
+
+
+def test_chroot_to_a_denied_directory(kvmserver, programs, tmp_path):
+    """A root the policy does not let the program read is refused (EACCES, and logged); one
+    it may read is granted."""
+    root = jail(tmp_path)
+    program = program_path(programs, "chroot_static")
+    denied = run_guest(kvmserver, program, ["denied", str(tmp_path)],
+                       options=[f"--allow-read={root}"], cwd=REPO_ROOT)
+    assert denied.stdout.split() == [b"chroot(denied)", b"-1", b"EACCES"], describe(denied)
+    assert f"denied read of {tmp_path}".encode() in denied.stderr, describe(denied)
+    allowed = run_guest(kvmserver, program, ["denied", str(root / "sub")],
+                        options=[f"--allow-read={root}"], cwd=REPO_ROOT)
+    assert allowed.stdout.split() == [b"chroot(denied)", b"0"], describe(allowed)

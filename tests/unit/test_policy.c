@@ -110,7 +110,7 @@ static int open_read(const struct fs_policy *pol, const char *base, const char *
                      bool *denied)
 {
     struct fsp_result r;
-    int err = fsp_open(pol, base, path, O_RDONLY, 0, FSP_READ, &r);
+    int err = fsp_open(pol, NULL, base, path, O_RDONLY, 0, FSP_READ, &r);
     if (denied)
         *denied = r.denied;
     if (err)
@@ -233,7 +233,7 @@ static void test_open_inside(void **state)
     assert_int_equal(open_read(&pol, "/data", "v", NULL), 'v');
     /* A symlink that leaves its root for another allowed one is followed there. */
     struct fsp_result r;
-    assert_int_equal(fsp_open(&pol, dir, "to_rw", O_WRONLY, 0, FSP_WRITE, &r), 0);
+    assert_int_equal(fsp_open(&pol, NULL, dir, "to_rw", O_WRONLY, 0, FSP_WRITE, &r), 0);
     close(r.fd);
     fsp_destroy(&pol);
 }
@@ -277,7 +277,7 @@ static void test_proc_is_synthesized(void **state)
                                          "/tmp/../proc/self/environ", "/sys/kernel/notes" };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         struct fsp_result r;
-        int err = fsp_open(&pol, dir, paths[i], O_RDONLY, 0, FSP_READ, &r);
+        int err = fsp_open(&pol, NULL, dir, paths[i], O_RDONLY, 0, FSP_READ, &r);
         assert_int_equal(err, 0);
         assert_true(r.pseudo);
         assert_true(fsp_is_pseudo(r.guest));
@@ -294,28 +294,29 @@ static void test_writes(void **state)
     char dir[PATH_MAX];
     path_in(dir, "rw");
     struct fsp_result r;
-    assert_int_equal(fsp_open(&pol, dir, "new", O_WRONLY | O_CREAT, 0644, FSP_WRITE, &r), 0);
+    assert_int_equal(fsp_open(&pol, NULL, dir, "new", O_WRONLY | O_CREAT, 0644, FSP_WRITE, &r), 0);
     close(r.fd);
     char name[NAME_MAX + 1];
-    assert_int_equal(fsp_open_parent(&pol, dir, "new", FSP_WRITE, &r, name), 0);
+    assert_int_equal(fsp_open_parent(&pol, NULL, dir, "new", FSP_WRITE, &r, name), 0);
     assert_string_equal(name, "new");
     assert_int_equal(unlinkat(r.fd, name, 0), 0);
     close(r.fd);
     /* The read-only trees and the read-only volume refuse. */
     char ro[PATH_MAX];
     path_in(ro, "allowed");
-    assert_int_equal(fsp_open(&pol, ro, "f", O_WRONLY, 0, FSP_WRITE, &r), -EACCES);
+    assert_int_equal(fsp_open(&pol, NULL, ro, "f", O_WRONLY, 0, FSP_WRITE, &r), -EACCES);
     assert_true(r.denied);
-    assert_int_equal(fsp_open_parent(&pol, ro, "f", FSP_WRITE, &r, name), -EACCES);
-    assert_int_equal(fsp_open(&pol, "/data", "new", O_WRONLY | O_CREAT, 0644, FSP_WRITE, &r),
+    assert_int_equal(fsp_open_parent(&pol, NULL, ro, "f", FSP_WRITE, &r, name), -EACCES);
+    assert_int_equal(fsp_open(&pol, NULL, "/data", "new", O_WRONLY | O_CREAT, 0644, FSP_WRITE, &r),
                      -EACCES);
     /* A root's mount point is not removed from its parent; "." and ".." are no names. */
-    assert_int_equal(fsp_open_parent(&pol, "/", "/", FSP_WRITE, &r, name), -EBUSY);
-    assert_int_equal(fsp_open_parent(&pol, dir, "..", FSP_WRITE, &r, name), -EINVAL);
+    assert_int_equal(fsp_open_parent(&pol, NULL, "/", "/", FSP_WRITE, &r, name), -EBUSY);
+    assert_int_equal(fsp_open_parent(&pol, NULL, dir, "..", FSP_WRITE, &r, name), -EINVAL);
     fsp_destroy(&pol);
 
     build(&pol, true);              /* now an rw volume */
-    assert_int_equal(fsp_open(&pol, "/data", "new", O_WRONLY | O_CREAT, 0644, FSP_WRITE, &r), 0);
+    assert_int_equal(fsp_open(&pol, NULL, "/data", "new", O_WRONLY | O_CREAT,
+                              0644, FSP_WRITE, &r), 0);
     close(r.fd);
     char host[PATH_MAX];
     path_in(host, "vol/new");
@@ -330,14 +331,15 @@ static void test_guest_path_of_fd(void **state)
     struct fs_policy pol;
     build(&pol, false);
     struct fsp_result r;
-    assert_int_equal(fsp_open(&pol, "/", "/data", O_RDONLY | O_DIRECTORY, 0, FSP_READ, &r), 0);
+    assert_int_equal(fsp_open(&pol, NULL, "/", "/data", O_RDONLY | O_DIRECTORY,
+                              0, FSP_READ, &r), 0);
     char guest[PATH_MAX];
     assert_int_equal(fsp_guest_path_of_fd(&pol, r.fd, guest), 0);
     assert_string_equal(guest, "/data");          /* the volume's name, not the host's */
     close(r.fd);
     char dir[PATH_MAX], expect[PATH_MAX];
     path_in(dir, "allowed/sub");
-    assert_int_equal(fsp_open(&pol, "/", dir, O_RDONLY | O_DIRECTORY, 0, FSP_READ, &r), 0);
+    assert_int_equal(fsp_open(&pol, NULL, "/", dir, O_RDONLY | O_DIRECTORY, 0, FSP_READ, &r), 0);
     assert_int_equal(fsp_guest_path_of_fd(&pol, r.fd, guest), 0);
     assert_non_null(realpath(dir, expect));
     assert_string_equal(guest, expect);
@@ -358,15 +360,43 @@ static void test_canonical(void **state)
     char dir[PATH_MAX], out[PATH_MAX], expect[PATH_MAX];
     path_in(dir, "allowed");
     bool pseudo;
-    assert_int_equal(fsp_canonical(&pol, dir, "to_rw", out, &pseudo), 0);
+    assert_int_equal(fsp_canonical(&pol, NULL, dir, "to_rw", out, &pseudo), 0);
     path_in(expect, "rw/h");
     assert_string_equal(out, expect);
     assert_false(pseudo);
     /* A directory on the way to a root may be passed through, not opened. */
-    assert_int_equal(fsp_canonical(&pol, dir, "up", out, &pseudo), 0);
+    assert_int_equal(fsp_canonical(&pol, NULL, dir, "up", out, &pseudo), 0);
     assert_string_equal(out, top);
     struct fsp_result r;
-    assert_int_equal(fsp_open(&pol, "/", out, O_PATH | O_DIRECTORY, 0, FSP_LOOK, &r), -EACCES);
+    assert_int_equal(fsp_open(&pol, NULL, "/", out, O_PATH | O_DIRECTORY,
+                              0, FSP_LOOK, &r), -EACCES);
+    fsp_destroy(&pol);
+}
+
+/* After a chroot to top/allowed: ".." and symlinks that climb stop at the new root, and an
+ * absolute symlink's target starts there (allowed/abs -> /etc/passwd names allowed/etc/passwd,
+ * which does not exist). */
+static void test_process_root(void **state)
+{
+    (void)state;
+    struct fs_policy pol;
+    build(&pol, false);
+    char root[PATH_MAX], sub[PATH_MAX], out[PATH_MAX];
+    path_in(root, "allowed");
+    path_in(sub, "allowed/sub");
+    bool pseudo;
+    assert_int_equal(fsp_canonical(&pol, root, root, "sub/../../..", out, &pseudo), 0);
+    assert_string_equal(out, root);
+    assert_int_equal(fsp_canonical(&pol, root, sub, "../up/up/sub", out, &pseudo), 0);
+    assert_string_equal(out, sub);
+    struct fsp_result r;
+    assert_int_equal(fsp_open(&pol, root, root, "abs", O_RDONLY, 0, FSP_READ, &r), -ENOENT);
+    assert_int_equal(fsp_open(&pol, root, root, "up/f", O_RDONLY, 0, FSP_READ, &r), 0);
+    close(r.fd);
+    /* Without the root, the same paths leave the allowed tree. */
+    assert_int_equal(fsp_canonical(&pol, NULL, root, "sub/../..", out, &pseudo), 0);
+    assert_string_equal(out, top);
+    assert_int_equal(fsp_open(&pol, NULL, root, "up/f", O_RDONLY, 0, FSP_READ, &r), -EACCES);
     fsp_destroy(&pol);
 }
 
@@ -384,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_writes),
         cmocka_unit_test(test_guest_path_of_fd),
         cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_process_root),
     };
     return cmocka_run_group_tests(tests, setup_tree, teardown_tree);
 }
