@@ -1,5 +1,5 @@
-/* The Linux personality's state for one guest process. Each area owns one member and one
- * function that brings it back to a given state (what an ephemeral reset will call). */
+/* The Linux personality's state for one guest process: one member per area, each with its
+ * owner's init, fork and destroy (what a boot, a request VM and an ephemeral reset call). */
 #ifndef KVMS_PROCESS_H
 #define KVMS_PROCESS_H
 #include <limits.h>
@@ -64,6 +64,15 @@ struct lx_signals {
     struct lx_timer timers[LX_MAX_TIMERS]; /* timer_create: id = index */
 };
 
+/* Plain data: all default dispositions, nothing blocked or pending, no timers at the start;
+ * a fork copies it; nothing to free. */
+static inline void lx_sig_init(struct lx_signals *s) { *s = (struct lx_signals){ 0 }; }
+static inline void lx_sig_fork(struct lx_signals *dst, const struct lx_signals *src)
+{
+    *dst = *src;
+}
+static inline void lx_sig_destroy(struct lx_signals *s) { (void)s; }
+
 /* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
  * report through the others and stop the VM with *stop when one becomes true). */
 /* How server mode follows a VM's connections (-e: one per request VM life), implemented by
@@ -122,6 +131,15 @@ struct lx_server_state {
                              * between two waits for events (--max-request-time); 0 = any */
 };
 
+/* listener.c. Boot: no policy, no listeners (server/ sets what it wants after init). */
+void lx_server_init(struct lx_server_state *s);
+/* A fork: the policy and listeners as frozen, no request's flags, and a storage VM's own
+ * copies of its private listeners. 0, or -errno with a message. */
+int lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src);
+/* Closes what the listener records hold (a request VM's option sockets, boot's private
+ * listeners). */
+void lx_server_destroy(struct lx_server_state *s);
+
 /* What a fork inherits as it is: plain data, copied with one assignment (a field added here
  * is inherited, never left over from the last request). */
 struct lx_task {
@@ -132,6 +150,11 @@ struct lx_task {
                                     * "" until the first file-system call sets it up */
     unsigned umask;                /* fs.c: valid once cwd is set */
 };
+
+/* process.c: exe_path is the program's real path; the rest starts empty. */
+void lx_task_init(struct lx_task *t, const char *exe_path);
+static inline void lx_task_fork(struct lx_task *dst, const struct lx_task *src) { *dst = *src; }
+static inline void lx_task_destroy(struct lx_task *t) { (void)t; }
 
 #define LX_PROFILE_CALLS 512    /* = LX_NR_SYSCALLS: every number the table has a row for */
 
@@ -148,8 +171,19 @@ struct lx_stats {
     struct lx_profile *profile;    /* --profile: where this VM's calls are counted, or NULL */
 };
 
-/* One guest process: one member per part, each made for a fork by its owner in
- * lx_proc_fork (process.c lists them all, and fails to build when one is missing). */
+/* Counters start at zero and a fork's go on from the frozen ones; the profile is the server
+ * layer's (it points each request VM at its own): nothing to free. */
+static inline void lx_stats_init(struct lx_stats *s) { *s = (struct lx_stats){ 0 }; }
+static inline void lx_stats_fork(struct lx_stats *dst, const struct lx_stats *src)
+{
+    *dst = *src;
+}
+static inline void lx_stats_destroy(struct lx_stats *s) { (void)s; }
+
+/* One guest process: one member per part, each with an init (boot), a fork (a request VM,
+ * and each reset) and a destroy (the end of a request VM's life, or of the boot), by its
+ * owner; lx_proc_init, lx_proc_fork and lx_proc_destroy call them for every part (process.c
+ * lists the members, and fails to build when one is missing). */
 struct lx_proc {
     struct vm *vm;
     const struct lx_env *env;      /* shared, read-only; NULL in some unit tests */
@@ -190,8 +224,6 @@ int lx_proc_freeze(struct lx_proc *p);
  * memory is already as at the freeze: the new generation's pid and wiped pages go on top).
  * A reset is lx_proc_destroy, then this again. */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
-/* The server-mode part of a fork: the policy and listeners as frozen, no request's flags. */
-void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)
