@@ -267,7 +267,7 @@ bool lx_accepted_from_warmup(struct lx_proc *p, int conn)
     }
     /* The warm-up binds its socket to the private listener's loopback address and a port it
      * publishes before connecting; nobody else can hold that address and port meanwhile. */
-    uint32_t port = __atomic_load_n(&p->server.warmup_port, __ATOMIC_ACQUIRE);
+    uint32_t port = p->server.freeze ? p->server.freeze->warmup_port(p->server.freeze_ctx) : 0;
     if (peer.ss_family == AF_INET) {
         const struct sockaddr_in *a = (void *)&peer, *b = (void *)&local;
         return a->sin_addr.s_addr == b->sin_addr.s_addr && ntohs(a->sin_port) == port;
@@ -338,8 +338,8 @@ int lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *sr
     dst->boot_failed = false;
     dst->hooks = NULL;              /* the server sets its own for this VM */
     dst->hooks_ctx = NULL;
-    dst->freeze_on_wait = false;
-    dst->warmup = NULL;
+    dst->freeze = NULL;             /* a fork is never frozen again */
+    dst->freeze_ctx = NULL;
     dst->memory_exceeded = false;
     dst->deadline_hit = false;
     int err = dst->storage ? storage_fork_listeners(dst) : 0;

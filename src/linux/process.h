@@ -93,18 +93,27 @@ struct lx_server_hooks {
     bool (*should_stop)(void *ctx);
 };
 
+/* How a boot reaches its freeze, implemented by the server layer (server/warmup.c) and
+ * called from the guest's thread (the state behind them is shared with the warm-up
+ * thread). NULL (request VMs, a snapshot's master): no freeze. */
+struct lx_freeze_hooks {
+    /* Should a wait for a connection freeze the program now? (Not while a warm-up runs.) */
+    bool (*freeze_due)(void *ctx);
+    /* Is a warm-up due before the freeze? */
+    bool (*warmup_due)(void *ctx);
+    /* Starts it, once, at the first wait for a connection, with the private listener's host
+     * fd: the freeze is not due until it is done. 0, or -errno when it cannot start. */
+    int (*warmup_start)(void *ctx, int listener_host_fd);
+    /* The loopback port its connections come from (listener.h: only those are accepted at
+     * boot); 0 until it has one. */
+    uint32_t (*warmup_port)(void *ctx);
+    /* Did it fail to reach the program's listener? */
+    bool (*warmup_failed)(void *ctx);
+};
+
 struct lx_server_state {
-    bool freeze_on_wait;    /* boot: stop when the program first waits for a connection
-                             * (written by the warm-up thread too: atomic accesses) */
-    /* Warm-up: called once, at the first wait for a connection, with the private listener's
-     * host fd, instead of freezing; the server layer warms the program up, then sets
-     * freeze_on_wait again. Returns 0, or -errno when the warm-up cannot start. */
-    int (*warmup)(void *ctx, int listener_host_fd);
-    void *warmup_ctx;
-    /* The warm-up thread's (atomic accesses): the loopback port its connection comes from
-     * (listener.h: only that one is accepted at boot), and whether it failed to connect. */
-    uint32_t warmup_port;
-    bool warmup_failed;
+    const struct lx_freeze_hooks *freeze;   /* NULL: none */
+    void *freeze_ctx;
     bool listen_privately;  /* boot: listeners are private until the freeze (listener.h);
                              * a storage VM's for good */
     bool storage;           /* the storage subcommand's storage VM (listener.h) */

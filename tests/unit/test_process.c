@@ -22,18 +22,20 @@ static void test_server_fork_keeps_policy_and_listeners(void **state)
                                                 .private_fd = -1, .backlog = 128,
                                                 .shadow_fd = -1 };
     frozen.frozen = true;                   /* the master stopped at its wait */
-    frozen.freeze_on_wait = true;
+    static const struct lx_freeze_hooks boot_freeze = { 0 };
+    frozen.freeze = &boot_freeze;           /* the boot's, still installed */
+    frozen.freeze_ctx = &frozen;
     frozen.pending_nr = 43;
     memset(&child, 0x5a, sizeof child);     /* what the last request left */
     assert_int_equal(lx_server_fork(&child, &frozen), 0);
     assert_false(child.frozen);
-    assert_false(child.freeze_on_wait);
+    assert_null(child.freeze);                      /* never frozen again */
+    assert_null(child.freeze_ctx);
     assert_null(child.hooks);                       /* the server installs its own */
     assert_null(child.hooks_ctx);
     assert_false(child.memory_exceeded);
     assert_false(child.deadline_hit);
     assert_false(child.boot_failed);
-    assert_null(child.warmup);
     assert_int_equal(child.pending_nr, 43);         /* the wait every fork resumes */
     assert_int_equal(child.memory_limit, 1 << 20);
     assert_int_equal(child.nlisteners, 1);
