@@ -639,7 +639,7 @@ static int clone_pass(enum fork_how how)
     return how == FORK_EPOLL ? 1 : how == FORK_EPOLL_DUP ? 2 : 0;
 }
 
-int fdt_clone(struct lx_fdtable *dst, const struct lx_fdtable *src)
+int lx_fds_fork(struct lx_fdtable *dst, const struct lx_fdtable *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->last_ofd = src->last_ofd;
@@ -692,7 +692,7 @@ int fdt_clone(struct lx_fdtable *dst, const struct lx_fdtable *src)
     if (err) {
         fail_fd(failed, src->fd[failed].frozen ? how_name(src->fd[failed].frozen->how)
                                                : "not recorded at the freeze", -err);
-        fdt_close_all(dst);
+        lx_fds_destroy(dst);
     }
     return err;
 }

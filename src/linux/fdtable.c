@@ -9,7 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-int fdt_init_stdio(struct lx_fdtable *t)
+int lx_fds_init(struct lx_fdtable *t)
 {
     for (int i = 0; i < 3; i++) {
         fdt_close(t, i);
@@ -92,7 +92,7 @@ int fdt_close(struct lx_fdtable *t, long guest_fd)
     return 0;
 }
 
-void fdt_close_all(struct lx_fdtable *t)
+void lx_fds_destroy(struct lx_fdtable *t)
 {
     for (int i = 0; i < LX_MAX_FDS; i++)
         fdt_close(t, i);

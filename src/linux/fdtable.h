@@ -47,7 +47,7 @@ struct lx_fdtable {
 };
 
 /* Guest 0/1/2 become dups of host 0/1/2. */
-int fdt_init_stdio(struct lx_fdtable *t);
+int lx_fds_init(struct lx_fdtable *t);
 /* Installs host_fd at the lowest free guest number >= min; returns it or -EMFILE. */
 int fdt_install(struct lx_fdtable *t, int host_fd, int min, bool cloexec);
 /* A duplicate of orig (dup, fcntl F_DUPFD): host_fd at the lowest free number >= min,
@@ -61,14 +61,14 @@ struct lx_fd *fdt_get(struct lx_fdtable *t, long guest_fd);
 bool fdt_never_waits(struct lx_fd *f);
 /* Closes a guest fd and its host fd: 0 or -EBADF. */
 int fdt_close(struct lx_fdtable *t, long guest_fd);
-void fdt_close_all(struct lx_fdtable *t);
+void lx_fds_destroy(struct lx_fdtable *t);
 /* Records, once at the freeze, what each fd's host object holds (pipe and socket queues,
  * eventfd counters, file offsets and flags) without changing it: 0 or -errno (fdclone.c). */
 int fdt_freeze(struct lx_fdtable *t);
 /* A copy of the frozen src for a fork or a reset: same numbers, each object as it was at the
  * freeze, private to dst unless it is meant to be shared (fdclone.c). 0 or -errno; on error
  * dst is empty and a message says which fd failed. */
-int fdt_clone(struct lx_fdtable *dst, const struct lx_fdtable *src);
+int lx_fds_fork(struct lx_fdtable *dst, const struct lx_fdtable *src);
 /* Frees what fdt_freeze recorded for one fd (fdt_close calls it). */
 void fdt_free_frozen(struct lx_frozen_fd *fz);
 

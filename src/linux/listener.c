@@ -267,7 +267,7 @@ bool lx_accepted_from_warmup(struct lx_proc *p, int conn)
     }
     /* The warm-up binds its socket to the private listener's loopback address and a port it
      * publishes before connecting; nobody else can hold that address and port meanwhile. */
-    uint32_t port = __atomic_load_n(&p->server.warmup_port, __ATOMIC_ACQUIRE);
+    uint32_t port = p->server.freeze ? p->server.freeze->warmup_port(p->server.freeze_ctx) : 0;
     if (peer.ss_family == AF_INET) {
         const struct sockaddr_in *a = (void *)&peer, *b = (void *)&local;
         return a->sin_addr.s_addr == b->sin_addr.s_addr && ntohs(a->sin_port) == port;
@@ -311,9 +311,45 @@ int lx_listeners_publish(struct lx_proc *p)
     return rc;
 }
 
-void lx_listeners_release(struct lx_proc *p)
+void lx_server_init(struct lx_server_state *s)
 {
-    struct lx_server_state *s = &p->server;
+    *s = (struct lx_server_state){ 0 };
+}
+
+/* A fork of the storage VM: its own copies of the private listeners (a reset closes them). */
+static int storage_fork_listeners(struct lx_server_state *s)
+{
+    int err = 0;
+    for (int i = 0; i < s->nlisteners; i++) {
+        struct lx_listener *l = &s->listeners[i];
+        if (l->private_fd < 0)
+            continue;
+        l->private_fd = err ? -1 : fcntl(l->private_fd, F_DUPFD_CLOEXEC, 0);
+        if (l->private_fd < 0 && !err)
+            err = -errno;
+    }
+    return err;
+}
+
+int lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src)
+{
+    *dst = *src;
+    dst->frozen = false;
+    dst->boot_failed = false;
+    dst->hooks = NULL;              /* the server sets its own for this VM */
+    dst->hooks_ctx = NULL;
+    dst->freeze = NULL;             /* a fork is never frozen again */
+    dst->freeze_ctx = NULL;
+    dst->memory_exceeded = false;
+    dst->deadline_hit = false;
+    int err = dst->storage ? storage_fork_listeners(dst) : 0;
+    if (err < 0)
+        log_error("cannot give the storage VM its listeners: %s", strerror(-err));
+    return err;
+}
+
+void lx_server_destroy(struct lx_server_state *s)
+{
     for (int i = 0; i < s->nlisteners; i++) {
         struct lx_listener *l = &s->listeners[i];
         if (l->private_fd >= 0)
@@ -391,21 +427,6 @@ static struct lx_listener *listener_by_ino(struct lx_server_state *s, uint64_t i
         if (s->listeners[i].ino == ino)
             return &s->listeners[i];
     return NULL;
-}
-
-int lx_storage_fork_listeners(struct lx_proc *fork)
-{
-    struct lx_server_state *s = &fork->server;
-    int err = 0;
-    for (int i = 0; i < s->nlisteners; i++) {
-        struct lx_listener *l = &s->listeners[i];
-        if (l->private_fd < 0)
-            continue;
-        l->private_fd = err ? -1 : fcntl(l->private_fd, F_DUPFD_CLOEXEC, 0);
-        if (l->private_fd < 0 && !err)
-            err = -errno;
-    }
-    return err;
 }
 
 int lx_storage_pair(const struct lx_proc *storage, const struct lx_storage_routes *shared,

@@ -55,8 +55,6 @@ int lx_storage_routes_of(struct lx_proc *storage, struct lx_storage_routes *out)
 /* connect(2) to a unix address: true when it is a storage route's path, with *ss and *len
  * changed to its private listener. */
 bool lx_storage_route(const struct lx_proc *p, struct sockaddr_storage *ss, socklen_t *len);
-/* A fork of the storage VM: its own copies of the private listeners (a reset closes them). */
-int lx_storage_fork_listeners(struct lx_proc *fork);
 /* --1-to-1: routes of the same paths to new private listeners, for one storage VM and the
  * one request VM it serves; lx_storage_take gives them to that storage VM's fork. */
 int lx_storage_pair(const struct lx_proc *storage, const struct lx_storage_routes *shared,
@@ -103,8 +101,6 @@ bool lx_accepted_from_warmup(struct lx_proc *p, int conn);
  * flags stay in the records) and the private listeners are closed. 0, or -1 with the
  * reason in the VM's crash_report. */
 int lx_listeners_publish(struct lx_proc *p);
-/* Closes what the records hold (a request VM's option sockets, boot's private listeners). */
-void lx_listeners_release(struct lx_proc *p);
 /* The graceful stop: shuts down the frozen program's listening sockets. Request VMs share
  * them, so from now on new connections are refused (TCP: reset; unix: ECONNREFUSED), queued
  * TCP ones too, and a VM waiting in accept wakes with an error. Failures are logged. */

@@ -181,14 +181,25 @@ static void wipe_follow(struct lx_mm *mm, uint64_t old, uint64_t len, uint64_t t
         wipe_add(mm, moved[i].start, moved[i].end);
 }
 
-void mm_fork(struct lx_mm *dst, const struct lx_mm *src)
+void lx_mm_init(struct lx_mm *mm, const struct load_info *li)
+{
+    uint64_t room = li->stack_low - li->image_end;
+    uint64_t brk_span = room / 4 < GIB ? room / 4 : GIB;
+    memset(mm, 0, sizeof *mm);
+    mm->brk_start = mm->brk_cur = mm->brk_mapped = li->image_end;
+    mm->mmap_base = mm->mmap_top = (li->image_end + brk_span + 2 * MIB - 1) & ~(2 * MIB - 1);
+    mm->brk_limit = mm->mmap_base;
+    mm->mmap_limit = (li->stack_low - MIB) & ~(2 * MIB - 1);
+}
+
+void lx_mm_fork(struct lx_mm *dst, const struct lx_mm *src)
 {
     memcpy(dst, src, offsetof(struct lx_mm, free));
     memcpy(dst->free, src->free, src->nfree * sizeof src->free[0]);
     dst->charged_bytes = 0;
 }
 
-void mm_wipe_on_fork(struct lx_proc *p)
+void lx_mm_wipe_on_fork(struct lx_proc *p)
 {
     for (size_t i = 0; i < p->mm.nwipe && i < LX_MM_MAX_WIPE; i++)
         vm_discard(p->vm, p->mm.wipe[i].start, p->mm.wipe[i].end - p->mm.wipe[i].start);

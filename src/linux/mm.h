@@ -24,6 +24,10 @@ struct lx_mm {
 };
 
 struct lx_proc;
+struct load_info;
+/* A freshly loaded program's layout: brk right after the image, then the mmap area up to
+ * just below the stack. */
+void lx_mm_init(struct lx_mm *mm, const struct load_info *li);
 /* Allocates len bytes (page multiple) in the mmap area: lowest fit first, deterministic.
  * Returns the address or 0 when the area is full. */
 uint64_t mm_alloc(struct lx_mm *mm, uint64_t len);
@@ -32,8 +36,10 @@ void mm_free(struct lx_mm *mm, uint64_t addr, uint64_t len);
 
 /* A fork's address-space bookkeeping: the frozen one's areas and lists (their used part:
  * this runs at every reset); memory it maps from now on is charged afresh. */
-void mm_fork(struct lx_mm *dst, const struct lx_mm *src);
+void lx_mm_fork(struct lx_mm *dst, const struct lx_mm *src);
 /* A new request VM generation: zero the wipe-on-fork ranges, as fork(2) does for the child. */
-void mm_wipe_on_fork(struct lx_proc *p);
+void lx_mm_wipe_on_fork(struct lx_proc *p);
+/* Bookkeeping only (the memory is the VM's): nothing to free. */
+static inline void lx_mm_destroy(struct lx_mm *mm) { (void)mm; }
 
 #endif

@@ -17,22 +17,6 @@
 #include "linux/wait.h"
 #include "vm/engine.h"
 
-#define GIB (1ull << 30)
-
-static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
-
-static void mm_init(struct lx_mm *mm, const struct load_info *li)
-{
-    /* brk right after the image, then the mmap area up to just below the stack. */
-    uint64_t room = li->stack_low - li->image_end;
-    uint64_t brk_span = room / 4 < GIB ? room / 4 : GIB;
-    memset(mm, 0, sizeof *mm);
-    mm->brk_start = mm->brk_cur = mm->brk_mapped = li->image_end;
-    mm->mmap_base = mm->mmap_top = align_up(li->image_end + brk_span, 2 * MIB);
-    mm->brk_limit = mm->mmap_base;
-    mm->mmap_limit = (li->stack_low - MIB) & ~(2 * MIB - 1);
-}
-
 /* Tells the entry stub what getpid and getppid answer (vm_set_stub_answers). */
 static void publish_ids(struct lx_proc *p)
 {
@@ -56,6 +40,14 @@ static int new_fork_pid(const struct lx_proc *frozen)
     return lowest + (int)(n % (uint64_t)(LX_PID_MAX - lowest));
 }
 
+void lx_task_init(struct lx_task *t, const char *exe_path)
+{
+    *t = (struct lx_task){ 0 };
+    if (!realpath(exe_path, t->exe_path))
+        snprintf(t->exe_path, sizeof t->exe_path, "%s", exe_path);
+}
+
+/* Each part, in member order (struct lx_proc): init, fork and destroy below call them all. */
 int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
                  const struct load_info *li, const char *exe_path)
 {
@@ -65,21 +57,28 @@ int lx_proc_init(struct lx_proc *p, struct vm *vm, const struct lx_env *env,
     p->pid = LX_MASTER_PID;
     p->ppid = LX_MASTER_PPID;
     publish_ids(p);
-    if (!realpath(exe_path, p->task.exe_path))
-        snprintf(p->task.exe_path, sizeof p->task.exe_path, "%s", exe_path);
-    mm_init(&p->mm, li);
-    lx_threads_init(&p->threads);
-    if (fdt_init_stdio(&p->fds) < 0) {
+    lx_task_init(&p->task, exe_path);
+    lx_stats_init(&p->stats);
+    lx_sig_init(&p->sig);
+    lx_mm_init(&p->mm, li);
+    lx_server_init(&p->server);
+    if (lx_fds_init(&p->fds) < 0) {
         log_error("cannot set up the guest's standard streams");
         return -1;
     }
+    lx_threads_init(&p->threads);
     return 0;
 }
 
 void lx_proc_destroy(struct lx_proc *p)
 {
-    lx_listeners_release(p);
-    fdt_close_all(&p->fds);
+    lx_task_destroy(&p->task);
+    lx_stats_destroy(&p->stats);
+    lx_sig_destroy(&p->sig);
+    lx_mm_destroy(&p->mm);
+    lx_server_destroy(&p->server);
+    lx_fds_destroy(&p->fds);
+    lx_threads_destroy(&p->threads);
 }
 
 int lx_proc_freeze(struct lx_proc *p)
@@ -89,19 +88,6 @@ int lx_proc_freeze(struct lx_proc *p)
         log_error("cannot record the frozen program's file descriptors for "
                 "request VMs: %s", strerror(-err));
     return err;
-}
-
-void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src)
-{
-    *dst = *src;
-    dst->frozen = false;
-    dst->boot_failed = false;
-    dst->hooks = NULL;              /* the server sets its own for this VM */
-    dst->hooks_ctx = NULL;
-    dst->freeze_on_wait = false;
-    dst->warmup = NULL;
-    dst->memory_exceeded = false;
-    dst->deadline_hit = false;
 }
 
 /* Every member of struct lx_proc, in order: lx_proc_fork below makes each one, so a member
@@ -137,20 +123,18 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm)
     publish_ids(dst);
     dst->exited = false;
     dst->exit_status = 0;
-    dst->task = src->task;
-    dst->stats = src->stats;
-    dst->sig = src->sig;                /* plain data: dispositions, mask, timers */
-    mm_fork(&dst->mm, &src->mm);
-    mm_wipe_on_fork(dst);               /* its wipe-on-fork memory is zero, as after fork(2) */
-    lx_server_fork(&dst->server, &src->server);
-    lx_threads_fork(&dst->threads, &src->threads);
-    int err = fdt_clone(&dst->fds, &src->fds);  /* the parts above never fail */
-    if (err < 0) {
-        log_error("cannot give a request VM its file descriptors: %s", strerror(-err));
+    lx_task_fork(&dst->task, &src->task);
+    lx_stats_fork(&dst->stats, &src->stats);
+    lx_sig_fork(&dst->sig, &src->sig);  /* plain data: dispositions, mask, timers */
+    lx_mm_fork(&dst->mm, &src->mm);
+    lx_mm_wipe_on_fork(dst);            /* its wipe-on-fork memory is zero, as after fork(2) */
+    int err = lx_server_fork(&dst->server, &src->server);
+    if (err < 0)
         return err;
-    }
-    if (dst->server.storage && (err = lx_storage_fork_listeners(dst)) < 0) {
-        log_error("cannot give the storage VM its listeners: %s", strerror(-err));
+    /* The threads before the fds, and rebound to them after: their waits name host fds. */
+    lx_threads_fork(&dst->threads, &src->threads);
+    if ((err = lx_fds_fork(&dst->fds, &src->fds)) < 0) {
+        log_error("cannot give a request VM its file descriptors: %s", strerror(-err));
         return err;
     }
     lx_threads_rebind(dst, src);

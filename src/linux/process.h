@@ -1,5 +1,5 @@
-/* The Linux personality's state for one guest process. Each area owns one member and one
- * function that brings it back to a given state (what an ephemeral reset will call). */
+/* The Linux personality's state for one guest process: one member per area, each with its
+ * owner's init, fork and destroy (what a boot, a request VM and an ephemeral reset call). */
 #ifndef KVMS_PROCESS_H
 #define KVMS_PROCESS_H
 #include <limits.h>
@@ -64,6 +64,15 @@ struct lx_signals {
     struct lx_timer timers[LX_MAX_TIMERS]; /* timer_create: id = index */
 };
 
+/* Plain data: all default dispositions, nothing blocked or pending, no timers at the start;
+ * a fork copies it; nothing to free. */
+static inline void lx_sig_init(struct lx_signals *s) { *s = (struct lx_signals){ 0 }; }
+static inline void lx_sig_fork(struct lx_signals *dst, const struct lx_signals *src)
+{
+    *dst = *src;
+}
+static inline void lx_sig_destroy(struct lx_signals *s) { (void)s; }
+
 /* Server mode's view of the process (server/ sets the policy fields; the syscall handlers
  * report through the others and stop the VM with *stop when one becomes true). */
 /* How server mode follows a VM's connections (-e: one per request VM life), implemented by
@@ -84,18 +93,27 @@ struct lx_server_hooks {
     bool (*should_stop)(void *ctx);
 };
 
+/* How a boot reaches its freeze, implemented by the server layer (server/warmup.c) and
+ * called from the guest's thread (the state behind them is shared with the warm-up
+ * thread). NULL (request VMs, a snapshot's master): no freeze. */
+struct lx_freeze_hooks {
+    /* Should a wait for a connection freeze the program now? (Not while a warm-up runs.) */
+    bool (*freeze_due)(void *ctx);
+    /* Is a warm-up due before the freeze? */
+    bool (*warmup_due)(void *ctx);
+    /* Starts it, once, at the first wait for a connection, with the private listener's host
+     * fd: the freeze is not due until it is done. 0, or -errno when it cannot start. */
+    int (*warmup_start)(void *ctx, int listener_host_fd);
+    /* The loopback port its connections come from (listener.h: only those are accepted at
+     * boot); 0 until it has one. */
+    uint32_t (*warmup_port)(void *ctx);
+    /* Did it fail to reach the program's listener? */
+    bool (*warmup_failed)(void *ctx);
+};
+
 struct lx_server_state {
-    bool freeze_on_wait;    /* boot: stop when the program first waits for a connection
-                             * (written by the warm-up thread too: atomic accesses) */
-    /* Warm-up: called once, at the first wait for a connection, with the private listener's
-     * host fd, instead of freezing; the server layer warms the program up, then sets
-     * freeze_on_wait again. Returns 0, or -errno when the warm-up cannot start. */
-    int (*warmup)(void *ctx, int listener_host_fd);
-    void *warmup_ctx;
-    /* The warm-up thread's (atomic accesses): the loopback port its connection comes from
-     * (listener.h: only that one is accepted at boot), and whether it failed to connect. */
-    uint32_t warmup_port;
-    bool warmup_failed;
+    const struct lx_freeze_hooks *freeze;   /* NULL: none */
+    void *freeze_ctx;
     bool listen_privately;  /* boot: listeners are private until the freeze (listener.h);
                              * a storage VM's for good */
     bool storage;           /* the storage subcommand's storage VM (listener.h) */
@@ -122,6 +140,15 @@ struct lx_server_state {
                              * between two waits for events (--max-request-time); 0 = any */
 };
 
+/* listener.c. Boot: no policy, no listeners (server/ sets what it wants after init). */
+void lx_server_init(struct lx_server_state *s);
+/* A fork: the policy and listeners as frozen, no request's flags, and a storage VM's own
+ * copies of its private listeners. 0, or -errno with a message. */
+int lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src);
+/* Closes what the listener records hold (a request VM's option sockets, boot's private
+ * listeners). */
+void lx_server_destroy(struct lx_server_state *s);
+
 /* What a fork inherits as it is: plain data, copied with one assignment (a field added here
  * is inherited, never left over from the last request). */
 struct lx_task {
@@ -134,6 +161,11 @@ struct lx_task {
     char root[PATH_MAX];           /* fs.c: chroot's directory (a canonical guest path);
                                     * "" = the sandbox's own "/" */
 };
+
+/* process.c: exe_path is the program's real path; the rest starts empty. */
+void lx_task_init(struct lx_task *t, const char *exe_path);
+static inline void lx_task_fork(struct lx_task *dst, const struct lx_task *src) { *dst = *src; }
+static inline void lx_task_destroy(struct lx_task *t) { (void)t; }
 
 #define LX_PROFILE_CALLS 512    /* = LX_NR_SYSCALLS: every number the table has a row for */
 
@@ -150,8 +182,19 @@ struct lx_stats {
     struct lx_profile *profile;    /* --profile: where this VM's calls are counted, or NULL */
 };
 
-/* One guest process: one member per part, each made for a fork by its owner in
- * lx_proc_fork (process.c lists them all, and fails to build when one is missing). */
+/* Counters start at zero and a fork's go on from the frozen ones; the profile is the server
+ * layer's (it points each request VM at its own): nothing to free. */
+static inline void lx_stats_init(struct lx_stats *s) { *s = (struct lx_stats){ 0 }; }
+static inline void lx_stats_fork(struct lx_stats *dst, const struct lx_stats *src)
+{
+    *dst = *src;
+}
+static inline void lx_stats_destroy(struct lx_stats *s) { (void)s; }
+
+/* One guest process: one member per part, each with an init (boot), a fork (a request VM,
+ * and each reset) and a destroy (the end of a request VM's life, or of the boot), by its
+ * owner; lx_proc_init, lx_proc_fork and lx_proc_destroy call them for every part (process.c
+ * lists the members, and fails to build when one is missing). */
 struct lx_proc {
     struct vm *vm;
     const struct lx_env *env;      /* shared, read-only; NULL in some unit tests */
@@ -192,8 +235,6 @@ int lx_proc_freeze(struct lx_proc *p);
  * memory is already as at the freeze: the new generation's pid and wiped pages go on top).
  * A reset is lx_proc_destroy, then this again. */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm);
-/* The server-mode part of a fork: the policy and listeners as frozen, no request's flags. */
-void lx_server_fork(struct lx_server_state *dst, const struct lx_server_state *src);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)

@@ -79,9 +79,7 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
         ok = bool_ok(sig + at + offsetof(struct lx_timer, used)) && tm->signo >= 0 &&
              tm->signo <= LX_NSIG;
     }
-    const size_t bools[] = { offsetof(struct lx_server_state, freeze_on_wait),
-                             offsetof(struct lx_server_state, warmup_failed),
-                             offsetof(struct lx_server_state, listen_privately),
+    const size_t bools[] = { offsetof(struct lx_server_state, listen_privately),
                              offsetof(struct lx_server_state, frozen),
                              offsetof(struct lx_server_state, boot_failed),
                              offsetof(struct lx_server_state, limit_aborts),
@@ -617,9 +615,9 @@ int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *
     p->vm = vm;
     p->env = env;
     struct lx_server_state *s = &p->server;
-    s->freeze_on_wait = s->listen_privately = s->warmup_failed = false;
-    s->warmup = NULL;
-    s->warmup_ctx = NULL;
+    s->listen_privately = false;
+    s->freeze = NULL;
+    s->freeze_ctx = NULL;
     s->hooks = NULL;
     s->hooks_ctx = NULL;
     for (int i = 0; i < s->nlisteners; i++) {

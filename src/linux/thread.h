@@ -66,8 +66,10 @@ size_t lx_threads_copy_size(const struct lx_threads *t);
 /* A fork's thread table: the frozen one's threads, registers and FPU states (live slots);
  * the fds its waiting threads wait for are not known yet... */
 void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src);
-/* ...until its fds are made (fdt_clone): each becomes the fork's copy of the frozen one. */
+/* ...until its fds are made (lx_fds_fork): each becomes the fork's copy of the frozen one. */
 void lx_threads_rebind(struct lx_proc *dst, const struct lx_proc *src);
+/* Registers and FPU states live in the table: nothing to free. */
+static inline void lx_threads_destroy(struct lx_threads *t) { (void)t; }
 
 int lx_current_tid(const struct lx_proc *p);
 struct lx_thread *lx_current_thread(struct lx_proc *p);

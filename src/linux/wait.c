@@ -140,23 +140,23 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
         if (now < settled && add_sat(now, (uint64_t)timeout_ns) < settled)
             return false;
     }
-    if (p->server.warmup) {
+    const struct lx_freeze_hooks *h = p->server.freeze;
+    void *ctx = p->server.freeze_ctx;
+    if (h && h->warmup_due(ctx)) {
         /* Warm-up first: the server layer sends its requests (to the private listener) while
          * the program goes on serving them; it asks for the freeze again once they are done. */
         for (int fd = 0; fd < LX_MAX_FDS; fd++) {
             const struct lx_fd *f = fdt_get(&p->fds, fd);
             int host = f && f->type == LX_FT_LISTENER ? lx_wait_host_fd(p, f) : -1;
             if (host >= 0) {
-                __atomic_store_n(&p->server.freeze_on_wait, false, __ATOMIC_RELEASE);
-                int err = p->server.warmup(p->server.warmup_ctx, host);
-                p->server.warmup = NULL;
+                int err = h->warmup_start(ctx, host);
                 if (err < 0)
                     return boot_fails(p, "the warm-up cannot start (see above); not serving");
                 return false;
             }
         }
     }
-    if (__atomic_load_n(&p->server.warmup_failed, __ATOMIC_ACQUIRE))
+    if (h && h->warmup_failed(ctx))
         return boot_fails(p, "the warm-up could not reach the program's listener; not serving");
     p->server.frozen = true;
     return true;

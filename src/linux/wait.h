@@ -67,10 +67,10 @@ bool lx_host_fd_blocks(int host_fd);
  * block (then it freezes with them runnable, and says so). */
 #define LX_QUIESCE_MAX_NS (500 * 1000000ull)
 bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns);
-/* Should a wait for a connection freeze the program now? (The warm-up thread sets it.) */
+/* Should a wait for a connection freeze the program now (lx_freeze_hooks)? */
 static inline bool lx_freeze_due(const struct lx_proc *p)
 {
-    return __atomic_load_n(&p->server.freeze_on_wait, __ATOMIC_ACQUIRE);
+    return p->server.freeze && p->server.freeze->freeze_due(p->server.freeze_ctx);
 }
 
 #endif

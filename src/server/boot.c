@@ -218,7 +218,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
         lx_env_destroy(&b->env);
         return 1;
     }
-    b->proc->server.freeze_on_wait = true;
+    boot_freeze_install(&b->freeze, b->proc);
     b->proc->server.listen_privately = true;
     b->proc->server.storage = role->storage;
     b->proc->server.storage_routes = role->storage_routes;
@@ -232,7 +232,7 @@ int boot_until_ready(struct booted_program *b, const struct config *cfg, char **
     }
     b->proc->server.nactivated = activated;
     if (cfg->warmup)
-        warmup_arm(b->proc, cfg->warmup);
+        warmup_arm(&b->freeze, cfg->warmup);
     b->proc->server.memory_limit = cfg->max_main_memory * MIB;
     vm_set_ops(b->vm, &lx_vm_ops, b->proc);
     if (boot_choose_transport(b, cfg) < 0)

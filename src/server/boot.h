@@ -8,12 +8,14 @@
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "server/lx_env.h"
+#include "server/warmup.h"
 #include "vm/engine.h"
 
 struct booted_program {
     struct vm *vm;            /* the master */
     struct lx_env env;        /* shared by the master and every request VM */
     struct lx_proc *proc;
+    struct boot_freeze freeze;  /* how proc reaches its freeze (and the warm-up, with -w) */
     struct poller *poller;    /* shared syscall transport; NULL = VM exits only */
     cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */
     bool pin_vms;

@@ -17,7 +17,7 @@
 #define WARMUP_IO_TIMEOUT_S 5
 
 struct warmup {
-    struct lx_proc *proc;
+    struct boot_freeze *freeze;
     unsigned count;
     int listener;                   /* the private listener (host fd) */
     struct sockaddr_storage addr;
@@ -63,7 +63,7 @@ static int warmup_socket(struct warmup *w)
         }
         uint16_t port = self.ss_family == AF_INET ? ((struct sockaddr_in *)&self)->sin_port
                                                   : ((struct sockaddr_in6 *)&self)->sin6_port;
-        __atomic_store_n(&w->proc->server.warmup_port, ntohs(port), __ATOMIC_RELEASE);
+        __atomic_store_n(&w->freeze->warmup_port, ntohs(port), __ATOMIC_RELEASE);
     }
     return fd;
 }
@@ -109,7 +109,7 @@ static int one_request(struct warmup *w, unsigned i)
             close(fd);
         fprintf(stderr, "kvmserver: warm-up: cannot connect to the program's listener: %s\n",
                 strerror(err));
-        __atomic_store_n(&w->proc->server.warmup_failed, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&w->freeze->warmup_failed, true, __ATOMIC_RELEASE);
         return -1;
     }
     int rc = send(fd, request, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
@@ -129,7 +129,7 @@ static void *warmup_main(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned ok = 0;
     for (unsigned i = 0; i < w->count &&
-                         !__atomic_load_n(&w->proc->server.warmup_failed, __ATOMIC_ACQUIRE); i++)
+                         !__atomic_load_n(&w->freeze->warmup_failed, __ATOMIC_ACQUIRE); i++)
         ok += one_request(w, i) == 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "kvmserver: warm-up: %u of %u requests answered in %.1f ms\n", ok,
@@ -138,13 +138,13 @@ static void *warmup_main(void *arg)
      * connection wakes it (if it is left pending, the freeze closes it with the private
      * listener); after a failure, shutting that listener down does (the program's accept
      * fails, and its next wait ends the boot). Neither the process nor its listener is
-     * touched after freeze_on_wait: the freeze, and closing the listener, may follow. */
+     * touched after the freeze is due: the freeze, and closing the listener, may follow. */
     int fd = -1;
-    if (__atomic_load_n(&w->proc->server.warmup_failed, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&w->freeze->warmup_failed, __ATOMIC_ACQUIRE))
         shutdown(w->listener, SHUT_RD);
     else
         fd = warmup_socket(w);
-    __atomic_store_n(&w->proc->server.freeze_on_wait, true, __ATOMIC_RELEASE);
+    __atomic_store_n(&w->freeze->due, true, __ATOMIC_RELEASE);
     if (fd >= 0) {
         connect_listener(w, fd);
         close(fd);
@@ -155,9 +155,12 @@ static void *warmup_main(void *arg)
 
 static int warmup_start(void *ctx, int listener_host_fd)
 {
-    struct warmup *w = ctx;
+    struct boot_freeze *f = ctx;
+    struct warmup *w = f->warmup;
     pthread_t thread;
     int err = 0;
+    f->warmup = NULL;                           /* once */
+    __atomic_store_n(&f->due, false, __ATOMIC_RELEASE);
     w->listener = listener_host_fd;
     if (connect_address(w, listener_host_fd) < 0)
         err = errno;
@@ -172,13 +175,45 @@ static int warmup_start(void *ctx, int listener_host_fd)
     return 0;
 }
 
-void warmup_arm(struct lx_proc *p, unsigned count)
+static bool freeze_due(void *ctx)
+{
+    return __atomic_load_n(&((struct boot_freeze *)ctx)->due, __ATOMIC_ACQUIRE);
+}
+
+static bool warmup_due(void *ctx)
+{
+    return ((struct boot_freeze *)ctx)->warmup != NULL;
+}
+
+static uint32_t warmup_port(void *ctx)
+{
+    return __atomic_load_n(&((struct boot_freeze *)ctx)->warmup_port, __ATOMIC_ACQUIRE);
+}
+
+static bool warmup_failed(void *ctx)
+{
+    return __atomic_load_n(&((struct boot_freeze *)ctx)->warmup_failed, __ATOMIC_ACQUIRE);
+}
+
+static const struct lx_freeze_hooks boot_freeze_hooks = { .freeze_due = freeze_due,
+                                                          .warmup_due = warmup_due,
+                                                          .warmup_start = warmup_start,
+                                                          .warmup_port = warmup_port,
+                                                          .warmup_failed = warmup_failed };
+
+void boot_freeze_install(struct boot_freeze *f, struct lx_proc *p)
+{
+    *f = (struct boot_freeze){ .due = true };
+    p->server.freeze = &boot_freeze_hooks;
+    p->server.freeze_ctx = f;
+}
+
+void warmup_arm(struct boot_freeze *f, unsigned count)
 {
     struct warmup *w = calloc(1, sizeof *w);
     if (!w)
         return;
-    w->proc = p;
+    w->freeze = f;
     w->count = count;
-    p->server.warmup = warmup_start;
-    p->server.warmup_ctx = w;
+    f->warmup = w;
 }

@@ -1,4 +1,4 @@
-/* Unit tests for fdt_freeze/fdt_clone on real host objects: each clone (a request VM's fd
+/* Unit tests for fdt_freeze/lx_fds_fork on real host objects: each clone (a request VM's fd
  * table) sees every object as it was at the freeze, and what a clone writes reaches neither
  * the frozen source nor another clone. */
 #include <setjmp.h>
@@ -39,9 +39,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct tables *t = *state;
-    fdt_close_all(&t->src);
-    fdt_close_all(&t->a);
-    fdt_close_all(&t->b);
+    lx_fds_destroy(&t->src);
+    lx_fds_destroy(&t->a);
+    lx_fds_destroy(&t->b);
     free(t);
     return 0;
 }
@@ -75,8 +75,8 @@ static int dup_fd(struct lx_fdtable *t, int guest_fd)
 static void freeze_and_clone(struct tables *t)
 {
     assert_int_equal(fdt_freeze(&t->src), 0);
-    assert_int_equal(fdt_clone(&t->a, &t->src), 0);
-    assert_int_equal(fdt_clone(&t->b, &t->src), 0);
+    assert_int_equal(lx_fds_fork(&t->a, &t->src), 0);
+    assert_int_equal(lx_fds_fork(&t->b, &t->src), 0);
 }
 
 static int host(struct lx_fdtable *t, int guest_fd)
@@ -124,8 +124,8 @@ static void test_pipe_with_bytes(void **state)
     assert_string_equal(read_now(host(&t->b, g[0])), "abc");
     assert_int_equal(queued(p[0]), 3);              /* the frozen pipe is untouched */
     /* Every reset clones again from the same frozen state. */
-    fdt_close_all(&t->a);
-    assert_int_equal(fdt_clone(&t->a, &t->src), 0);
+    lx_fds_destroy(&t->a);
+    assert_int_equal(lx_fds_fork(&t->a, &t->src), 0);
     assert_string_equal(read_now(host(&t->a, g[0])), "abc");
 }
 
@@ -403,7 +403,7 @@ static void test_unfrozen_source_is_refused(void **state)
     int p[2], g[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     install_pair(&t->src, p, g);
-    assert_int_equal(fdt_clone(&t->a, &t->src), -EINVAL);
+    assert_int_equal(lx_fds_fork(&t->a, &t->src), -EINVAL);
     assert_null(fdt_get(&t->a, g[0]));
 }
 

@@ -37,7 +37,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fdt_close_all(*state);
+    lx_fds_destroy(*state);
     free(*state);
     return 0;
 }
@@ -45,7 +45,7 @@ static int teardown(void **state)
 static void test_stdio(void **state)
 {
     struct lx_fdtable *t = *state;
-    assert_int_equal(fdt_init_stdio(t), 0);
+    assert_int_equal(lx_fds_init(t), 0);
     for (int i = 0; i < 3; i++) {
         if (!host_fd_open(i))
             continue;
@@ -66,7 +66,7 @@ static void test_stdio_with_closed_host_stream(void **state)
     int saved = fcntl(0, F_DUPFD_CLOEXEC, 3);
     assert_true(saved >= 0);
     close(0);
-    int rc = fdt_init_stdio(t);
+    int rc = lx_fds_init(t);
     assert_int_equal(dup2(saved, 0), 0);
     close(saved);
     assert_int_equal(rc, 0);
@@ -174,7 +174,7 @@ static void test_close_all(void **state)
         hosts[i] = open_null();
         assert_int_equal(fdt_install(t, hosts[i], i * 100, false), i * 100);
     }
-    fdt_close_all(t);
+    lx_fds_destroy(t);
     for (int i = 0; i < 5; i++) {
         assert_false(host_fd_open(hosts[i]));
         assert_null(fdt_get(t, i * 100));

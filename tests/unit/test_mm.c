@@ -1,7 +1,7 @@
 /* Unit tests for the guest address-space bookkeeping (linux/mm.c): the mmap-area allocator
  * and the memory system calls, on a VM built by hand without KVM (host buffer as guest
  * memory, page-table pool at its top as in vm_create; mem_fd -1 so vm_discard zeroes with
- * memset) and a process whose mm is laid out as lx_proc_init's mm_init does it. */
+ * memset) and a process whose mm is laid out as lx_mm_init does it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,7 +59,7 @@ static int setup(void **state)
         return -1;
     }
 
-    /* As lx_proc_init + mm_init for an image ending at IMAGE_END and an 8 MiB stack at the top. */
+    /* As lx_mm_init for an image ending at IMAGE_END and an 8 MiB stack at the top. */
     struct lx_proc *p = &f->proc;
     p->vm = vm;
     p->env = &f->env;
@@ -618,7 +618,7 @@ static void test_wipe_on_fork_ranges(void **state)
 
     /* A new generation: the flagged pages read zero, the others keep their bytes. */
     memset(f->vm.mem + a, 0x77, 6 * PAGE);
-    mm_wipe_on_fork(p);
+    lx_mm_wipe_on_fork(p);
     for (uint64_t pg = 0; pg < 6; pg++)
         assert_int_equal(f->vm.mem[a + pg * PAGE + 7], pg == 3 || pg == 5 ? 0 : 0x77);
 }
@@ -776,7 +776,7 @@ static void test_mm_fork_starts_from_the_frozen_lists(void **state)
     static struct lx_mm frozen, child;
     frozen = p->mm;
     memset(&child, 0x5a, sizeof child);         /* the last request's leftovers */
-    mm_fork(&child, &frozen);
+    lx_mm_fork(&child, &frozen);
     assert_int_equal(child.charged_bytes, 0);
     child.charged_bytes = frozen.charged_bytes;
     assert_memory_equal(&child, &frozen, offsetof(struct lx_mm, free));
@@ -785,7 +785,7 @@ static void test_mm_fork_starts_from_the_frozen_lists(void **state)
     /* The request maps and frees; the next fork sees the frozen lists again. */
     mm_free(&child, child.mmap_top, PAGE);
     assert_int_not_equal(mm_alloc(&child, 8 * PAGE), 0);
-    mm_fork(&child, &frozen);
+    lx_mm_fork(&child, &frozen);
     assert_int_equal(child.mmap_top, frozen.mmap_top);
     assert_int_equal(child.nfree, frozen.nfree);
     assert_int_equal(child.nwipe, 1);

@@ -1,7 +1,7 @@
-/* Unit tests for the server-mode part of a fork (linux/process.c lx_server_fork): a request
+/* Unit tests for the server-mode part of a fork (lx_server_fork, linux/listener.c): a request
  * VM starts from the frozen policy and listener records, with none of the flags the last
  * request (or the boot) raised. The other parts have theirs next to their owners' tests:
- * mm_fork (test_mm.c), lx_threads_fork (test_threads.c), fdt_clone (test_fdclone.c). */
+ * lx_mm_fork (test_mm.c), lx_threads_fork (test_threads.c), lx_fds_fork (test_fdclone.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,18 +22,20 @@ static void test_server_fork_keeps_policy_and_listeners(void **state)
                                                 .private_fd = -1, .backlog = 128,
                                                 .shadow_fd = -1 };
     frozen.frozen = true;                   /* the master stopped at its wait */
-    frozen.freeze_on_wait = true;
+    static const struct lx_freeze_hooks boot_freeze = { 0 };
+    frozen.freeze = &boot_freeze;           /* the boot's, still installed */
+    frozen.freeze_ctx = &frozen;
     frozen.pending_nr = 43;
     memset(&child, 0x5a, sizeof child);     /* what the last request left */
-    lx_server_fork(&child, &frozen);
+    assert_int_equal(lx_server_fork(&child, &frozen), 0);
     assert_false(child.frozen);
-    assert_false(child.freeze_on_wait);
+    assert_null(child.freeze);                      /* never frozen again */
+    assert_null(child.freeze_ctx);
     assert_null(child.hooks);                       /* the server installs its own */
     assert_null(child.hooks_ctx);
     assert_false(child.memory_exceeded);
     assert_false(child.deadline_hit);
     assert_false(child.boot_failed);
-    assert_null(child.warmup);
     assert_int_equal(child.pending_nr, 43);         /* the wait every fork resumes */
     assert_int_equal(child.memory_limit, 1 << 20);
     assert_int_equal(child.nlisteners, 1);
@@ -42,7 +44,7 @@ static void test_server_fork_keeps_policy_and_listeners(void **state)
     child.listeners[0].read_shut = true;
     child.listeners[0].backlog = 1;
     child.memory_exceeded = child.deadline_hit = true;
-    lx_server_fork(&child, &frozen);
+    assert_int_equal(lx_server_fork(&child, &frozen), 0);
     assert_false(child.listeners[0].read_shut);
     assert_int_equal(child.listeners[0].backlog, 128);
     assert_false(child.memory_exceeded || child.deadline_hit);
