@@ -318,18 +318,6 @@ static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
     return r;
 }
 
-/* A thread that yields lets a waiting one whose fds are ready run, as Linux would have
- * woken it: a thread that only yields (a spinning helper) would otherwise keep a waiting
- * one (a server's accept) off the vCPU until the request's time limit. Only sched_yield
- * looks: looking at every switch made the syscall fuzzer's two-thread requests hang now
- * and then (a writer parked for good), not yet understood. */
-static void look_at_polls(struct lx_proc *p)
-{
-    struct poll_union u;
-    if (collect_polls(&p->threads, &u))
-        wake_polled(&p->threads, &u, poll_union_attempt(&u, 0));
-}
-
 long lx_sched_switch(struct lx_proc *p)
 {
     struct lx_threads *t = &p->threads;
@@ -454,7 +442,6 @@ long lx_thread_yield(struct lx_proc *p)
     struct lx_thread *cur = lx_current_thread(p);
     cur->state = LX_THREAD_RUNNABLE;
     cur->resume_ret = 0;
-    look_at_polls(p);
     return lx_sched_switch(p);
 }
 
