@@ -282,39 +282,27 @@ static long poll_union_attempt(void *ctx, int64_t timeout_ns)
     return r < 0 ? -errno : r;
 }
 
-/* The fds of the threads waiting for fds they named; returns how many. */
-static nfds_t collect_polls(const struct lx_threads *t, struct poll_union *u)
+/* Every thread waits, some for fds (all known): one host wait for all of them, until one
+ * is ready (its threads become runnable, to redo their calls) or timeout_ns. */
+static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
 {
-    u->n = 0;
+    struct lx_threads *t = &p->threads;
+    struct poll_union u;
+    u.n = 0;
     for (int i = 0; i < t->used; i++) {
         const struct lx_thread *th = &t->slot[i];
         if (th->state != LX_THREAD_POLL)
             continue;
         for (int j = 0; j < th->nwait && j < LX_WAIT_FDS; j++) {
-            u->fds[u->n] = th->wait[j];
-            u->fds[u->n].revents = 0;
-            u->owner[u->n++] = i;
+            u.fds[u.n] = th->wait[j];
+            u.fds[u.n].revents = 0;
+            u.owner[u.n++] = i;
         }
     }
-    return u->n;
-}
-
-/* The threads with a ready fd become runnable, to redo their calls. */
-static void wake_polled(struct lx_threads *t, const struct poll_union *u, long ready)
-{
-    for (nfds_t k = 0; ready > 0 && k < u->n; k++)
-        if (u->fds[k].revents)
-            t->slot[u->owner[k]].state = LX_THREAD_RUNNABLE;
-}
-
-/* Every thread waits, some for fds (all known): one host wait for all of them, until one
- * is ready or timeout_ns. */
-static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
-{
-    struct poll_union u;
-    collect_polls(&p->threads, &u);
     long r = idle_wait(p, timeout_ns, poll_union_attempt, &u);
-    wake_polled(&p->threads, &u, r);
+    for (nfds_t k = 0; r > 0 && k < u.n; k++)
+        if (u.fds[k].revents)
+            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
     return r;
 }
 
