@@ -12,6 +12,7 @@
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
+#include "linux/thread.h"
 #include "linux/wait.h"
 #include "vm/engine.h"
 
@@ -62,6 +63,14 @@ bool lx_can_serve_shared(void *ctx, struct vm *vm, const struct vm_syscall *call
     /* At boot a wait for events or a connection may freeze the program, or first let its
      * other threads run: the vCPU thread's work (the poller never switches threads). */
     if (p->server.listen_privately && !p->server.storage && (flags & LX_SC_EVENT_WAIT))
+        return false;
+    /* A look without waiting while another guest thread can run: the vCPU thread lets
+     * that one go first (lx_wait_fds). Served here, an event loop that always finds
+     * something ready (its own eventfd, woken by its own tasks) would keep its workers off
+     * the vCPU for as long as it loops: V8's idle-time marking spun so ~40,000 times. */
+    bool epoll_look = ((call->nr == __NR_epoll_wait || call->nr == __NR_epoll_pwait) &&
+                       (int)a[3] == 0) || call->nr == __NR_epoll_pwait2;
+    if (epoll_look && lx_thread_others_runnable(p))
         return false;
     /* MSG_WAITALL waits for the whole length; a write waits unless it fits (the length is
      * a[2], unknown for writev and sendmsg). */
