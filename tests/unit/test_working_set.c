@@ -212,8 +212,8 @@ static unsigned resets_until_released(struct fixture *f)
 }
 
 /* A page no request writes any more stops being copied: it is dropped back to the image with
- * its D bit clear, so that a new write is seen; written again right after, it is kept twice
- * as long. The host's own pages are never released. */
+ * its D bit clear, so that a new write is seen; written again right after, it is kept
+ * WS_KEEP_GROWTH times as long. The host's own pages are never released. */
 static void test_unwritten_pages_are_released(void **state)
 {
     struct fixture *f = *state;
@@ -228,7 +228,7 @@ static void test_unwritten_pages_are_released(void **state)
     guest_write(c, DATA, 'H');           /* the next request writes it again */
     reset_ok(f, false);
     assert_true(ws_contains(&c->ws, DATA));
-    assert_int_equal(resets_until_released(f), 2 * WS_KEEP_FIRST - 1);
+    assert_int_equal(resets_until_released(f), WS_KEEP_GROWTH * WS_KEEP_FIRST - 1);
 
     reset_ok(f, false);                  /* one request leaves it alone: back to the start */
     guest_write(c, DATA, 'I');
