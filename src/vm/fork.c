@@ -94,6 +94,11 @@ int vm_snapshot_take(struct vm_snapshot *snap, struct vm *master)
     snap->fs_base = m.e[0].data;
     snap->gs_base = m.e[1].data;
     snap->kernel_gs_base = m.e[2].data;
+    /* A reset copies a fork's edited tables back from these: with the master's D bits,
+     * every page the boot wrote read as written by the request again, was copied for a
+     * while, released, and faulted back in by the next copy (python asyncio: ~145 pages a
+     * cycle). The A bits stay: they make the scans descend into the restored tables. */
+    pt_clear_dirty(&master->pt);
     return 0;
 }
 
