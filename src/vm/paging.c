@@ -323,20 +323,12 @@ size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64
     return d.visited;
 }
 
-static void clear_dirty_leaf(struct paging *pt, uint64_t *leaf, void *ctx)
+void pt_clear_dirty(struct paging *pt)
 {
-    (void)pt;
-    ++*(size_t *)ctx;
-    *leaf &= ~PTE_D;
-}
-
-size_t pt_clear_dirty(struct paging *pt)
-{
-    size_t visited = 0;
-    struct walk w = { .start = 0, .end = 1ull << 47, .follow = PTE_P,
-                      .visit = clear_dirty_leaf, .ctx = &visited };
+    struct dirty_ctx d = { .clear = true };
+    struct walk w = { .start = 0, .end = 1ull << 47, .follow = PTE_P, .visit = dirty_leaf,
+                      .ctx = &d };
     walk_table(pt, &w, pt->root, LEVELS - 1, 0);
-    return visited;
 }
 
 /* Walks the tree under table_pa: every table in the pool, each reached once. */

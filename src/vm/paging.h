@@ -74,9 +74,8 @@ size_t pt_scan_dirty(struct paging *pt, bool clear, void (*fn)(void *ctx, uint64
                      void *ctx);
 /* Clears every present leaf's D bit and leaves the upper levels' A bits as they are: for
  * the frozen master's tables (which no vCPU runs on again), whose copies a reset puts back
- * into a fork: a page the fork has not written must not read as dirty there. Returns the
- * number of leaves visited. */
-size_t pt_clear_dirty(struct paging *pt);
+ * into a fork: a page the fork has not written must not read as dirty there. */
+void pt_clear_dirty(struct paging *pt);
 /* Clears the A bit of every upper-level entry whose subtree holds no leaf with D set, so
  * the next pt_scan_dirty skips it. Only valid where each write to a page without a writable
  * cached translation walks the tables in software, setting A again on the way (shadow

@@ -92,9 +92,11 @@ static int add_page(struct working_set *ws, uint64_t page, bool pin)
         keep = KEEP_PINNED;
     else if (!(*byte & RELEASED))
         keep = keep == KEEP_PINNED ? keep : log2u(WS_KEEP_FIRST);
-    else                                    /* written again right after its release */
-        keep = keep + log2u(WS_KEEP_GROWTH) < log2u(WS_KEEP_MAX) ? keep + log2u(WS_KEEP_GROWTH)
-                                                                  : log2u(WS_KEEP_MAX);
+    else {                                  /* written again right after its release */
+        keep += log2u(WS_KEEP_GROWTH);
+        if (keep > log2u(WS_KEEP_MAX))
+            keep = log2u(WS_KEEP_MAX);
+    }
     *byte = (uint8_t)((*byte & RELEASED) | MEMBER | keep);
     ws->due[ws->count] = ws->age + (1u << (keep == KEEP_PINNED ? 0 : keep));
     ws->pages[ws->count++] = page;

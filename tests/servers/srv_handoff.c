@@ -97,18 +97,15 @@ static int route(const char *path, const char *query, char *body, size_t size)
 {
     (void)path;
     (void)query;
-    if (own_task >= 0) {
+    if (own_task >= 0) {            /* "ready": this request's own job first */
         post_job();
         wait_by_ready_looks();
-        pthread_mutex_lock(&lock);
-        snprintf(body, size, "posted %u done %u\n", posted, done);
-        pthread_mutex_unlock(&lock);
-        return 200;
     }
     pthread_mutex_lock(&lock);
     snprintf(body, size, "posted %u done %u\n", posted, done);
     pthread_mutex_unlock(&lock);
-    post_job();
+    if (own_task < 0)
+        post_job();
     return 200;
 }
 
