@@ -325,8 +325,10 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
              * is over, its last connection only woke the program: turned away too, so that
              * no connection is open at the freeze (a snapshot could not save one). */
             if (!p->server.listen_privately ||
-                (lx_accepted_from_warmup(p, conn) && !lx_freeze_due(p)))
+                (lx_accepted_from_warmup(p, conn) && !lx_warmup_over(p))) {
+                p->server.warmup_accepted += p->server.listen_privately;
                 break;
+            }
             close(conn);
             errno = EAGAIN;
         }

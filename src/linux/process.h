@@ -109,6 +109,13 @@ struct lx_freeze_hooks {
     uint32_t (*warmup_port)(void *ctx);
     /* Did it fail to reach the program's listener? */
     bool (*warmup_failed)(void *ctx);
+    /* Does the warm-up wait, after its request, for the program to be quiet: waiting for a
+     * connection with every thread blocked and no connection open? (Its JIT's helper
+     * threads then do a request's work before the next request, as between real ones.) */
+    bool (*pause_due)(void *ctx);
+    /* It is, having accepted `accepted` warm-up connections (quiet); or its other threads
+     * did not block within LX_QUIESCE_MAX_NS (!quiet: the warm-up stops waiting). */
+    void (*warmup_quiet)(void *ctx, unsigned accepted, bool quiet);
 };
 
 struct lx_server_state {
@@ -128,6 +135,7 @@ struct lx_server_state {
     uint64_t settle_end_ns; /* boot: a freeze waits for work due before this (wait.h) */
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
     bool boot_failed;       /* -> no, it cannot be: the VM's crash_report says why */
+    unsigned warmup_accepted;   /* boot: the warm-up's connections the program took */
     uint64_t pending_nr, pending_args[6];
     const struct lx_server_hooks *hooks;    /* NULL: none */
     void *hooks_ctx;

@@ -114,13 +114,28 @@ static bool boot_fails(struct lx_proc *p, const char *why)
     return true;
 }
 
+static bool connection_open(struct lx_proc *p)
+{
+    for (int fd = 0; fd < LX_MAX_FDS; fd++) {
+        const struct lx_fd *f = fdt_get(&p->fds, fd);
+        if (f && f->type == LX_FT_CONNECTION)
+            return true;
+    }
+    return false;
+}
+
 bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
 {
+    const struct lx_freeze_hooks *h = p->server.freeze;
+    void *ctx = p->server.freeze_ctx;
+    struct lx_thread *me = lx_current_thread(p);
+    bool pause = h && !h->freeze_due(ctx) && h->pause_due(ctx);
+    if (pause && connection_open(p))
+        return false;           /* within a warm-up request: no pause yet */
     int runnable = lx_thread_others_runnable(p);
     if (runnable) {
         /* Their work (a JIT's compiles, a GC) belongs in the image, but a thread that never
          * blocks would keep the freeze off for good: it waits this long at most. */
-        struct lx_thread *me = lx_current_thread(p);
         uint64_t now = now_ns();
         if (!me->quiesce_since_ns)
             me->quiesce_since_ns = now;
@@ -128,8 +143,21 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
             me->wait_freezes = true;
             return false;
         }
+        if (pause) {
+            log_info("warm-up: %d guest thread(s) still runnable after %llu ms; the warm-up "
+                     "goes on without waiting for them", runnable,
+                     (unsigned long long)((now - me->quiesce_since_ns) / 1000000));
+            me->wait_freezes = false;
+            h->warmup_quiet(ctx, p->server.warmup_accepted, false);
+            return false;
+        }
         log_info("freezing with %d guest thread(s) still runnable (after %llu ms)", runnable,
                  (unsigned long long)((now - me->quiesce_since_ns) / 1000000));
+    }
+    if (pause) {
+        me->wait_freezes = false;    /* told: this wait need not look again */
+        h->warmup_quiet(ctx, p->server.warmup_accepted, true);
+        return false;
     }
     if (timeout_ns >= 0) {
         /* A timer due soon (Deno's start-up finishes in one): every fork would run it. */
@@ -140,8 +168,6 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
         if (now < settled && add_sat(now, (uint64_t)timeout_ns) < settled)
             return false;
     }
-    const struct lx_freeze_hooks *h = p->server.freeze;
-    void *ctx = p->server.freeze_ctx;
     if (h && h->warmup_due(ctx)) {
         /* Warm-up first: the server layer sends its requests (to the private listener) while
          * the program goes on serving them; it asks for the freeze again once they are done. */

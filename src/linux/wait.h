@@ -61,16 +61,24 @@ bool lx_host_fd_blocks(int host_fd);
  * only when every thread waits), and comes back here; and while the wait's own time limit
  * (timeout_ns, < 0 = none) says the program has work due soon: it does that work first,
  * for up to LX_FREEZE_SETTLE_NS after its first wait for a connection, so that no fork
- * has to. */
+ * has to. During the warm-up, when it pauses after a request (pause_due), the same wait
+ * with no connection open tells it once the other threads block, and returns false. */
 #define LX_FREEZE_SETTLE_NS (1000 * 1000000ull)
 /* The longest one wait for a connection waits, before the freeze, for the other threads to
  * block (then it freezes with them runnable, and says so). */
 #define LX_QUIESCE_MAX_NS (500 * 1000000ull)
 bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns);
-/* Should a wait for a connection freeze the program now (lx_freeze_hooks)? */
-static inline bool lx_freeze_due(const struct lx_proc *p)
+/* Is the warm-up over, a wait for a connection due to freeze the program (lx_freeze_hooks)? */
+static inline bool lx_warmup_over(const struct lx_proc *p)
 {
     return p->server.freeze && p->server.freeze->freeze_due(p->server.freeze_ctx);
+}
+/* Should a wait for a connection go to lx_freeze_for_readiness: to freeze the program, or
+ * to tell the warm-up that it is quiet? */
+static inline bool lx_freeze_due(const struct lx_proc *p)
+{
+    return lx_warmup_over(p) || (p->server.freeze &&
+                                 p->server.freeze->pause_due(p->server.freeze_ctx));
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* Warm-up requests (see warmup.h). */
 #include "server/warmup.h"
+#include "server/http_end.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +16,9 @@
 #include <unistd.h>
 
 #define WARMUP_IO_TIMEOUT_S 5
+/* The longest the warm-up waits, after one of its requests, for the program to be quiet
+ * (the personality's own wait for its threads is LX_QUIESCE_MAX_NS, 500 ms). */
+#define WARMUP_PAUSE_MAX_NS (1000 * 1000000ll)
 
 struct warmup {
     struct boot_freeze *freeze;
@@ -79,30 +83,45 @@ static int connect_listener(const struct warmup *w, int fd)
  * page's render functions) in every request VM, since each starts from the frozen image.
  * Measured with Deno serving tests/servers/runtime/react_ssr.js through node:http: after
  * 200 warm-up requests of one shape, a request from curl or wrk deoptimised 1-13 functions
- * and recompiled up to 10, per request VM; after the mix, none. All ask for / and close. */
-static const char *const request_shapes[] = {
-    /* wrk, load balancers' health checks */
-    "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    /* curl */
-    "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"
-    "Connection: close\r\n\r\n",
+ * and recompiled up to 10, per request VM; after the mix, none. All ask for /. */
+static const struct request_shape {
+    const char *text;
+    bool keep_alive;        /* the program keeps the connection: the client closes it */
+} request_shapes[] = {
+    /* wrk -H "Connection: close", load balancers' health checks */
+    { "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", false },
+    /* curl, which keeps the connection by default (so does wrk) */
+    { "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+      true },
+    { "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n"
+      "Connection: close\r\n\r\n", false },
     /* a browser */
-    "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
-    "kvmserver-warmup\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n"
-    "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
-    "Cookie: warmup=1\r\nUpgrade-Insecure-Requests: 1\r\nConnection: close\r\n\r\n",
+    { "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) "
+      "kvmserver-warmup\r\nAccept: text/html,application/xhtml+xml,*/*;q=0.8\r\n"
+      "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\n"
+      "Cookie: warmup=1\r\nUpgrade-Insecure-Requests: 1\r\nConnection: keep-alive\r\n\r\n",
+      true },
     /* a reverse proxy (nginx's default upstream request is HTTP/1.0) */
-    "GET / HTTP/1.0\r\nHost: localhost\r\nX-Real-IP: 127.0.0.1\r\n"
-    "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nUser-Agent: kvmserver-warmup\r\n"
-    "Connection: close\r\n\r\n",
+    { "GET / HTTP/1.0\r\nHost: localhost\r\nX-Real-IP: 127.0.0.1\r\n"
+      "X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nUser-Agent: kvmserver-warmup\r\n"
+      "Connection: close\r\n\r\n", false },
 };
+#define N_SHAPES (sizeof request_shapes / sizeof request_shapes[0])
 
-/* Warm-up request number i, reading the response to its end. */
-static int one_request(struct warmup *w, unsigned i)
+/* Warm-up request number i; 0 once its response has come. A request that asks the program
+ * to close is sent both ways a connection then ends: half of them read until the program
+ * closes, the others close once they hold the whole response, as wrk and curl do. The
+ * program then sees the client's end first, which takes other paths: Deno's node:http ends
+ * its readable side (flow, Readable.read, endReadable), and when the warm-up never took
+ * them, every request VM deoptimised those functions and compiled them again. *connected
+ * tells whether the program got the connection. */
+static int one_request(struct warmup *w, unsigned i, bool *connected)
 {
-    const char *request = request_shapes[i % (sizeof request_shapes / sizeof request_shapes[0])];
-    size_t len = strlen(request);
+    const struct request_shape *shape = &request_shapes[i % N_SHAPES];
+    bool close_first = shape->keep_alive || i / N_SHAPES % 2;
+    size_t len = strlen(shape->text);
     int fd = warmup_socket(w);
+    *connected = false;
     if (fd < 0 || connect_listener(w, fd) < 0) {
         int err = errno;
         if (fd >= 0)
@@ -112,14 +131,52 @@ static int one_request(struct warmup *w, unsigned i)
         __atomic_store_n(&w->freeze->warmup_failed, true, __ATOMIC_RELEASE);
         return -1;
     }
-    int rc = send(fd, request, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    *connected = true;
+    int rc = send(fd, shape->text, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+    struct http_end end;
+    http_end_init(&end);
+    bool complete = false;
     char buf[4096];
     ssize_t n;
-    while (rc == 0 && (n = recv(fd, buf, sizeof buf, 0)) != 0)
+    while (rc == 0 && !(complete && close_first) && (n = recv(fd, buf, sizeof buf, 0)) != 0)
         if (n < 0)
             rc = -1;
+        else
+            complete = http_end_feed(&end, buf, (size_t)n);
     close(fd);
     return rc;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* After a request, until the program is quiet having taken `connections` of the warm-up's
+ * connections: its helper threads then finish what the request gave them (a JIT's compiles)
+ * before the next one, which installs the results. Sent back to back, the requests kept the
+ * one vCPU to the main thread: Deno's React page froze with 4-25 compiles done and not
+ * installed, and every request VM installed them again (and deoptimised some). A program
+ * that is not quiet in time ends the pauses for the rest of the warm-up. */
+static void pause_until_quiet(struct warmup *w, unsigned connections)
+{
+    struct boot_freeze *f = w->freeze;
+    uint64_t deadline = monotonic_ns() + WARMUP_PAUSE_MAX_NS;
+    struct timespec until = { .tv_sec = (time_t)(deadline / 1000000000u),
+                              .tv_nsec = (long)(deadline % 1000000000u) };
+    pthread_mutex_lock(&f->lock);
+    while (f->pausing && f->quiet_accepted < connections &&
+           pthread_cond_timedwait(&f->quiet, &f->lock, &until) != ETIMEDOUT) {
+    }
+    if (f->pausing && f->quiet_accepted < connections) {
+        fprintf(stderr, "kvmserver: warm-up: the program was not quiet within %lld ms of "
+                "request %u (a connection left open?); the rest of the warm-up does not wait "
+                "for it\n", WARMUP_PAUSE_MAX_NS / 1000000, connections);
+        f->pausing = false;
+    }
+    pthread_mutex_unlock(&f->lock);
 }
 
 static void *warmup_main(void *arg)
@@ -127,10 +184,18 @@ static void *warmup_main(void *arg)
     struct warmup *w = arg;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    unsigned ok = 0;
+    unsigned ok = 0, connections = 0;
     for (unsigned i = 0; i < w->count &&
-                         !__atomic_load_n(&w->freeze->warmup_failed, __ATOMIC_ACQUIRE); i++)
-        ok += one_request(w, i) == 0;
+                         !__atomic_load_n(&w->freeze->warmup_failed, __ATOMIC_ACQUIRE); i++) {
+        bool connected;
+        ok += one_request(w, i, &connected) == 0;
+        connections += connected;
+        if (connected && i + 1 < w->count)
+            pause_until_quiet(w, connections);
+    }
+    pthread_mutex_lock(&w->freeze->lock);
+    w->freeze->pausing = false;
+    pthread_mutex_unlock(&w->freeze->lock);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr, "kvmserver: warm-up: %u of %u requests answered in %.1f ms\n", ok,
             w->count, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -162,17 +227,44 @@ static int warmup_start(void *ctx, int listener_host_fd)
     f->warmup = NULL;                           /* once */
     __atomic_store_n(&f->due, false, __ATOMIC_RELEASE);
     w->listener = listener_host_fd;
+    pthread_mutex_lock(&f->lock);
+    f->pausing = true;
+    pthread_mutex_unlock(&f->lock);
     if (connect_address(w, listener_host_fd) < 0)
         err = errno;
     else
         err = pthread_create(&thread, NULL, warmup_main, w);
     if (err) {
+        pthread_mutex_lock(&f->lock);
+        f->pausing = false;
+        pthread_mutex_unlock(&f->lock);
         fprintf(stderr, "kvmserver: cannot start the warm-up: %s\n", strerror(err));
         free(w);
         return -err;
     }
     pthread_detach(thread);
     return 0;
+}
+
+static bool pause_due(void *ctx)
+{
+    struct boot_freeze *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    bool pausing = f->pausing;
+    pthread_mutex_unlock(&f->lock);
+    return pausing;
+}
+
+static void warmup_quiet(void *ctx, unsigned accepted, bool quiet)
+{
+    struct boot_freeze *f = ctx;
+    pthread_mutex_lock(&f->lock);
+    if (!quiet)
+        f->pausing = false;
+    else if (accepted > f->quiet_accepted)
+        f->quiet_accepted = accepted;
+    pthread_cond_broadcast(&f->quiet);
+    pthread_mutex_unlock(&f->lock);
 }
 
 static bool freeze_due(void *ctx)
@@ -199,11 +291,19 @@ static const struct lx_freeze_hooks boot_freeze_hooks = { .freeze_due = freeze_d
                                                           .warmup_due = warmup_due,
                                                           .warmup_start = warmup_start,
                                                           .warmup_port = warmup_port,
-                                                          .warmup_failed = warmup_failed };
+                                                          .warmup_failed = warmup_failed,
+                                                          .pause_due = pause_due,
+                                                          .warmup_quiet = warmup_quiet };
 
 void boot_freeze_install(struct boot_freeze *f, struct lx_proc *p)
 {
     *f = (struct boot_freeze){ .due = true };
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->quiet, &attr);
+    pthread_condattr_destroy(&attr);
     p->server.freeze = &boot_freeze_hooks;
     p->server.freeze_ctx = f;
 }

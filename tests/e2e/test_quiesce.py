@@ -55,3 +55,20 @@ def test_looks_that_find_the_loops_own_task_let_the_worker_run(kvmserver, server
         assert http_get(server.endpoint, "/", timeout=30).text == "posted 2 done 2\n", \
             server.describe()
     assert server.terminate() == 0, server.describe()
+
+
+@pytest.mark.parametrize("warmup", ["4", "9"])
+def test_the_warmup_pauses_until_the_workers_ran(kvmserver, server_factory, servers_dir,
+                                                 warmup):
+    # The first two requests each hand a job to the worker; each request installs the jobs
+    # done since the one before. Sent back to back (a blocking accept is no switch point),
+    # the warm-up requests left the worker's turn to the freeze's wait, and a job it did
+    # then was never installed: every request VM installed it again ("installed now 1 of
+    # 3"), as Deno installed 4-25 finished compiles in every request VM.
+    server = server_factory.kvmserver(kvmserver, servers_dir / "srv_handoff",
+                                      options=["-e", "-w", warmup], args=["install"])
+    for _ in range(3):
+        assert http_get(server.endpoint, "/").text == "installed now 0 of 3\n", \
+            server.describe()
+    assert "not quiet" not in server.stderr, server.describe()
+    assert server.terminate() == 0, server.describe()

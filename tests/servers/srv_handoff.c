@@ -15,7 +15,13 @@
  * through libuv): zero-timeout epoll looks that always find the loop's own eventfd ready,
  * as each turn's task writes it again. The looks must let the worker run (the answer is
  * "posted P done P"); after READY_LOOKS_MAX of them it answers anyway, with the job not
- * done. */
+ * done.
+ * `srv_handoff install PORT` is a JIT that compiles what its first requests found hot: only
+ * the first INSTALL_JOBS requests post a job, and each request first installs the jobs done
+ * since the one before (V8 installs finished compiles on its main thread), answering
+ * "installed now N of I". The warm-up must pause after each request until the worker has
+ * run, so that the next one installs its job: otherwise jobs done only at the freeze are
+ * installed again by every request VM (N > 0). */
 #include "http.h"
 
 #include <poll.h>
@@ -31,10 +37,12 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static unsigned posted, done;
+static unsigned posted, done, installed, requests;
+static bool install_mode;
 static int own_task = -1, loop_epoll = -1;     /* "ready": the loop's eventfd and epoll set */
 
 #define READY_LOOKS_MAX 100000
+#define INSTALL_JOBS 2
 
 static void *worker(void *arg)
 {
@@ -97,6 +105,16 @@ static int route(const char *path, const char *query, char *body, size_t size)
 {
     (void)path;
     (void)query;
+    if (install_mode) {
+        pthread_mutex_lock(&lock);
+        unsigned now = done - installed;
+        installed = done;
+        snprintf(body, size, "installed now %u of %u\n", now, installed);
+        pthread_mutex_unlock(&lock);
+        if (++requests <= INSTALL_JOBS)
+            post_job();
+        return 200;
+    }
     if (own_task >= 0) {            /* "ready": this request's own job first */
         post_job();
         wait_by_ready_looks();
@@ -113,7 +131,8 @@ int main(int argc, char **argv)
 {
     bool spin = argc == 3 && strcmp(argv[1], "spin") == 0;
     bool ready = argc == 3 && strcmp(argv[1], "ready") == 0;
-    if (spin || ready)
+    install_mode = argc == 3 && strcmp(argv[1], "install") == 0;
+    if (spin || ready || install_mode)
         argv++, argc--;
     if (ready) {
         own_task = eventfd(0, EFD_NONBLOCK);
