@@ -63,10 +63,9 @@ int boot_choose_transport(struct booted_program *b, const struct config *cfg)
         for (int c = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &allowed))
                 last = c;
-        cpu_set_t poller_cpu;
-        CPU_ZERO(&poller_cpu);
-        CPU_SET(last, &poller_cpu);
-        poller_set_affinity(b->poller, &poller_cpu);
+        CPU_ZERO(&b->poller_cpu);
+        CPU_SET(last, &b->poller_cpu);
+        poller_set_affinity(b->poller, &b->poller_cpu);
         b->vm_cpus = allowed;
         CPU_CLR(last, &b->vm_cpus);
         b->pin_vms = true;

@@ -18,6 +18,7 @@ struct booted_program {
     struct boot_freeze freeze;  /* how proc reaches its freeze (and the warm-up, with -w) */
     struct poller *poller;    /* shared syscall transport; NULL = VM exits only */
     cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */
+    cpu_set_t poller_cpu;     /* ... and the poller's, shared with the VMs' fd helpers */
     bool pin_vms;
 };
 

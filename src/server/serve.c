@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/time.h"
+#include "linux/fdprep.h"
 #include "linux/listener.h"
 #include "linux/process.h"
 #include "linux/syscalls.h"
@@ -39,6 +40,7 @@ struct request_vm {
     struct lx_storage_routes pair;  /* storage --1-to-1: this storage VM's and its request
                                      * VM's own listeners */
     struct request_profile profile; /* --profile */
+    struct lx_fd_prep *fd_prep;     /* its next fds made ahead; NULL: made at each reset */
 };
 
 struct server {
@@ -129,7 +131,7 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
 static int start_request_state(struct request_vm *rv)
 {
     struct server *srv = rv->srv;
-    if (lx_proc_fork(&rv->proc, srv->boot.proc, rv->vm) < 0)
+    if (lx_proc_fork(&rv->proc, srv->boot.proc, rv->vm, rv->fd_prep) < 0)
         return -1;
     if (srv->one_to_one && lx_storage_take(&rv->proc, &rv->pair) < 0) {
         log_error("storage VM %u: cannot take its own listeners: %s", rv->index, strerror(errno));
@@ -162,13 +164,16 @@ static int stop_vm(struct request_vm *rv, const char *what)
 /* One request's whole lifecycle, every reset in one place and in this order:
  *  1. the fork continues the wait the master was frozen in, and runs until the request ends
  *     (ephemeral: its connection closed) or fails;
- *  2. lx_proc_destroy closes the fork's fds: the client sees the end of its connection;
+ *  2. lx_proc_end ends the fork's process; its fds go to the VM's helper thread, which
+ *     closes them (the client sees the end of its connection) and makes the next fork's
+ *     while this one resets and serves (linux/fdprep.h);
  *  3. vm_reset puts memory back from the frozen image (working set, page tables, dropped
  *     translations), then the vCPU and the clock page; past --limit-request-memory (or
  *     with --no-ephemeral-keep-working-memory) vm_reset_full starts the memory over;
  *  4. start_request_state: lx_proc_fork makes each part of the Linux personality again
  *     from the frozen process (pid, mm, wipe-on-fork pages, signals, server state, threads,
- *     fds: after step 3, so its writes are not undone), then the server's request policy;
+ *     fds, taken from the helper when it has them ready: after step 3, so its writes are
+ *     not undone), then the server's request policy;
  *  5. the transport is attached again.
  * Returns 0, or -1 when the VM is stopped (or kvmserver stops). */
 static int serve_one_request(struct request_vm *rv)
@@ -199,7 +204,7 @@ static int serve_one_request(struct request_vm *rv)
     uint64_t accepted_ns = cfg->ephemeral ? rv->conn.accepted_ns : 0;
     uint64_t ended_ns = now_ns();
 
-    lx_proc_destroy(&rv->proc);
+    lx_proc_end(&rv->proc, rv->fd_prep);
     uint64_t destroyed_ns = now_ns();
     vm_get_stats(rv->vm, &after);
     metrics_request_end(&srv->metrics, accepted_ns, res, after.exits - before.exits);
@@ -242,8 +247,13 @@ static void *request_loop(void *arg)
     const struct config *cfg = srv->cfg;
     if (srv->boot.pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
+    /* Off the VMs' CPUs: next to the poller, which yields while it waits. */
+    rv->fd_prep = lx_fd_prep_start(&srv->boot.proc->fds,
+                                   srv->boot.pin_vms ? &srv->boot.poller_cpu : NULL);
     if (vm_fork(rv->vm, srv->snap) < 0 || start_request_state(rv) < 0) {
         stop_vm(rv, "created");
+        lx_fd_prep_stop(rv->fd_prep);
+        rv->fd_prep = NULL;
         return NULL;
     }
     vm_set_ops(rv->vm, &lx_vm_ops, &rv->proc);
@@ -258,6 +268,8 @@ static void *request_loop(void *arg)
     transport_attach(rv->vm, srv->poller, cfg->syscall_spin_us);
     while (!atomic_load(&srv->stopping) && serve_one_request(rv) == 0)
         ;
+    lx_fd_prep_stop(rv->fd_prep);
+    rv->fd_prep = NULL;
     return NULL;
 }
 
