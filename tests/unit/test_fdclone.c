@@ -24,6 +24,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "linux/fdprep.h"
 #include "linux/fdtable.h"
 
 struct tables {
@@ -127,6 +128,45 @@ static void test_pipe_with_bytes(void **state)
     lx_fds_destroy(&t->a);
     assert_int_equal(lx_fds_fork(&t->a, &t->src), 0);
     assert_string_equal(read_now(host(&t->a, g[0])), "abc");
+}
+
+/* Fds made ahead by the helper (fdprep.c) are the frozen state, whatever the last request
+ * did to its own; what it retires is closed, every fd the request opened included. */
+static void test_made_ahead_as_frozen_and_retired_closed(void **state)
+{
+    struct tables *t = *state;
+    signal(SIGPIPE, SIG_IGN);
+    int p[2], g[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(write(p[1], "abc", 3), 3);
+    install_pair(&t->src, p, g);
+    assert_int_equal(fdt_freeze(&t->src), 0);
+    struct lx_fd_prep *prep = lx_fd_prep_start(&t->src, NULL);
+    assert_non_null(prep);
+    for (int request = 0; request < 20; request++) {
+        /* The helper may not be done yet: then the fds are made as a reset makes them. */
+        if (!lx_fd_prep_take(prep, &t->a))
+            assert_int_equal(lx_fds_fork(&t->a, &t->src), 0);
+        assert_string_equal(read_now(host(&t->a, g[0])), "abc");
+        assert_int_equal(write(host(&t->a, g[1]), "X", 1), 1);
+        int extra[2];
+        assert_int_equal(pipe2(extra, O_CLOEXEC), 0);
+        int opened = fdt_install(&t->a, extra[0], 900, false);    /* far above the frozen */
+        assert_true(opened >= 900);
+        lx_fd_prep_retire(prep, &t->a);
+        for (int i = 0; i < LX_MAX_FDS; i++)
+            assert_null(fdt_get(&t->a, i));
+        /* Its read end is closed, by the helper or here: the write end sees no reader. */
+        assert_int_equal(fcntl(extra[1], F_SETFL, O_NONBLOCK), 0);
+        ssize_t n;
+        for (int tries = 0; tries < 2000 && (n = write(extra[1], "x", 1)) == 1; tries++)
+            usleep(1000);
+        assert_int_equal(n, -1);
+        assert_int_equal(errno, EPIPE);
+        close(extra[1]);
+    }
+    lx_fd_prep_stop(prep);
+    assert_int_equal(queued(p[0]), 3);              /* the frozen pipe is untouched */
 }
 
 static void test_pipe_flags_per_end(void **state)
@@ -411,6 +451,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pipe_with_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_made_ahead_as_frozen_and_retired_closed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pipe_flags_per_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_closed_pipes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_socketpair_both_ways, setup, teardown),
