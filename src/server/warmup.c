@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
+
 #define WARMUP_IO_TIMEOUT_S 5
 /* The longest the warm-up waits, after one of its requests, for the program to be quiet
  * (the personality's own wait for its threads is LX_QUIESCE_MAX_NS, 500 ms). */
@@ -147,13 +149,6 @@ static int one_request(struct warmup *w, unsigned i, bool *connected)
     return rc;
 }
 
-static uint64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* After a request, until the program is quiet having taken `connections` of the warm-up's
  * connections: its helper threads then finish what the request gave them (a JIT's compiles)
  * before the next one, which installs the results. Sent back to back, the requests kept the
@@ -163,9 +158,9 @@ static uint64_t monotonic_ns(void)
 static void pause_until_quiet(struct warmup *w, unsigned connections)
 {
     struct boot_freeze *f = w->freeze;
-    uint64_t deadline = monotonic_ns() + WARMUP_PAUSE_MAX_NS;
-    struct timespec until = { .tv_sec = (time_t)(deadline / 1000000000u),
-                              .tv_nsec = (long)(deadline % 1000000000u) };
+    uint64_t deadline = now_ns() + WARMUP_PAUSE_MAX_NS;
+    struct timespec until = { .tv_sec = (time_t)(deadline / NS_PER_SEC),
+                              .tv_nsec = (long)(deadline % NS_PER_SEC) };
     pthread_mutex_lock(&f->lock);
     while (f->pausing && f->quiet_accepted < connections &&
            pthread_cond_timedwait(&f->quiet, &f->lock, &until) != ETIMEDOUT) {
