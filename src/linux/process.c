@@ -12,7 +12,6 @@
 #include "base/log.h"
 #include "base/time.h"
 #include "base/units.h"
-#include "linux/fdprep.h"
 #include "linux/listener.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
@@ -114,15 +113,7 @@ FOLLOWS(threads, fds);
 _Static_assert(sizeof(struct lx_proc) - MEMBER_END(threads) < _Alignof(struct lx_proc),
                "struct lx_proc: a member after threads is not forked");
 
-void lx_proc_end(struct lx_proc *p, struct lx_fd_prep *prep)
-{
-    if (prep)
-        lx_fd_prep_retire(prep, &p->fds);
-    lx_proc_destroy(p);
-}
-
-int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm,
-                 struct lx_fd_prep *prep)
+int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm, bool fds_made)
 {
     dst->vm = vm;
     dst->env = src->env;
@@ -142,8 +133,7 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm,
         return err;
     /* The threads before the fds, and rebound to them after: their waits name host fds. */
     lx_threads_fork(&dst->threads, &src->threads);
-    if ((!prep || !lx_fd_prep_take(prep, &dst->fds)) &&
-        (err = lx_fds_fork(&dst->fds, &src->fds)) < 0) {
+    if (!fds_made && (err = lx_fds_fork(&dst->fds, &src->fds)) < 0) {
         log_error("cannot give a request VM its file descriptors: %s", strerror(-err));
         return err;
     }

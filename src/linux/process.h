@@ -239,15 +239,11 @@ void lx_proc_destroy(struct lx_proc *p);
 bool lx_must_stop(const struct lx_proc *p);
 /* Once, when p is frozen for good: records what its fds hold, for lx_proc_fork. */
 int lx_proc_freeze(struct lx_proc *p);
-struct lx_fd_prep;
 /* dst becomes a copy of the frozen process src, running in `vm` (a fork of src's VM, whose
  * memory is already as at the freeze: the new generation's pid and wiped pages go on top).
- * Its fds are the ones `prep` made ahead (linux/fdprep.h) when it has them ready, else made
- * here. A reset is lx_proc_end (or lx_proc_destroy), then this again. */
-int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm,
-                 struct lx_fd_prep *prep);
-/* lx_proc_destroy, the fds closed by `prep`'s helper (NULL: here). */
-void lx_proc_end(struct lx_proc *p, struct lx_fd_prep *prep);
+ * fds_made: dst->fds already holds the fork's fds, made ahead (linux/fdprep.h); else they
+ * are made here. A reset is lx_proc_destroy, then this again. */
+int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm, bool fds_made);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)

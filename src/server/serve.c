@@ -131,7 +131,9 @@ static bool request_ended_badly(struct request_vm *rv, enum vm_run_result res)
 static int start_request_state(struct request_vm *rv)
 {
     struct server *srv = rv->srv;
-    if (lx_proc_fork(&rv->proc, srv->boot.proc, rv->vm, rv->fd_prep) < 0)
+    /* Before the rest of the process: nothing there looks at the fds until they are made. */
+    bool fds_made = rv->fd_prep && lx_fd_prep_take(rv->fd_prep, &rv->proc.fds);
+    if (lx_proc_fork(&rv->proc, srv->boot.proc, rv->vm, fds_made) < 0)
         return -1;
     if (srv->one_to_one && lx_storage_take(&rv->proc, &rv->pair) < 0) {
         log_error("storage VM %u: cannot take its own listeners: %s", rv->index, strerror(errno));
@@ -164,7 +166,7 @@ static int stop_vm(struct request_vm *rv, const char *what)
 /* One request's whole lifecycle, every reset in one place and in this order:
  *  1. the fork continues the wait the master was frozen in, and runs until the request ends
  *     (ephemeral: its connection closed) or fails;
- *  2. lx_proc_end ends the fork's process; its fds go to the VM's helper thread, which
+ *  2. lx_proc_destroy ends the fork's process; its fds go first to the VM's helper thread, which
  *     closes them (the client sees the end of its connection) and makes the next fork's
  *     while this one resets and serves (linux/fdprep.h);
  *  3. vm_reset puts memory back from the frozen image (working set, page tables, dropped
@@ -204,7 +206,9 @@ static int serve_one_request(struct request_vm *rv)
     uint64_t accepted_ns = cfg->ephemeral ? rv->conn.accepted_ns : 0;
     uint64_t ended_ns = now_ns();
 
-    lx_proc_end(&rv->proc, rv->fd_prep);
+    if (rv->fd_prep)
+        lx_fd_prep_retire(rv->fd_prep, &rv->proc.fds);
+    lx_proc_destroy(&rv->proc);
     uint64_t destroyed_ns = now_ns();
     vm_get_stats(rv->vm, &after);
     metrics_request_end(&srv->metrics, accepted_ns, res, after.exits - before.exits);

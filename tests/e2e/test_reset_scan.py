@@ -69,9 +69,16 @@ def test_reset_cost_follows_the_pages_written(kvmserver, server_factory, servers
                                       options=["-t", "1", "-e", "-v"])
     for _ in range(25):
         assert answer(server, "/bigmap/spread?count=8") == "wrote 8"
-    resets = [RESET_LINE.search(line) for line in server.stderr_lines]
-    times = [float(m.group(2)) for m in resets if m][5:]
-    assert len(times) >= 15, server.describe()
+    # The 25th answer comes before its reset, and the log reaches the test by a reader
+    # thread that a loaded machine can hold back (CI once had 19 reset lines of 25).
+    deadline = time.monotonic() + 10
+    while True:
+        resets = [RESET_LINE.search(line) for line in server.stderr_lines]
+        times = [float(m.group(2)) for m in resets if m][5:]
+        if len(times) >= 19 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(times) >= 19, server.describe()
     assert statistics.median(times) < 1000, f"reset times (us): {times}"
 
 
