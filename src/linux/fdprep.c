@@ -106,7 +106,6 @@ void lx_fd_prep_retire(struct lx_fd_prep *prep, struct lx_fdtable *fds)
         lx_fds_destroy(fds);
 }
 
-
 bool lx_fd_prep_take(struct lx_fd_prep *prep, struct lx_fdtable *dst)
 {
     pthread_mutex_lock(&prep->lock);

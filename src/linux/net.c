@@ -326,7 +326,8 @@ static long do_accept(struct lx_proc *p, uint64_t fd_reg, uint64_t addr, uint64_
              * no connection is open at the freeze (a snapshot could not save one). */
             if (!p->server.listen_privately ||
                 (lx_accepted_from_warmup(p, conn) && !lx_warmup_over(p))) {
-                p->server.warmup_accepted += p->server.listen_privately;
+                if (p->server.listen_privately)
+                    p->server.warmup_accepted++;
                 break;
             }
             close(conn);

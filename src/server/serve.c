@@ -251,9 +251,11 @@ static void *request_loop(void *arg)
     const struct config *cfg = srv->cfg;
     if (srv->boot.pin_vms)
         pthread_setaffinity_np(pthread_self(), sizeof srv->boot.vm_cpus, &srv->boot.vm_cpus);
-    /* Off the VMs' CPUs: next to the poller, which yields while it waits. */
-    rv->fd_prep = lx_fd_prep_start(&srv->boot.proc->fds,
-                                   srv->boot.pin_vms ? &srv->boot.poller_cpu : NULL);
+    /* Only -e resets after every request; the helper goes off the VMs' CPUs, next to the
+     * poller, which yields while it waits. */
+    if (cfg->ephemeral)
+        rv->fd_prep = lx_fd_prep_start(&srv->boot.proc->fds,
+                                       srv->boot.pin_vms ? &srv->boot.poller_cpu : NULL);
     if (vm_fork(rv->vm, srv->snap) < 0 || start_request_state(rv) < 0) {
         stop_vm(rv, "created");
         lx_fd_prep_stop(rv->fd_prep);
