@@ -21,6 +21,8 @@
 #define POLLER_IDLE_NS (2 * 1000 * 1000)
 /* `pause` takes ~25-30 ns in ring 3 here, plus the compare. */
 #define SPIN_NS_PER_ITERATION 30
+/* Items of shared work a side claims at once: a reset's pages, ~2 us of copying. */
+#define SHARE_CHUNK 16
 
 struct shared_page {
     volatile uint64_t enabled, awake, spin, rewrite, pad0[4];
@@ -50,6 +52,7 @@ struct poller {
     _Atomic unsigned nvms;
     _Atomic unsigned in_guest;            /* VMs inside vm_run: only they can call */
     _Atomic uint32_t sleeping;            /* futex word */
+    _Atomic unsigned sharing;             /* VMs with shared work running */
     _Atomic bool stopping;
 };
 
@@ -142,6 +145,61 @@ long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fall
     return ret;
 }
 
+static __thread bool on_poller;
+/* Claims and runs one chunk of the VM's shared work. Returns false once none is left. */
+static bool share_chunk(struct vm *vm)
+{
+    struct vm_shared_work *w = &vm->transport.work;
+    uint64_t claim = atomic_load(&w->claim);
+    size_t from, to;
+    vm_share_fn *run;
+    const void *arg;
+    do {
+        if (!(claim >> 32 & 1))
+            return false;
+        /* Read after the claim: a later job's values make the exchange below fail. */
+        size_t count = atomic_load(&w->count);
+        run = atomic_load(&w->run);
+        arg = atomic_load(&w->arg);
+        from = (uint32_t)claim;
+        if (from >= count)
+            return false;
+        to = count - from > SHARE_CHUNK ? from + SHARE_CHUNK : count;
+    } while (!atomic_compare_exchange_weak(&w->claim, &claim, (claim >> 32 << 32) | to));
+    run(vm, arg, from, to);
+    atomic_fetch_add(&w->done, to - from);
+    return true;
+}
+
+void transport_share(struct vm *vm, size_t count, vm_share_fn *run, const void *arg)
+{
+    struct vm_shared_work *w = &vm->transport.work;
+    struct poller *pl = vm->transport.poller;
+    /* A sleeping poller would take a futex wake to come: more than the work it could do. */
+    if (!pl || atomic_load(&pl->sleeping) || count <= SHARE_CHUNK || count > UINT32_MAX) {
+        run(vm, arg, 0, count);
+        return;
+    }
+    uint64_t generation = (atomic_load(&w->claim) >> 32) + 1;     /* odd: running */
+    atomic_store(&w->done, 0);
+    atomic_store(&w->count, count);
+    atomic_store(&w->run, run);
+    atomic_store(&w->arg, arg);
+    atomic_store(&w->claim, generation << 32);
+    atomic_fetch_add(&pl->sharing, 1);
+    while (share_chunk(vm))
+        ;
+    atomic_store(&w->claim, (generation + 1) << 32);              /* even: over */
+    atomic_fetch_sub(&pl->sharing, 1);
+    /* Every item is claimed; the poller's last chunk may still run. */
+    for (unsigned spins = 0; atomic_load(&w->done) < count; spins++) {
+        if (spins < 1000)
+            __builtin_ia32_pause();
+        else
+            sched_yield();      /* the poller was preempted mid-chunk, maybe on our CPU */
+    }
+}
+
 /* Serves the pending request of one VM, if any. Returns whether there was one. */
 static bool serve_one(struct vm *vm)
 {
@@ -196,7 +254,6 @@ static void set_awake(struct poller *pl, unsigned n, bool awake)
     }
 }
 
-static __thread bool on_poller;
 
 bool vm_on_poller_thread(void)
 {
@@ -213,6 +270,10 @@ static void *poller_main(void *arg)
         bool busy = false;
         for (unsigned i = 0; i < n; i++)
             busy |= serve_one(pl->vms[i]);
+        /* One chunk of shared work at a time, so that the calls of the others wait little. */
+        if (atomic_load(&pl->sharing))
+            for (unsigned i = 0; i < n; i++)
+                busy |= share_chunk(pl->vms[i]);
         if (busy) {
             last_busy = now_ns();
             continue;

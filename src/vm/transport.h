@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vm/engine.h"
@@ -19,6 +20,18 @@
 struct vm;
 struct vm_syscall;
 struct poller;
+
+/* Work the vCPU thread shares with its poller, in chunks each side claims in turn (see
+ * transport_share). `claim` is the job's generation (odd while it runs) above the next item
+ * to take: a poller that read a finished job's fields fails its claim. */
+typedef void vm_share_fn(struct vm *vm, const void *arg, size_t from, size_t to);
+struct vm_shared_work {
+    _Atomic uint64_t claim;
+    _Atomic size_t done;       /* items finished, by either side */
+    _Atomic size_t count;
+    vm_share_fn *_Atomic run;
+    const void *_Atomic arg;
+};
 
 struct vm_transport {
     pthread_mutex_t exec;      /* held while any call of this VM runs */
@@ -28,6 +41,7 @@ struct vm_transport {
     long result;
     bool stop_after;           /* ... and it asked the VM to stop */
     _Atomic uint64_t shared_calls, declined;   /* counters */
+    struct vm_shared_work work;
 };
 
 void transport_init(struct vm *vm);
@@ -42,6 +56,12 @@ void transport_guest_leave(struct poller *pl);
  * Runs the call unless the poller already did; returns RAX, sets *stop. */
 long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fallback,
                          bool *stop);
+
+/* On the vCPU thread, with the VM out of the guest: runs items [0, count) of `run`, in
+ * chunks that the VM's poller, when awake, takes too. Between requests it has nothing to
+ * serve but the other VMs' calls, which it serves between two chunks. Returns when every
+ * item is done; `run` must be safe on two threads for different items. */
+void transport_share(struct vm *vm, size_t count, vm_share_fn *run, const void *arg);
 
 /* The poller API (poller_start, transport_attach, ...) is in vm/engine.h. */
 
