@@ -146,6 +146,7 @@ long transport_exit_call(struct vm *vm, const struct vm_syscall *call, bool fall
 }
 
 static __thread bool on_poller;
+
 /* Claims and runs one chunk of the VM's shared work. Returns false once none is left. */
 static bool share_chunk(struct vm *vm)
 {
@@ -253,7 +254,6 @@ static void set_awake(struct poller *pl, unsigned n, bool awake)
         pthread_mutex_unlock(&vm->transport.exec);
     }
 }
-
 
 bool vm_on_poller_thread(void)
 {
