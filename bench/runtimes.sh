@@ -9,7 +9,10 @@
 # From kvmserver's exit statistics: `exits/rq` VM exits per request, `reset us` and
 # `pages/rs` what a reset cost, and `resets/requests` (-e only) the resets against wrk's
 # requests: an -e figure is per-request isolation only where every request was reset
-# (the few extra resets are the probe connections).
+# (the few extra resets are the probe connections). The -e rows run with --profile, and
+# `top costs` gives the three largest parts of a request from it, in us: guest (KVM_RUN),
+# calls (system-call handlers), wait (for the client), and the reset's scan, copy, vcpu and
+# proc (fds, epoll sets and threads made again).
 # A runtime that is not installed is skipped; one that does not answer shows "does not serve".
 # Usage: bench/runtimes.sh [BUILD_DIR] [SECONDS] [ROUNDS] [EXTRA KVMSERVER OPTIONS...]
 # Environment: WARMUPS ("20 200"): the -w counts to run the JIT runtimes and python at (the
@@ -76,7 +79,24 @@ run_wrk() {  # -> "rps p50 p99 requests"
     END { print rps, p50, p99, n }'
 }
 
-results=$work/results   # one line per run: key round rps p50 p99 exits/rq reset_us pages resets/n
+top_costs() {  # the three largest parts of a request in --profile's key=value line, or -
+  sed -n 's/.*kvmserver: profile: requests=[0-9]* \(.*\) top=.*/\1/p' "$log" | tr ' ' '\n' | awk -F= '
+    $1 == "guest_us" { c["guest"] = $2 } $1 == "handler_us" { c["calls"] = $2 }
+    $1 == "wait_us" { c["wait"] = $2 } $1 == "scan_us" { c["scan"] = $2 }
+    $1 == "copy_us" { c["copy"] = $2 } $1 == "cpu_us" { c["vcpu"] = $2 }
+    $1 == "process_us" { c["proc"] = $2 }
+    END {
+      out = ""
+      for (k = 0; k < 3; k++) {
+        best = ""; for (n in c) if (best == "" || c[n] + 0 > c[best] + 0) best = n
+        if (best == "") break
+        out = out (out == "" ? "" : ",") best ":" int(c[best] + 0.5); delete c[best]
+      }
+      print out == "" ? "-" : out
+    }'
+}
+
+results=$work/results   # one line per run: key round rps p50 p99 exits/rq reset_us pages resets/n top
 : >"$results"
 one_run() {  # one_run KEY ROUND CPUS CMD...
   local key=$1 round=$2 cpus=$3; shift 3
@@ -101,8 +121,9 @@ one_run() {  # one_run KEY ROUND CPUS CMD...
   local epr=- rr=-
   [ -n "$exits" ] && [ "${n:-0}" -gt 0 ] && epr=$(awk -v e="$exits" -v n="$n" 'BEGIN { printf "%.1f", e / n }')
   [[ $key == *" -e "* ]] && rr="${resets:-0}/$n"
-  echo "$key|$round|$r ${epr} ${rus:--} ${pgs:--} $rr" >>"$results"
-  echo "$key round $round: $r exits/rq=$epr reset=${rus:--}us pages=${pgs:--} resets=$rr" >&2
+  local top; top=$(top_costs)
+  echo "$key|$round|$r ${epr} ${rus:--} ${pgs:--} $rr $top" >>"$results"
+  echo "$key round $round: $r exits/rq=$epr reset=${rus:--}us pages=${pgs:--} resets=$rr top=$top" >&2
 }
 
 for round in $(seq "$rounds"); do
@@ -118,14 +139,14 @@ for round in $(seq "$rounds"); do
       for b in "$build" ${baseline:+"$baseline"}; do
         label="kvmserver -e -w $w"; [ "$b" = "$build" ] || label="$label (base)"
         one_run "$name|$label" "$round" 0,1 "$b/kvmserver" --allow-read \
-          --allow-listen -e -w "$w" "${extra[@]}" run "${argv[@]}"
+          --allow-listen -e -w "$w" --profile "${extra[@]}" run "${argv[@]}"
       done
     done
   done
 done
 
-printf '%-26s %-27s %9s %9s %9s %6s %8s %8s %8s %s\n' server mode "req/s" "p50 us" "p99 us" \
-  ratio "exits/rq" "reset us" "pages/rs" "resets/requests"
+printf '%-26s %-27s %9s %9s %9s %6s %8s %8s %8s %-16s %s\n' server mode "req/s" "p50 us" \
+  "p99 us" ratio "exits/rq" "reset us" "pages/rs" "resets/requests" "top costs (us)"
 awk -F'|' '
   function median(list,   a, n, i, j, t) {
     n = split(list, a, " ")
@@ -141,7 +162,7 @@ awk -F'|' '
     if (f[5] != "-") epr[key] = epr[key] " " f[5]
     if (f[6] != "-") rus[key] = rus[key] " " f[6]
     if (f[7] != "-") pgs[key] = pgs[key] " " f[7]
-    rr[key] = f[8]
+    rr[key] = f[8]; top[key] = f[9]
     if ($2 == "native") native[$1 "|" $3] = f[1]
     else if (($1 "|" $3) in native && native[$1 "|" $3] > 0)
       ratio[key] = ratio[key] " " f[1] / native[$1 "|" $3]
@@ -151,9 +172,9 @@ awk -F'|' '
       key = order[i]; split(key, k, "|")
       if (rps[key] == "") { printf "%-26s %-27s %s\n", k[1], k[2], "does not serve"; continue }
       r = ratio[key] == "" ? "-" : sprintf("%.2fx", median(ratio[key]))
-      printf "%-26s %-27s %9.0f %9.0f %9.0f %6s %8s %8s %8s %s%s\n", k[1], k[2], median(rps[key]),
-        median(p50[key]), median(p99[key]), k[2] == "native" ? "1.00x" : r, median(epr[key]),
-        median(rus[key]), median(pgs[key]), rr[key],
+      printf "%-26s %-27s %9.0f %9.0f %9.0f %6s %8s %8s %8s %-16s %s%s\n", k[1], k[2],
+        median(rps[key]), median(p50[key]), median(p99[key]), k[2] == "native" ? "1.00x" : r,
+        median(epr[key]), median(rus[key]), median(pgs[key]), rr[key], top[key],
         failed[key] ? " (" failed[key] " runs did not serve)" : ""
     }
   }' "$results"
