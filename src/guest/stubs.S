@@ -68,11 +68,19 @@ kvms_uentry_start:
      * of page 0 (vm/syscall_sites.h), with RCX and R11 set the same way. A `syscall` the
      * host has not seen yet takes the exit, whatever the call: the host rewrites it then.
      * One it left as it is (its number not a constant, the red zone in use, a writable
-     * page) takes the exit every time. */
+     * page) is in its bucket of LEFT_SITES_ADDR and goes on like any other call. */
     cmpq $0, SH_REWRITE
     je 6f
     cmpw $0x050f, -2(%rcx)
-    je 7f
+    jne 6f
+    movq %r11, SH_SAVED_R11
+    movl %ecx, %r11d
+    andl $(LEFT_SITES_SLOTS - 2), %r11d
+    cmpq %rcx, LEFT_SITES_ADDR(, %r11, 8)
+    je 5f
+    cmpq %rcx, LEFT_SITES_ADDR + 8(, %r11, 8)
+5:  movq SH_SAVED_R11, %r11     /* mov keeps the flags */
+    jne 7f
 6:  ANSWER_KNOWN_CALLS 1f
     cmpq $0, SH_AWAKE
     jne 2f

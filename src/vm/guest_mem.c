@@ -9,7 +9,9 @@
 
 void *gm_span(struct vm *vm, uint64_t gva, size_t len, int access)
 {
-    if (gva > vm->user_end || len > vm->user_end - gva)
+    /* Page 0 is never the program's data, even where it holds the rewritten sites' sled
+     * unguarded by a protection key (syscall_sites.h): EFAULT, as on Linux. */
+    if (gva < PAGE || gva > vm->user_end || len > vm->user_end - gva)
         return NULL;
     uint64_t need = PTE_P | PTE_U | ((access & GM_WRITE) ? PTE_W : 0);
     uint64_t first = gva & ~(PAGE - 1);

@@ -27,6 +27,10 @@
 #define MAX_MEM (1ull << 46)          /* 64 TiB: more than any address space we make */
 #define MAX_XSAVE (1u << 20)
 #define MAX_CPUID 256
+/* engine_rec.has_sites: rewritten sites, and whether a protection key guards page 0 (a
+ * snapshot with one needs a CPU with protection keys). */
+#define SNAP_SITES_PLAIN 1
+#define SNAP_SITES_KEYED 2
 
 struct engine_rec {                   /* SNAP_ENGINE, followed by the slot table and sites */
     uint64_t mem_size, user_end;
@@ -127,7 +131,9 @@ int vm_image_save(struct snap_writer *w, const struct vm_snapshot *snap)
     struct engine_rec e = { .mem_size = m->mem_size, .user_end = m->user_end,
                             .pt_root = snap->pt.root, .pt_pool_next = snap->pt.pool_next,
                             .pt_pool_end = snap->pt.pool_end, .pt_revoked = snap->pt.revoked,
-                            .nslots = m->nslots, .has_sites = m->sites != NULL };
+                            .nslots = m->nslots,
+                            .has_sites = m->sites ? (m->sites->keyed ? SNAP_SITES_KEYED
+                                                                     : SNAP_SITES_PLAIN) : 0 };
     snprintf(e.platform, sizeof e.platform, "%s", m->plat->name);
     e.tsc_hz = clock_get_calibration()->tsc_hz;
     host_boot_id(e.boot_id);
@@ -183,7 +189,7 @@ static int decode(const struct snap_reader *r, struct decoded *d, char *err, siz
     if (e->mem_size < 64 * MIB || e->mem_size > MAX_MEM || e->mem_size % (2 * MIB) ||
         e->user_end % PAGE || e->user_end < SYSTEM_AREA_END || e->user_end >= e->mem_size ||
         e->nslots != (e->mem_size + MEMSLOT_SIZE - 1) >> MEMSLOT_SHIFT ||
-        e->has_sites > 1 || e->sites_count > SITES_CAPACITY ||
+        e->has_sites > SNAP_SITES_KEYED || e->sites_count > SITES_CAPACITY ||
         memchr(e->platform, '\0', sizeof e->platform) == NULL)
         return snap_error(err, errlen, "damaged snapshot: the engine section is inconsistent");
     if (e->pt_root < e->user_end || e->pt_pool_end != e->mem_size || e->pt_root % PAGE ||
@@ -268,15 +274,16 @@ static int compare_cpu(const struct decoded *d, char *err, size_t errlen)
     return 0;
 }
 
-/* The flavour of this machine's KVM: a small VM runs the self-test. */
-static const struct platform *detect_here(bool want_rewrite, bool *can_rewrite)
+/* The flavour of this machine's KVM: a small VM runs the self-test. *rewrite: 0 where it
+ * cannot rewrite sites, else SNAP_SITES_PLAIN or SNAP_SITES_KEYED. */
+static const struct platform *detect_here(bool want_rewrite, uint32_t *rewrite)
 {
     struct vm probe;
     struct vm_params params = { .mem_size = 64 * MIB, .rewrite_syscalls = want_rewrite };
     if (vm_create(&probe, &params) < 0)
         return NULL;
     const struct platform *plat = probe.plat;
-    *can_rewrite = probe.sites != NULL;
+    *rewrite = probe.sites ? (probe.sites->keyed ? SNAP_SITES_KEYED : SNAP_SITES_PLAIN) : 0;
     vm_destroy(&probe);
     return plat;
 }
@@ -291,16 +298,19 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
     host_boot_id(boot_id);
     if (d.e->tsc_hz && boot_id[0] && memcmp(boot_id, d.e->boot_id, sizeof boot_id) == 0)
         clock_adopt(d.e->tsc_hz);
-    bool can_rewrite = false;
-    const struct platform *plat = detect_here(d.e->has_sites, &can_rewrite);
+    uint32_t rewrite = 0;
+    const struct platform *plat = detect_here(d.e->has_sites, &rewrite);
     if (!plat)
         return snap_error(err, errlen, "KVM cannot be used here");
     if (strcmp(plat->name, d.e->platform) != 0)
         return snap_error(err, errlen, "the snapshot was made on %s KVM; this machine has %s KVM",
                     d.e->platform, plat->name);
-    if (d.e->has_sites && !can_rewrite)
+    if (d.e->has_sites && !rewrite)
         return snap_error(err, errlen, "the snapshot rewrote system call sites, which this KVM "
-                    "cannot do (no protection keys)");
+                    "cannot do");
+    if (d.e->has_sites == SNAP_SITES_KEYED && rewrite != SNAP_SITES_KEYED)
+        return snap_error(err, errlen, "the snapshot's rewritten system call sites need "
+                    "protection keys, which this CPU does not have");
     const struct engine_rec *e = d.e;
     *image = (struct vm_image){ .fd = fd, .runs = d.runs, .nruns = d.nruns,
                                 .data_offset = snap_section_offset(r, SNAP_MEMDATA) };
@@ -332,6 +342,7 @@ int vm_image_load(const struct snap_reader *r, int fd, struct vm *master,
         master->sites->count = e->sites_count;
         master->sites->rewritten = e->sites_rewritten;
         master->sites->refused = e->sites_refused;
+        master->sites->keyed = e->has_sites == SNAP_SITES_KEYED;
     }
     *snap = (struct vm_snapshot){ .master = master, .regs = d.v->regs, .sregs = d.v->sregs,
                                   .xcrs = d.v->xcrs, .fs_base = d.v->fs_base,

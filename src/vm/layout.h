@@ -6,7 +6,8 @@
 #define GUEST_PAGE_SIZE     0x1000
 
 /* 0x0000: unmapped, so NULL dereferences fault; with syscall-site rewriting (kvm_pvm) it
- * holds a nop sled the program may execute but not read or write (syscall_sites.h). */
+ * holds a nop sled the program may execute but not write, nor read where the CPU has
+ * protection keys (syscall_sites.h). */
 #define GDT_ADDR            0x1000  /* GDT, then the TSS at +0x80: supervisor RW */
 #define TSS_ADDR            0x1080
 #define IDT_ADDR            0x2000  /* 256 gates: supervisor read-only */
@@ -28,6 +29,12 @@
 #define MMIO_SYSCALL        0x0     /* offsets in that page: a plain system call */
 #define MMIO_SHARED_FALLBACK 0x8    /* a shared-transport request that falls back to an exit */
 #define SHARED_PAGE_ADDR    0xb000  /* the shared-memory syscall transport's page: user RW */
+/* The syscall sites the host left as they are (kvm_pvm rewriting, syscall_sites.h), so
+ * that the entry stub sends their calls through the usual transports instead of exiting
+ * for the host to look at them again: LEFT_SITES_SLOTS return addresses (site + 2), two
+ * per bucket, a site's bucket being bits 1-8 of its return address. User read-only. */
+#define LEFT_SITES_ADDR     0xc000
+#define LEFT_SITES_SLOTS    512
 #define SYSTEM_AREA_END     0x10000
 
 /* Fields of the shared page (see vm/transport.h). The guest writes the request line; the

@@ -105,16 +105,19 @@ bool sites_enable(struct vm *vm)
         return false;
     uint64_t cr4 = s.cr4;
     s.cr4 |= CR4_PKE;
-    if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) < 0)
-        return false;
+    bool keyed = ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) == 0 && set_pkru(vm, PKRU_DENY_KEY1);
+    s.cr4 = cr4;
     struct syscall_sites *sites = calloc(1, sizeof *sites);
-    if (!sites || !set_pkru(vm, PKRU_DENY_KEY1) ||
-        pt_map(&vm->pt, 0, 0, PAGE, PTE_U | PTE_PKEY(SITE_KEY))) {
+    if (!sites || pt_map(&vm->pt, 0, 0, PAGE, PTE_U | (keyed ? PTE_PKEY(SITE_KEY) : 0))) {
         free(sites);
-        s.cr4 = cr4;
-        ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s);
-        return false;
+        sites = NULL;
+        keyed = false;
     }
+    if (!keyed)
+        ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s);
+    if (!sites)
+        return false;
+    sites->keyed = keyed;
     build_page0(vm);
     vm->sites = sites;
     *(volatile uint64_t *)(vm->mem + SH_REWRITE) = 1;
@@ -133,6 +136,7 @@ int sites_copy(struct vm *child, const struct vm *master)
                               atomic_load_explicit(&master->sites->slot[i], memory_order_relaxed),
                               memory_order_relaxed);
     child->sites->count = master->sites->count;
+    child->sites->keyed = master->sites->keyed;
     return 0;
 }
 
@@ -251,33 +255,61 @@ static size_t read_near(struct vm *vm, uint64_t site, uint8_t code[2 * NEAR_WIND
     return hi - lo;
 }
 
-static void rewrite(struct vm *vm, uint64_t site, uint64_t nr)
+/* Records a site left as a `syscall` in its bucket of LEFT_SITES_ADDR (layout.h), so its
+ * next calls take the usual transports instead of an exit: the bucket's empty slot, or
+ * the first one (the site it held exits once more, and takes it back). */
+static void leave_site(struct vm *vm, uint64_t ret)
+{
+    uint64_t *slot = (uint64_t *)vm_host_span(vm, LEFT_SITES_ADDR + (ret & (LEFT_SITES_SLOTS - 2)) * 8,
+                                              16);
+    if (slot)       /* as a host write it joins a fork's working set */
+        slot[slot[0] && !slot[1]] = ret;
+}
+
+/* Was the site returning to `ret` left as it is? (Its calls still exit to the host when
+ * they must wait, or when the poller sleeps; there is nothing to look at again then.) */
+static bool site_left(const struct vm *vm, uint64_t ret)
+{
+    const uint64_t *slot = (const uint64_t *)(vm->mem + LEFT_SITES_ADDR) +
+                           (ret & (LEFT_SITES_SLOTS - 2));
+    return slot[0] == ret || slot[1] == ret;
+}
+
+enum rewrite_outcome { REWRITTEN, LEFT, NOT_NOW };
+
+/* Rewrites the site if it may be. LEFT: it never will be, and goes to the usual
+ * transports; NOT_NOW: it was reached with another number than its constant (past it),
+ * and may be rewritten when it makes its own call. */
+static enum rewrite_outcome try_rewrite(struct vm *vm, uint64_t site, uint64_t nr)
 {
     struct syscall_sites *s = vm->sites;
     /* Keep the table at most 3/4 full; a site split across pages stays as it is. */
     if (s->count >= SITES_CAPACITY * 3 / 4 || (site & (PAGE - 1)) == PAGE - 1)
-        return;
+        return LEFT;
     /* Only the program's fixed code: not pages it may write (generated code). */
     uint64_t pte = pt_lookup(&vm->pt, site);
     if (!(pte & PTE_U) || (pte & (PTE_NX | PTE_W)))
-        return;
+        return LEFT;
     uint8_t near[2 * NEAR_WINDOW];
     size_t at = 0, len = read_near(vm, site, near, &at);
     /* Only a site whose number is fixed below the sled's end, and was that number now:
      * any other number would be taken as an address by the call (sites_fixed_number). */
     uint64_t fixed;
-    if (!len || !sites_fixed_number(near, len, at, &fixed) || fixed != nr)
-        return;
+    if (!len || !sites_fixed_number(near, len, at, &fixed))
+        return LEFT;
+    if (fixed != nr)
+        return NOT_NOW;
     if (sites_near_red_zone(near, len, at)) {
         s->refused++;
-        return;
+        return LEFT;
     }
     uint8_t *code = vm_host_span(vm, site, 2);    /* code pages are read-only to the guest */
     if (!code)
-        return;
+        return LEFT;
     memcpy(code, insn_call_rax, 2);
     set_add(s, site);
     s->rewritten++;
+    return REWRITTEN;
 }
 
 bool sites_is_syscall(const struct vm *vm, uint64_t ret, uint64_t r11)
@@ -294,8 +326,9 @@ bool sites_on_syscall(struct vm *vm, uint64_t ret, uint64_t nr, uint64_t *r11)
     *r11 &= ~mark;
     /* A marked call came through a rewritten site: nothing to look at. */
     uint8_t insn[2];
-    if (vm->sites && !from_site && read_insn(vm, ret, insn) && !memcmp(insn, insn_syscall, 2))
-        rewrite(vm, ret - 2, nr);
+    if (vm->sites && !from_site && !site_left(vm, ret) && read_insn(vm, ret, insn) &&
+        !memcmp(insn, insn_syscall, 2) && try_rewrite(vm, ret - 2, nr) == LEFT)
+        leave_site(vm, ret);
     return true;
 }
 

@@ -2,9 +2,13 @@
  * hypervisor before our user-mode entry stub even runs: ~6 us on this machine, before any
  * transport. After a site has been seen once, the host rewrites its two bytes `0f 05`
  * (syscall) into `ff d0` (call *%rax). RAX holds the system call number, so the call lands
- * at that address in page 0, a nop sled the program can execute but not read or write (a
- * protection key denies data access), which ends in a handler that sets RCX and R11 as
- * `syscall` would and jumps to the entry stub: the same call, without the trap.
+ * at that address in page 0, a nop sled the program can execute but not write, which ends
+ * in a handler that sets RCX and R11 as `syscall` would and jumps to the entry stub: the
+ * same call, without the trap. Where the CPU has protection keys, one denies the program
+ * data access to page 0; without them page 0 reads as the sled (the host's accessors still
+ * refuse it, so a system call given a pointer into it gets EFAULT). A site the host leaves
+ * as it is goes into a table the entry stub looks at (LEFT_SITES_ADDR in layout.h), so
+ * only its first call exits for the host to look at it.
  *
  * Any other number would be taken as an address: one naming executable memory (the entry
  * stub at 0x4000, the vDSO, the program's own code) would run whatever is there instead
@@ -22,9 +26,10 @@
  *
  * Differences from a real `syscall`, all inside the guest's own user mode: the call pushes
  * its return address at [RSP-8], in the red zone, so sites whose code looks like it keeps
- * data there are left alone; the code bytes read back changed; and once page 0 has been
- * executed, kvm_pvm's shadow paging no longer applies its protection key, so reads of
- * addresses below 4096 return the sled instead of faulting (writes still fault). The host
+ * data there are left alone; the code bytes read back changed; and reads of addresses
+ * below 4096 return the sled instead of faulting (writes still fault): without protection
+ * keys from the start, with them once page 0 has been executed, as kvm_pvm's shadow paging
+ * then no longer applies the key. The host
  * remembers which sites it rewrote, so a program's own `call *%rax` to a small address
  * still crashes as on Linux (unless the address is 39 or 110, which the stub answers as
  * getpid and getppid), and fixes up the calls that fault on the way (a bad stack, a jump
@@ -50,10 +55,11 @@ struct syscall_sites {
     _Atomic uint64_t slot[SITES_CAPACITY];
     unsigned count;
     uint64_t rewritten, refused;     /* counters; refused: code near uses the red zone */
+    bool keyed;                      /* a protection key denies data access to page 0 */
 };
 
-/* Sets the VM up for rewriting (protection key, page 0, CR4.PKE, PKRU). Returns false, and
- * leaves the VM as it was, when this KVM cannot do it. */
+/* Sets the VM up for rewriting (page 0; where the CPU has protection keys, CR4.PKE, PKRU
+ * and page 0's key). Returns false, and leaves the VM as it was, when it cannot. */
 bool sites_enable(struct vm *vm);
 /* A fork starts with the master's sites (its memory has them rewritten). */
 int sites_copy(struct vm *child, const struct vm *master);

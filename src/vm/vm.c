@@ -126,6 +126,7 @@ static int map_system_area(struct vm *vm)
         { VDSO_ADDR, VDSO_MAX_SIZE, PTE_U },
         { KSTACK_ADDR, KSTACK_SIZE, PTE_W | PTE_NX },
         { SHARED_PAGE_ADDR, PAGE, PTE_U | PTE_W | PTE_NX },
+        { LEFT_SITES_ADDR, PAGE, PTE_U | PTE_NX },
     };
     for (size_t i = 0; i < sizeof area / sizeof area[0]; i++)
         if (pt_map(&vm->pt, area[i].addr, area[i].addr, area[i].len, area[i].flags))
@@ -306,11 +307,17 @@ int vm_create(struct vm *vm, const struct vm_params *params)
             goto err;
         }
     }
-    static bool said_no_rewrite;    /* once per process: the storage subcommand boots two */
-    if (params->rewrite_syscalls && vm->plat->trap_is_dear && !sites_enable(vm) &&
-        !__atomic_exchange_n(&said_no_rewrite, true, __ATOMIC_RELAXED))
-        log_info("this KVM cannot rewrite system call sites (no protection keys); every "
-                 "system call traps");
+    static bool said_sites;     /* once per process: the storage subcommand boots two */
+    if (params->rewrite_syscalls && vm->plat->trap_is_dear) {
+        bool enabled = sites_enable(vm);
+        if ((!enabled || !vm->sites->keyed) &&
+            !__atomic_exchange_n(&said_sites, true, __ATOMIC_RELAXED))
+            log_info(enabled ? "this CPU has no protection keys: reads of addresses below 4096 "
+                               "return the rewritten system call sites' code instead of "
+                               "faulting (--no-syscall-rewrite keeps them faulting)"
+                             : "this KVM cannot rewrite system call sites; every system "
+                               "call traps");
+    }
     if (vm->verbose)
         log_debug("platform: %s, guest memory %llu MiB%s", vm->plat->name,
                 (unsigned long long)(size / MIB),

@@ -1,17 +1,19 @@
 /* Makes N calls of one kind that kvmserver answers without leaving the VM (getpid and getppid
  * from the per-VM page, clock_gettime and gettimeofday through its vDSO), or of one the host
- * answers (getuid, the control), so a test can compare kvmserver's -v exit counters for N = 0
- * and a large N. Checks the answers agree with each other. Usage: in_vm_calls CALL N */
+ * answers (getuid, the control; syscall-getuid, the same through libc's syscall(), whose
+ * site the host cannot rewrite), so a test can compare kvmserver's -v exit counters for
+ * N = 0 and a large N. Checks the answers agree with each other. Usage: in_vm_calls CALL N */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Through glibc's wrappers, not syscall(): on kvm_pvm with protection keys, a `syscall`
- * the host has not rewritten always exits, and syscall()'s site, whose number comes from a
- * register, it never rewrites (vm/syscall_sites.h). */
+/* Through glibc's wrappers, not syscall(), except for syscall-getuid: on kvm_pvm the host
+ * rewrites a wrapper's site, and never syscall()'s, whose number comes from a register
+ * (vm/syscall_sites.h). */
 static long same_every_time(long (*call)(void), long n)
 {
     long first = call(), differ = 0;
@@ -23,6 +25,7 @@ static long same_every_time(long (*call)(void), long n)
 static long call_getpid(void) { return getpid(); }
 static long call_getppid(void) { return getppid(); }
 static long call_getuid(void) { return getuid(); }
+static long call_syscall_getuid(void) { return syscall(SYS_getuid); }
 
 static long clock_goes_back(long n)
 {
@@ -53,7 +56,8 @@ static long time_of_day_goes_back(long n)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fputs("usage: in_vm_calls getpid|getppid|clock_gettime|gettimeofday|getuid N\n", stderr);
+        fputs("usage: in_vm_calls getpid|getppid|clock_gettime|gettimeofday|getuid|syscall-getuid "
+              "N\n", stderr);
         return 2;
     }
     const char *call = argv[1];
@@ -66,6 +70,8 @@ int main(int argc, char **argv)
         bad = same_every_time(call_getppid, n);
     else if (!strcmp(call, "getuid"))
         bad = same_every_time(call_getuid, n);
+    else if (!strcmp(call, "syscall-getuid"))
+        bad = same_every_time(call_syscall_getuid, n);
     else if (!strcmp(call, "clock_gettime"))
         bad = clock_goes_back(n);
     else if (!strcmp(call, "gettimeofday"))

@@ -13,6 +13,8 @@
  *                  other code with a `syscall` at the same place, run again
  *   page0-jump     a jump into page 0 with a made-up return address: SIGSEGV
  *   page0-write    a write to address 8: SIGSEGV
+ *   page0-pointer  system calls given buffers in page 0 (write from it, read into it): EFAULT,
+ *                  also where page 0 holds the sled and the program could read it
  * stdout is compared with a native run. On stderr, numbers and bad-stack print the two bytes
  * at their `syscall` instructions after the calls ("site: 0f 05" natively, "ff d0" once
  * rewritten). Built with -mno-red-zone, so the host's red-zone check leaves its sites to be
@@ -45,12 +47,16 @@ long fixed_0x180(void);
 long fixed_0x190(void);
 long fixed_0x1a7(void);
 extern const unsigned char fixed_site[];
+/* int3 padding past the host's look around a site (1 KiB each way): the compiled code
+ * around them may hold bytes that read as red-zone use, and the sites would be left. */
 __asm__(".text\n"
         ".globl fixed_0x180, fixed_0x190, fixed_0x1a7, fixed_site\n"
+        ".skip 1100, 0xcc\n"
         "fixed_0x180:\n\tmov $0x180, %eax\n\tsyscall\n\tret\n"
         "fixed_0x190:\n\tmov $0x190, %eax\n"
         "fixed_site:\n\tsyscall\n\tret\n"
-        "fixed_0x1a7:\n\tmov $0x1a7, %eax\n\tsyscall\n\tret\n");
+        "fixed_0x1a7:\n\tmov $0x1a7, %eax\n\tsyscall\n\tret\n"
+        ".skip 1100, 0xcc\n");
 
 /* Makes fixed_site's call with `nr`, reached past its constant by an indirect call, which
  * the host cannot see: a rewritten site then calls `nr` as an address. */
@@ -171,6 +177,20 @@ static void page0_jump(void)
                      "jmp *%%rax" : : : "rax", "memory");
 }
 
+static void page0_pointer(void)
+{
+    int fds[2];
+    if (pipe(fds))
+        return;
+    char *volatile low = (char *)16;    /* volatile: the compiler sees no constant address */
+    long wrote = write(fds[1], low, 8);
+    printf("write from page 0: %s\n", wrote < 0 ? strerror(errno) : "succeeded");
+    if (write(fds[1], "12345678", 8) != 8)
+        return;
+    long got = read(fds[0], low, 8);
+    printf("read into page 0: %s\n", got < 0 ? strerror(errno) : "succeeded");
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -190,10 +210,11 @@ int main(int argc, char **argv)
         fflush(stdout);
         long *volatile low = (long *)8;
         *low = 1;
-    }
+    } else if (!strcmp(what, "page0-pointer"))
+        page0_pointer();
     else {
         fprintf(stderr, "usage: syscall_sites numbers|bad-stack|call-low|call-past-sled|jit|"
-                "page0-jump|page0-write\n");
+                "page0-jump|page0-write|page0-pointer\n");
         return 2;
     }
     return 0;
