@@ -106,15 +106,15 @@ bool sites_enable(struct vm *vm)
     uint64_t cr4 = s.cr4;
     s.cr4 |= CR4_PKE;
     bool keyed = ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s) == 0 && set_pkru(vm, PKRU_DENY_KEY1);
-    s.cr4 = cr4;
     struct syscall_sites *sites = calloc(1, sizeof *sites);
-    if (!sites || pt_map(&vm->pt, 0, 0, PAGE, PTE_U | (keyed ? PTE_PKEY(SITE_KEY) : 0))) {
+    if (sites && pt_map(&vm->pt, 0, 0, PAGE, PTE_U | (keyed ? PTE_PKEY(SITE_KEY) : 0))) {
         free(sites);
         sites = NULL;
-        keyed = false;
     }
-    if (!keyed)
+    if (!sites || !keyed) {
+        s.cr4 = cr4;
         ioctl(vm->vcpu_fd, KVM_SET_SREGS, &s);
+    }
     if (!sites)
         return false;
     sites->keyed = keyed;
@@ -255,14 +255,21 @@ static size_t read_near(struct vm *vm, uint64_t site, uint8_t code[2 * NEAR_WIND
     return hi - lo;
 }
 
-/* Records a site left as a `syscall` in its bucket of LEFT_SITES_ADDR (layout.h), so its
- * next calls take the usual transports instead of an exit: the bucket's empty slot, or
- * the first one (the site it held exits once more, and takes it back). */
+/* The guest address of the LEFT_SITES_ADDR bucket (layout.h) of the site returning to
+ * `ret`: its two slots, as the entry stub finds them. */
+static uint64_t left_bucket(uint64_t ret)
+{
+    return LEFT_SITES_ADDR + (ret & (LEFT_SITES_SLOTS - 2)) * sizeof(uint64_t);
+}
+
+/* Records a site left as a `syscall` in its bucket, so its next calls take the usual
+ * transports instead of an exit: the bucket's empty slot, or the first one (the site it
+ * held exits once more, and takes it back). */
 static void leave_site(struct vm *vm, uint64_t ret)
 {
-    uint64_t *slot = (uint64_t *)vm_host_span(vm, LEFT_SITES_ADDR + (ret & (LEFT_SITES_SLOTS - 2)) * 8,
-                                              16);
-    if (slot)       /* as a host write it joins a fork's working set */
+    /* As a host write it joins a fork's working set. */
+    uint64_t *slot = (uint64_t *)vm_host_span(vm, left_bucket(ret), 2 * sizeof(uint64_t));
+    if (slot)
         slot[slot[0] && !slot[1]] = ret;
 }
 
@@ -270,8 +277,7 @@ static void leave_site(struct vm *vm, uint64_t ret)
  * they must wait, or when the poller sleeps; there is nothing to look at again then.) */
 static bool site_left(const struct vm *vm, uint64_t ret)
 {
-    const uint64_t *slot = (const uint64_t *)(vm->mem + LEFT_SITES_ADDR) +
-                           (ret & (LEFT_SITES_SLOTS - 2));
+    const uint64_t *slot = (const uint64_t *)(vm->mem + left_bucket(ret));
     return slot[0] == ret || slot[1] == ret;
 }
 

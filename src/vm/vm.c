@@ -309,11 +309,11 @@ int vm_create(struct vm *vm, const struct vm_params *params)
     }
     static bool said_sites;     /* once per process: the storage subcommand boots two */
     if (params->rewrite_syscalls && vm->plat->trap_is_dear) {
-        bool enabled = sites_enable(vm);
-        if (!enabled && !__atomic_exchange_n(&said_sites, true, __ATOMIC_RELAXED))
-            log_info("this KVM cannot rewrite system call sites; every system call traps");
-        else if (enabled && !vm->sites->keyed && vm->verbose &&
-                 !__atomic_exchange_n(&said_sites, true, __ATOMIC_RELAXED))
+        if (!sites_enable(vm)) {
+            if (!__atomic_exchange_n(&said_sites, true, __ATOMIC_RELAXED))
+                log_info("this KVM cannot rewrite system call sites; every system call traps");
+        } else if (!vm->sites->keyed && vm->verbose &&
+                   !__atomic_exchange_n(&said_sites, true, __ATOMIC_RELAXED))
             log_debug("this CPU has no protection keys: reads of addresses below 4096 return "
                       "the rewritten system call sites' code instead of faulting "
                       "(--no-syscall-rewrite keeps them faulting)");

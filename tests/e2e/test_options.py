@@ -4,11 +4,11 @@ and the calls that never leave the VM (getpid and getppid from the per-VM page, 
 through kvmserver's vDSO), counted with -v.
 """
 import os
-from pathlib import Path
 import re
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
