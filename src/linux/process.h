@@ -114,8 +114,10 @@ struct lx_freeze_hooks {
      * threads then do a request's work before the next request, as between real ones.) */
     bool (*pause_due)(void *ctx);
     /* It is, having accepted `accepted` warm-up connections (quiet); or its other threads
-     * did not block within LX_QUIESCE_MAX_NS (!quiet: the warm-up stops waiting). */
-    void (*warmup_quiet)(void *ctx, unsigned accepted, bool quiet);
+     * did not block within LX_QUIESCE_MAX_NS (!quiet: the warm-up stops waiting). woke: since
+     * it was last quiet, a futex wake made one of its threads runnable (the request gave its
+     * helper threads work: a garbage collector's parallel phase, a JIT's compile). */
+    void (*warmup_quiet)(void *ctx, unsigned accepted, bool quiet, bool woke);
 };
 
 struct lx_server_state {
@@ -136,6 +138,8 @@ struct lx_server_state {
     bool frozen;            /* -> it did: the pending call is in `pending_nr/args` */
     bool boot_failed;       /* -> no, it cannot be: the VM's crash_report says why */
     unsigned warmup_accepted;   /* boot: the warm-up's connections the program took */
+    unsigned warmup_wakes;      /* boot: threads futex wakes made runnable since the warm-up
+                                 * last saw the program quiet */
     uint64_t pending_nr, pending_args[6];
     const struct lx_server_hooks *hooks;    /* NULL: none */
     void *hooks_ctx;

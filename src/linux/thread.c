@@ -371,6 +371,7 @@ int lx_futex_wake(struct lx_proc *p, uint64_t addr, uint32_t bitset, int n)
         th->resume_ret = 0;
         woken++;
     }
+    p->server.warmup_wakes += (unsigned)woken;
     return woken;
 }
 

@@ -148,7 +148,7 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
                      "goes on without waiting for them", runnable,
                      (unsigned long long)((now - me->quiesce_since_ns) / 1000000));
             me->wait_freezes = false;
-            h->warmup_quiet(ctx, p->server.warmup_accepted, false);
+            h->warmup_quiet(ctx, p->server.warmup_accepted, false, false);
             return false;
         }
         log_info("freezing with %d guest thread(s) still runnable (after %llu ms)", runnable,
@@ -156,7 +156,8 @@ bool lx_freeze_for_readiness(struct lx_proc *p, int64_t timeout_ns)
     }
     if (pause) {
         me->wait_freezes = false;    /* told: this wait need not look again */
-        h->warmup_quiet(ctx, p->server.warmup_accepted, true);
+        h->warmup_quiet(ctx, p->server.warmup_accepted, true, p->server.warmup_wakes > 0);
+        p->server.warmup_wakes = 0;
         return false;
     }
     if (timeout_ns >= 0) {

@@ -21,6 +21,7 @@ struct boot_freeze {
     pthread_cond_t quiet;   /* signalled when the program is seen quiet */
     bool pausing;           /* the warm-up runs and waits for that after each request */
     unsigned quiet_accepted;    /* connections taken when it last was */
+    bool quiet_woke;            /* ...and whether it had woken a thread since the time before */
 };
 
 /* The boot freezes p at its first wait for a connection (unless a warm-up is armed). */
@@ -29,8 +30,10 @@ void boot_freeze_install(struct boot_freeze *f, struct lx_proc *p);
  * frozen; a thread sends `count` `GET /` requests (of the shapes real clients send, both
  * ways of ending a connection) to the program's private listener (linux/listener.h), one
  * at a time, each once the program is quiet after the one before, then asks for the freeze
- * at the program's next wait. If it cannot start or connect, the boot fails instead of
- * freezing. */
+ * at the program's next wait. Where the program's helper threads were given work by recent
+ * requests and not by the last one, a few more requests follow, until one does (see
+ * warmup.c: the freeze then comes after a garbage collection). If it cannot start or
+ * connect, the boot fails instead of freezing. */
 void warmup_arm(struct boot_freeze *f, unsigned count);
 
 #endif

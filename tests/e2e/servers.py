@@ -26,6 +26,7 @@ READY_TIMEOUT = 20.0     # seconds for a server to reach readiness
 STOP_TIMEOUT = 5.0       # seconds kvmserver may take to exit after SIGTERM
 IO_TIMEOUT = 5.0         # default per-socket-operation timeout
 READY_PREFIX = "Program '"
+WARMUP_LINE = re.compile(r"kvmserver: warm-up: \d+ of (\d+) requests answered")
 
 
 # ---------------------------------------------------------------------------- runtimes
@@ -336,6 +337,19 @@ class ServerProcess:
                 if time.monotonic() > deadline:
                     pytest.fail(f"server not listening within {timeout} s\n" + self.describe())
                 time.sleep(0.02)
+
+    def warmup_requests(self, timeout=5.0) -> int:
+        """How many warm-up requests kvmserver sent (its `warm-up: A of N requests` line):
+        -w's count, or a few more where the program's helper threads set the freeze point."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.stderr_lines:
+                m = WARMUP_LINE.search(line)
+                if m:
+                    return int(m.group(1))
+            if time.monotonic() > deadline:
+                pytest.fail("no warm-up line\n" + self.describe())
+            time.sleep(0.02)
 
     def log_lines_since(self, count: int):
         """stdout and stderr lines kvmserver logged after it had logged `count` lines."""

@@ -177,7 +177,8 @@ def test_warmup_requests_come_in_several_shapes(kvmserver, server_factory):
 @pytest.mark.parametrize("interpreter,script,name", RUNTIME_COUNTERS)
 def test_runtime_counter_after_warmup(kvmserver, server_factory, interpreter, script, name):
     """The count in the image is the warm-up's: every request, the first included, answers
-    WARMUP + 1. A request served before the freeze would be counted into the image."""
+    the warm-up's requests + 1 (WARMUP, or a few more where the runtime's helper threads set
+    the freeze point). A request served before the freeze would be counted into the image."""
     if not Path(interpreter).is_file():
         pytest.skip(f"{interpreter} not installed")
     server = server_factory.kvmserver(kvmserver, Path(interpreter),
@@ -186,4 +187,6 @@ def test_runtime_counter_after_warmup(kvmserver, server_factory, interpreter, sc
                                       args=[str(RUNTIME_DIR / script)], wait_ready=False)
     seen = [served_count(first_answer(server), name)]
     seen += [served_count(http_get(server.endpoint, "/", timeout=30), name) for _ in range(5)]
-    assert seen == [WARMUP + 1] * 6, server.describe()
+    sent = server.warmup_requests()
+    assert WARMUP <= sent <= 2 * WARMUP, server.describe()
+    assert seen == [sent + 1] * 6, server.describe()

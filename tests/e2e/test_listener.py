@@ -70,7 +70,7 @@ def test_no_client_reaches_the_master(kvmserver, server_factory, interpreter, sc
             continue
         answers.append(answer)
         after_ready += ready
-    pristine = f"{name} served {WARMUP + 1}\n"
+    pristine = f"{name} served {server.warmup_requests() + 1}\n"
     assert answers == [pristine] * len(answers), server.describe()
     # Every answered request was served by a request VM, which was then reset (-v logs each
     # reset once it is done: wait for the last one before stopping).

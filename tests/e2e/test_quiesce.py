@@ -6,9 +6,13 @@ had handed to its worker, and those the worker had done, when the request came. 
 take turns on one vCPU and a blocking accept is no switch point, so without the wait the
 worker never runs before the freeze, nor inside a request VM (D would be 0). A thread that
 never blocks only delays the freeze, by LX_QUIESCE_MAX_NS (500 ms) a wait."""
+from pathlib import Path
+
 import pytest
 
 from servers import http_get, server_factory, servers_dir
+
+RUNTIME_DIR = Path(__file__).resolve().parents[1] / "servers" / "runtime"
 
 __all__ = ["server_factory", "servers_dir"]
 
@@ -71,4 +75,23 @@ def test_the_warmup_pauses_until_the_workers_ran(kvmserver, server_factory, serv
         assert http_get(server.endpoint, "/").text == "installed now 0 of 3\n", \
             server.describe()
     assert "not quiet" not in server.stderr, server.describe()
+    assert server.terminate() == 0, server.describe()
+
+
+@pytest.mark.parametrize("warmup,sent,helper_runs", [(1, 1, 0), (3, 3, 1), (4, 6, 2), (7, 9, 3)])
+def test_warmup_ends_after_a_request_that_woke_a_helper(kvmserver, server_factory, warmup, sent,
+                                                        helper_runs):
+    """A garbage-collected runtime wakes its collector's threads every so many requests, and
+    an image frozen between two collections makes every request VM collect: past -w N, the
+    warm-up goes on (up to N more) until a request wakes a helper thread. helper_wakes.py
+    wakes one at every third request; -w 1 saw none, so it stops at 1."""
+    server = server_factory.kvmserver(kvmserver, Path("/usr/bin/python3"),
+                                      options=["--allow-read", "-e", "-w", str(warmup)],
+                                      args=[str(RUNTIME_DIR / "helper_wakes.py")])
+    answers = {http_get(server.endpoint, "/", timeout=30).text for _ in range(3)}
+    assert answers == {f"served {sent + 1}, helper ran {helper_runs}\n"}, server.describe()
+    assert server.warmup_requests() == sent, server.describe()
+    if sent > warmup:
+        assert f"({sent - warmup} past -w, to freeze after one that woke a helper thread: done)" \
+            in server.stderr, server.describe()
     assert server.terminate() == 0, server.describe()

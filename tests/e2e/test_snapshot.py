@@ -17,8 +17,9 @@ import pytest
 
 from conftest import REPO_ROOT, run_process, transport_options
 from isolation_endpoints import ENDPOINTS, ask, not_pristine, steps_for
-from servers import (READY_TIMEOUT, ServerProcess, assert_transport_used, deno_path, free_port,
-                     http_get, make_endpoint, server_factory, server_path, servers_dir)
+from servers import (READY_TIMEOUT, WARMUP_LINE, ServerProcess, assert_transport_used, deno_path,
+                     free_port, http_get, make_endpoint, server_factory, server_path,
+                     servers_dir)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "fuzz"))
 from snapshot_seeds import crc32c  # noqa: E402
@@ -110,30 +111,34 @@ def runtime_counter(kvmserver, server_factory, snapshots, interpreter, script, w
     assert Path(interpreter).is_file(), f"{interpreter} not installed"
     endpoint = make_endpoint("tcp")
     path = snapshots / f"{Path(script).stem}-{warmup}.snap"
-    take_snapshot(kvmserver, path, interpreter, [*before_script, RUNTIME / script], endpoint,
-                  ["-e", "--allow-read", "-w", str(warmup)])
+    outcome = take_snapshot(kvmserver, path, interpreter, [*before_script, RUNTIME / script],
+                            endpoint, ["-e", "--allow-read", "-w", str(warmup)])
+    # -w's count, or a few more where the runtime's helper threads set the freeze point.
+    sent = [int(m.group(1)) for m in WARMUP_LINE.finditer(outcome.stderr.decode(errors="replace"))]
+    assert len(sent) == (warmup > 0) and all(warmup <= n <= 2 * warmup for n in sent), outcome
     start_snaprun(server_factory, kvmserver, path, endpoint)
-    return [http_get(endpoint, "/", timeout=10).text for _ in range(5)]
+    return [http_get(endpoint, "/", timeout=10).text for _ in range(5)], sum(sent)
 
 
 @pytest.mark.parametrize("warmup", [0, 3])
 def test_python_counter_from_snapshot(kvmserver, server_factory, snapshots, warmup):
     """Each request starts from the image: the warm-up's count plus one, every time."""
-    answers = runtime_counter(kvmserver, server_factory, snapshots, "/usr/bin/python3", "counter.py",
-                              warmup)
+    answers, sent = runtime_counter(kvmserver, server_factory, snapshots, "/usr/bin/python3",
+                                    "counter.py", warmup)
+    assert sent == warmup       # no helper threads: exactly -w
     assert answers == [f"python served {warmup + 1}\n"] * 5
 
 
 def test_node_counter_from_snapshot(kvmserver, server_factory, snapshots):
-    answers = runtime_counter(kvmserver, server_factory, snapshots, "/usr/bin/node", "counter.js",
-                              2)
-    assert answers == ["node served 3\n"] * 5
+    answers, sent = runtime_counter(kvmserver, server_factory, snapshots, "/usr/bin/node",
+                                    "counter.js", 2)
+    assert answers == [f"node served {sent + 1}\n"] * 5
 
 
 def test_deno_counter_from_snapshot(kvmserver, server_factory, snapshots):
-    answers = runtime_counter(kvmserver, server_factory, snapshots, deno_path(),
-                              "counter_deno.ts", 2, before_script=["run", "-A"])
-    assert answers == ["deno served 3\n"] * 5
+    answers, sent = runtime_counter(kvmserver, server_factory, snapshots, deno_path(),
+                                    "counter_deno.ts", 2, before_script=["run", "-A"])
+    assert answers == [f"deno served {sent + 1}\n"] * 5
 
 
 def test_port0_server_keeps_its_port(kvmserver, server_factory, snapshots):
