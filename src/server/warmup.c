@@ -184,7 +184,7 @@ static bool pause_until_quiet(struct warmup *w, unsigned connections)
  * fill its young generation, and every so many of them one collects it: in parallel, so
  * it wakes the helper threads. Frozen at a random point, the image often has that space
  * nearly full, and then every request VM collects it, again and again. Deno's React page
- * did, in 3 of 4 boots of 1,000 warm-up requests: 0.94k req/s and 911-925 us in the guest
+ * did, in 10 of 17 boots of 1,000 warm-up requests: 0.94k req/s and 911-925 us in the guest
  * a request against 1.22k and 714 us when frozen after a collection. So past the count,
  * while helper threads were woken by one of the last WARMUP_EXTRA_MAX requests and not by
  * the last one, another follows, up to WARMUP_EXTRA_MAX (or the count, if less) more. */
@@ -213,9 +213,9 @@ static void report(const struct warmup *w, const struct timespec *t0, unsigned o
         fprintf(stderr, "kvmserver: warm-up: %u of %u requests answered in %.1f ms (%u past "
                 "-w, to freeze after one that woke a helper thread: %s)\n", ok, sent, ms,
                 sent - w->count, last_woke + 1 == sent ? "done" : "none did");
-    else
+    else    /* of -w's count, also when a failure ended the warm-up early */
         fprintf(stderr, "kvmserver: warm-up: %u of %u requests answered in %.1f ms\n", ok,
-                sent, ms);
+                w->count, ms);
 }
 
 static void *warmup_main(void *arg)
