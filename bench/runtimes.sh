@@ -17,7 +17,9 @@
 # Usage: bench/runtimes.sh [BUILD_DIR] [SECONDS] [ROUNDS] [EXTRA KVMSERVER OPTIONS...]
 # Environment: WARMUPS ("20 200"): the -w counts to run the JIT runtimes and python at (the
 # static server always runs at -w 1); ONLY: a regular expression of the server names to run;
-# BASELINE: another build directory whose kvmserver runs the -e rows too, marked "(base)".
+# BASELINE: another build directory whose kvmserver runs the -e rows too, marked "(base)";
+# IDLE (0): seconds every server sits idle between its probe and wrk, so that the -e rows
+# show what a request VM costs once the image's timers (a runtime's delayed GC work) are due.
 set -uo pipefail
 build=${1:-build}
 secs=${2:-4}
@@ -27,6 +29,7 @@ extra=("$@")
 warmups=${WARMUPS:-20 200}
 only=${ONLY:-.}
 baseline=${BASELINE:-}
+idle=${IDLE:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 rt=$root/tests/servers/runtime
 cache=${KVMS_CACHE:-$HOME/.cache/kvmserver}
@@ -105,6 +108,7 @@ one_run() {  # one_run KEY ROUND CPUS CMD...
     { echo "== $key round $round: does not serve"; tail -5 "$log"; } >&2
     return
   fi
+  sleep "$idle"
   local r; r=$(run_wrk)
   stop
   local n; n=$(awk '{ print $4 }' <<<"$r")
