@@ -165,9 +165,9 @@ def test_warmup_requests_come_in_several_shapes(kvmserver, server_factory):
     """A JIT runtime warmed up with one request shape specialises its header parsing to it,
     and the first real request of another shape would deoptimise that code in every request
     VM: the warm-up takes turns among six shapes (health checks, wrk, curl closing and
-    keeping the connection, a browser, a proxy). More than 4 of them are
-    HTTP/1.1 with headers in different orders, so that V8's sites reading the headers object
-    see more maps than it specialises to and take any client's order."""
+    keeping the connection, a browser, a proxy). More than 4 of them are HTTP/1.1 with
+    headers in different orders, so that V8's sites reading the headers object see more maps
+    than it specialises to and take any client's order."""
     server = server_factory.kvmserver(kvmserver, Path("/usr/bin/python3"),
                                       options=["--allow-read", "-e", "-t", "1", "-w", "8"],
                                       args=[str(RUNTIME_DIR / "warmup_shapes.py")])

@@ -1,8 +1,7 @@
 """A Python http.server that answers how many requests it has served, how many shapes they
 came in (a shape: the request line's version and the header names, in order) and how many of
-those shapes are HTTP/1.1's. Under
-`kvmserver -e -w N` every answer is the frozen image's: the warm-up's counts, plus one.
-argv[1]: the TCP port."""
+those shapes are HTTP/1.1's. Under `kvmserver -e -w N` every answer is the frozen image's:
+the warm-up's counts, plus one. argv[1]: the TCP port."""
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
