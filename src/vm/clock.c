@@ -215,20 +215,21 @@ static bool page_is_ours(const struct clock_page *cp, const struct clock_calibra
            cp->mult <= cal->mult && cp->mult >= cal->mult - cal->mult / SLEW_DIVISOR;
 }
 
-void clock_page_update(struct clock_page *cp, int64_t tsc_offset)
+void clock_page_update(struct clock_page *cp, int64_t tsc_offset, uint64_t mono_lag_ns)
 {
     const struct clock_calibration *cal = clock_get_calibration();
     if (cal->mult == 0) {                /* no TSC clock: the page only has to say so */
         if (cp->mult != 0)
-            clock_page_refresh(cp, tsc_offset);
+            clock_page_refresh(cp, tsc_offset, mono_lag_ns);
         return;
     }
     /* Between refreshes the page extrapolates the host clock to within parts per million, so
      * rewriting it at every exit would only cost time: one rdtsc decides. */
     uint64_t age = rdtsc_ordered() + (uint64_t)tsc_offset - cp->tsc_base;
-    if (page_is_ours(cp, cal) && age < cal->tsc_hz / (NSEC_PER_SEC / REFRESH_NS))
+    if (page_is_ours(cp, cal) && cp->mono_lag_ns == mono_lag_ns &&
+        age < cal->tsc_hz / (NSEC_PER_SEC / REFRESH_NS))
         return;
-    clock_page_refresh(cp, tsc_offset);
+    clock_page_refresh(cp, tsc_offset, mono_lag_ns);
 }
 
 int clock_page_read(const struct clock_page *cp, int slot, int64_t tsc_offset, uint64_t *ns)
@@ -249,15 +250,16 @@ int clock_page_read(const struct clock_page *cp, int slot, int64_t tsc_offset, u
     return 0;
 }
 
-void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset)
+void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset, uint64_t mono_lag_ns)
 {
     const struct clock_calibration *cal = clock_get_calibration();
     uint32_t seq = cp->seq;
-    bool had_page = page_is_ours(cp, cal);
+    bool had_page = page_is_ours(cp, cal) && cp->mono_lag_ns == mono_lag_ns;
 
     uint64_t tsc, host_mono;
     sample_tsc_and_monotonic(4, cal->tsc_hz / (NSEC_PER_SEC / GOOD_SAMPLE_NS), &tsc, &host_mono);
     tsc += (uint64_t)tsc_offset;
+    host_mono -= mono_lag_ns;           /* from here on, "host" MONOTONIC is the guest's */
 
     uint64_t mono = host_mono, mult = cal->mult;
     uint64_t real_offset = 0, boot_offset = 0;
@@ -282,7 +284,7 @@ void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset)
     if (refresh_offsets) {
         uint64_t real = clock_ns(CLOCK_REALTIME);
         uint64_t boot = clock_ns(CLOCK_BOOTTIME);
-        uint64_t mono_after = clock_ns(CLOCK_MONOTONIC);
+        uint64_t mono_after = clock_ns(CLOCK_MONOTONIC) - mono_lag_ns;
         uint64_t mono_mid = host_mono + (mono_after - host_mono) / 2;
         /* BOOTTIME is MONOTONIC plus time suspended: never less, whatever the jitter says. */
         uint64_t boot_measured = (int64_t)(boot - mono_mid) > 0 ? boot - mono_mid : 0;
@@ -302,6 +304,7 @@ void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset)
     cp->base_ns[CLOCK_PAGE_REALTIME] = mono + real_offset;
     cp->base_ns[CLOCK_PAGE_BOOTTIME] = mono + boot_offset;
     cp->resolution_ns = 1;
+    cp->mono_lag_ns = mono_lag_ns;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     __atomic_store_n(&cp->seq, writing + 1, __ATOMIC_RELAXED);
 }

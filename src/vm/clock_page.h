@@ -33,6 +33,8 @@ struct clock_page {
     uint64_t tsc_base;                        /* guest TSC at the moment the bases were taken */
     uint64_t base_ns[CLOCK_PAGE_NCLOCKS];
     uint64_t resolution_ns;                   /* what clock_getres reports */
+    uint64_t mono_lag_ns;                     /* host MONOTONIC - guest's, as the bases were
+                                               * taken (the vDSO does not read it) */
 };
 
 #endif

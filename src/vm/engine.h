@@ -147,9 +147,16 @@ void vm_for_each_mapping(const struct vm *vm, vm_mapping_fn fn, void *ctx);
 uint8_t *vm_host_span(struct vm *vm, uint64_t gva, uint64_t len);
 
 /* A Linux clock (CLOCK_REALTIME, MONOTONIC, BOOTTIME and their variants) as the guest's vDSO
- * reads it now, in ns: system calls answer from the same page, so the two never disagree.
- * Returns -1 for clocks the page does not carry, or when the TSC cannot be a clock here. */
+ * reads it now, in ns: system calls answer from the same page, so the two never disagree
+ * (without a TSC clock, from the host's clocks with the same lag). Returns -1 for clocks the
+ * page does not carry. */
 int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns);
+/* From now on the guest's CLOCK_MONOTONIC (and _RAW, _COARSE) runs lag_ns behind the host's;
+ * REALTIME and BOOTTIME stay the host's, as over a suspend. It steps the guest's clock, so
+ * set it only while the guest has not read the clock since the time it skips (a fork before
+ * it runs). Forks and resets keep the VM's lag; a fork starts at 0. */
+void vm_set_mono_lag(struct vm *vm, uint64_t lag_ns);
+uint64_t vm_mono_lag(const struct vm *vm);
 
 /* A system call the entry stub answers inside the guest, without an exit: the call with
  * this number returns `value`. */

@@ -215,7 +215,7 @@ int vm_fork(struct vm *child, const struct vm_snapshot *snap)
     if (restore_cpu(child, snap, true))
         goto err;
     pin_host_pages(child);
-    clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR), child->tsc_offset);
+    vm_clock_refresh(child);
     return 0;
 err:
     vm_destroy(child);
@@ -332,8 +332,7 @@ int vm_reset_memory(struct vm *child, struct vm_reset_stats *stats)
     bool full = child->ws.lost || child->granted.lost;
     int err = full ? restore_all(child) : restore_working_set(child, &released);
     if (!err)
-        clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
-                           child->tsc_offset);
+        vm_clock_refresh(child);
     pthread_mutex_unlock(&child->transport.exec);
     if (full)
         fprintf(stderr, "kvmserver: the working set could not record a page (out of memory): "
@@ -372,8 +371,7 @@ int vm_reset_full(struct vm *child)
     pthread_mutex_lock(&child->transport.exec);
     int err = restore_all(child);
     if (!err)
-        clock_page_refresh((struct clock_page *)(child->mem + CLOCK_PAGE_ADDR),
-                           child->tsc_offset);
+        vm_clock_refresh(child);
     pthread_mutex_unlock(&child->transport.exec);
     return err;
 }

@@ -277,7 +277,8 @@ static enum vm_run_result syscall_exit(struct vm *vm, bool fallback, bool *stop)
     /* Linux looks at the low 32 bits of the number only. */
     struct vm_syscall call = { .nr = (uint32_t)r->rax, .arg = { r->rdi, r->rsi, r->rdx, r->r10, r->r8, r->r9 } };
     vm->syscall_exits++;
-    clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    clock_page_update((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset,
+                      vm->mono_lag_ns);
     vm->user_regs_set = false;
     long ret = transport_exit_call(vm, &call, fallback, stop);
     if (!*stop && vm->ops->after_syscall)

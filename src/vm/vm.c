@@ -289,7 +289,7 @@ int vm_create(struct vm *vm, const struct vm_params *params)
 
     if (vm_create_vcpu(vm) || setup_cpu(vm))
         goto err;
-    clock_page_refresh((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset);
+    vm_clock_refresh(vm);
     /* No call answered in the guest yet: number 0xffffffff is no call, and it gets the
      * answer a kernel gives a number it does not know. */
     struct vm_stub_answer none[STUB_ANSWERS];
@@ -354,13 +354,41 @@ void vm_destroy(struct vm *vm)
     vm->vcpu_fd = vm->vm_fd = vm->mem_fd = -1;
 }
 
+void vm_clock_refresh(struct vm *vm)
+{
+    clock_page_refresh((struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), vm->tsc_offset,
+                       vm->mono_lag_ns);
+}
+
+void vm_set_mono_lag(struct vm *vm, uint64_t lag_ns)
+{
+    if (vm->mono_lag_ns == lag_ns)
+        return;
+    vm->mono_lag_ns = lag_ns;
+    vm_clock_refresh(vm);
+}
+
+uint64_t vm_mono_lag(const struct vm *vm)
+{
+    return vm->mono_lag_ns;
+}
+
 int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns)
 {
     int slot = clock_page_slot(linux_clock_id);
     if (slot < 0)
         return -1;
-    return clock_page_read((const struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), slot,
-                           vm->tsc_offset, ns);
+    if (clock_page_read((const struct clock_page *)(vm->mem + CLOCK_PAGE_ADDR), slot,
+                        vm->tsc_offset, ns) == 0)
+        return 0;
+    /* No TSC clock: the vDSO makes system calls, which the host's clocks answer. */
+    struct timespec ts;
+    if (clock_gettime(linux_clock_id, &ts) < 0)
+        return -1;
+    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (slot == CLOCK_PAGE_MONOTONIC)
+        *ns -= vm->mono_lag_ns;
+    return 0;
 }
 
 void vm_set_entry(struct vm *vm, uint64_t rip, uint64_t rsp)

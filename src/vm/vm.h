@@ -47,6 +47,7 @@ struct vm {
     struct working_set granted;   /* a fork's frames that gained rights since the last reset */
     size_t ws_new;            /* pages that joined ws since the last reset */
     int64_t tsc_offset;       /* guest TSC - host TSC, for the clock page */
+    uint64_t mono_lag_ns;     /* host MONOTONIC - guest MONOTONIC (vm_set_mono_lag) */
     struct vm_transport transport;
     struct syscall_sites *sites;   /* rewritten syscall sites; NULL when not rewriting */
     uint64_t fault_frame;     /* inside vm_ops.fault: the ring-0 iret frame; else 0 */
@@ -61,6 +62,8 @@ struct vm {
 int vm_create_vcpu(struct vm *vm);
 int vm_alloc_slots(struct vm *vm);
 int vm_set_msrs(struct vm *vm, const uint32_t *index, const uint64_t *value, unsigned n);
+/* Rebases the VM's clock page on the host clocks now (clock_page_refresh). */
+void vm_clock_refresh(struct vm *vm);
 /* Closes and unmaps what vm_create, vm_fork or vm_image_load made; vm stays allocated. */
 void vm_destroy(struct vm *vm);
 /* Lets KVM finish the exit the vCPU stopped at (without running the guest), so that the

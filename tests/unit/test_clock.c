@@ -99,7 +99,7 @@ static void test_update_publishes_host_clocks(void **state)
     (void)state;
     struct clock_page cp;
     memset(&cp, 0, sizeof(cp));
-    clock_page_update(&cp, 0);
+    clock_page_update(&cp, 0, 0);
     assert_int_equal(cp.seq, 2);
     assert_int_equal(cp.resolution_ns, 1);
     assert_int_equal(cp.shift, clock_get_calibration()->shift);
@@ -115,12 +115,12 @@ static void test_update_publishes_host_clocks(void **state)
         uint64_t after = host_ns(clocks[i].host);
         assert_true(guest + 5000 >= before && guest <= after + 5000);
     }
-    clock_page_update(&cp, 0);
+    clock_page_update(&cp, 0, 0);
     assert_int_equal(cp.seq, 2);                         /* fresh: left alone */
-    clock_page_refresh(&cp, 0);
+    clock_page_refresh(&cp, 0, 0);
     assert_int_equal(cp.seq, 4);
     cp.tsc_base -= clock_get_calibration()->tsc_hz / 100;  /* 10 ms old */
-    clock_page_update(&cp, 0);
+    clock_page_update(&cp, 0, 0);
     assert_int_equal(cp.seq, 6);
 }
 
@@ -131,7 +131,7 @@ static void test_update_applies_tsc_offset(void **state)
     struct clock_page cp;
     memset(&cp, 0, sizeof(cp));
     const int64_t offset = -((int64_t)1 << 40);
-    clock_page_update(&cp, offset);
+    clock_page_update(&cp, offset, 0);
     uint64_t before = host_ns(CLOCK_MONOTONIC);
     uint64_t guest = page_ns(&cp, CLOCK_PAGE_MONOTONIC, tsc_now() + (uint64_t)offset);
     uint64_t after = host_ns(CLOCK_MONOTONIC);
@@ -145,12 +145,12 @@ static void test_update_never_steps_monotonic_back(void **state)
     (void)state;
     struct clock_page cp;
     memset(&cp, 0, sizeof(cp));
-    clock_page_update(&cp, 0);
+    clock_page_update(&cp, 0, 0);
     uint64_t nominal = cp.mult;
 
     for (int slot = 0; slot < CLOCK_PAGE_NCLOCKS; slot++)
         cp.base_ns[slot] += 200000;                      /* guest 200 us ahead */
-    clock_page_refresh(&cp, 0);
+    clock_page_refresh(&cp, 0, 0);
     uint64_t guest_after = page_ns(&cp, CLOCK_PAGE_MONOTONIC, tsc_now());
     uint64_t host = host_ns(CLOCK_MONOTONIC);
     assert_true(guest_after > host + 100000);
@@ -158,12 +158,46 @@ static void test_update_never_steps_monotonic_back(void **state)
 
     for (int slot = 0; slot < CLOCK_PAGE_NCLOCKS; slot++)
         cp.base_ns[slot] += 10 * NSEC_PER_SEC;           /* nonsense: 10 s ahead */
-    clock_page_refresh(&cp, 0);
+    clock_page_refresh(&cp, 0, 0);
     uint64_t before = host_ns(CLOCK_MONOTONIC);
     uint64_t guest = page_ns(&cp, CLOCK_PAGE_MONOTONIC, tsc_now());
     uint64_t after = host_ns(CLOCK_MONOTONIC);
     assert_true(guest + 5000 >= before && guest <= after + 5000);
     assert_int_equal(cp.mult, nominal);
+}
+
+/* A request VM that skipped the time since its freeze: MONOTONIC runs the lag behind the
+ * host's (stepped back from the frozen page at once, not slewed), REALTIME and BOOTTIME are
+ * the host's; an update with another lag republishes however fresh the page is. */
+static void test_lag_holds_monotonic_back_alone(void **state)
+{
+    (void)state;
+    const uint64_t lag = 30 * NSEC_PER_SEC;
+    struct clock_page cp;
+    memset(&cp, 0, sizeof(cp));
+    clock_page_update(&cp, 0, 0);                        /* the frozen image's page */
+    clock_page_update(&cp, 0, lag);
+    assert_int_equal(cp.seq, 4);
+    assert_int_equal(cp.mono_lag_ns, lag);
+    assert_int_equal(cp.mult, clock_get_calibration()->mult);
+    static const struct { int slot; clockid_t host; uint64_t behind; } clocks[] = {
+        { CLOCK_PAGE_REALTIME, CLOCK_REALTIME, 0 },
+        { CLOCK_PAGE_MONOTONIC, CLOCK_MONOTONIC, lag },
+        { CLOCK_PAGE_BOOTTIME, CLOCK_BOOTTIME, 0 },
+    };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < 3; i++) {
+            uint64_t before = host_ns(clocks[i].host) - clocks[i].behind;
+            uint64_t guest = page_ns(&cp, clocks[i].slot, tsc_now());
+            uint64_t after = host_ns(clocks[i].host) - clocks[i].behind;
+            assert_true(guest + 5000 >= before && guest <= after + 5000);
+        }
+        clock_page_refresh(&cp, 0, lag);                 /* the same lag: it holds */
+    }
+    clock_page_update(&cp, 0, 0);
+    uint64_t before = host_ns(CLOCK_MONOTONIC);
+    uint64_t guest = page_ns(&cp, CLOCK_PAGE_MONOTONIC, tsc_now());
+    assert_true(guest + 5000 >= before && cp.mono_lag_ns == 0);
 }
 
 /* Readings of a page refreshed over and over never decrease, and stay near the host. */
@@ -175,7 +209,7 @@ static void test_repeated_updates_stay_monotonic(void **state)
     uint64_t last = 0;
     for (int i = 0; i < 200000; i++) {
         if (i % 3 == 0)
-            clock_page_refresh(&cp, 0);
+            clock_page_refresh(&cp, 0, 0);
         uint64_t now = page_ns(&cp, CLOCK_PAGE_MONOTONIC, tsc_now());
         assert_true(now >= last);
         uint64_t boot = page_ns(&cp, CLOCK_PAGE_BOOTTIME, tsc_now());
@@ -195,11 +229,11 @@ static void test_update_cost(void **state)
     enum { ROUNDS = 200000 };
     uint64_t start = host_ns(CLOCK_MONOTONIC);
     for (int i = 0; i < ROUNDS; i++)
-        clock_page_update(&cp, 0);
+        clock_page_update(&cp, 0, 0);
     uint64_t per_update = (host_ns(CLOCK_MONOTONIC) - start) / ROUNDS;
     start = host_ns(CLOCK_MONOTONIC);
     for (int i = 0; i < ROUNDS; i++)
-        clock_page_refresh(&cp, 0);
+        clock_page_refresh(&cp, 0, 0);
     uint64_t per_refresh = (host_ns(CLOCK_MONOTONIC) - start) / ROUNDS;
     print_message("clock_page_update: %llu ns, clock_page_refresh: %llu ns\n",
                   (unsigned long long)per_update, (unsigned long long)per_refresh);
@@ -214,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup(test_calibration_matches_monotonic, require_tsc),
         cmocka_unit_test_setup(test_update_publishes_host_clocks, require_tsc),
         cmocka_unit_test_setup(test_update_applies_tsc_offset, require_tsc),
+        cmocka_unit_test_setup(test_lag_holds_monotonic_back_alone, require_tsc),
         cmocka_unit_test_setup(test_update_never_steps_monotonic_back, require_tsc),
         cmocka_unit_test_setup(test_repeated_updates_stay_monotonic, require_tsc),
         cmocka_unit_test_setup(test_update_cost, require_tsc),

@@ -235,7 +235,7 @@ static int fresh_page(void **state)
     if (clock_calibrate() != 0)
         print_message("TSC unusable: the vDSO falls back to system calls\n");
     memset(page, 0, sizeof(*page));
-    clock_page_refresh(page, 0);
+    clock_page_refresh(page, 0, 0);
     return 0;
 }
 
@@ -325,7 +325,7 @@ static void test_clock_gettime_matches_host(void **state)
         check_clock(CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC);   /* served as MONOTONIC */
         check_clock(CLOCK_REALTIME_COARSE, CLOCK_REALTIME);  /* served at full precision */
         check_clock(CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC);
-        clock_page_update(page, 0);
+        clock_page_update(page, 0, 0);
     }
 }
 
@@ -336,7 +336,7 @@ static void test_monotonic_never_decreases(void **state)
     uint64_t last = 0;
     for (int i = 0; i < 100000; i++) {
         if (i % 7 == 0)
-            clock_page_refresh(page, 0);
+            clock_page_refresh(page, 0, 0);
         assert_int_equal(vdso_clock_gettime(CLOCK_MONOTONIC, &ts), 0);
         assert_true(ts_ns(&ts) >= last);
         last = ts_ns(&ts);
