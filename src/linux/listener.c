@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <stddef.h>
@@ -419,6 +420,20 @@ void lx_listeners_stop(const struct lx_proc *frozen)
             shutdown(f->host_fd, SHUT_RDWR) < 0 && errno != ENOTCONN)
             log_error("cannot shut the listener down (guest fd %u): %s", i, strerror(errno));
     }
+}
+
+void lx_listeners_wait(const struct lx_proc *p)
+{
+    struct pollfd pfd[LX_MAX_LISTENERS];
+    nfds_t n = 0;
+    for (unsigned i = 0; i < LX_MAX_FDS && n < LX_MAX_LISTENERS; i++) {
+        const struct lx_fd *f = &p->fds.fd[i];
+        if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER)
+            pfd[n++] = (struct pollfd){ .fd = f->host_fd, .events = POLLIN };
+    }
+    /* EINTR: the engine's kick, or a signal for kvmserver, which wakes the listeners itself. */
+    while (n && poll(pfd, n, -1) < 0 && errno == EINTR)
+        ;
 }
 
 static struct lx_listener *listener_by_ino(struct lx_server_state *s, uint64_t ino)

@@ -141,6 +141,35 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm, 
     return 0;
 }
 
+static void shift_deadline(int64_t *t, int64_t by)
+{
+    if (*t > 0)
+        *t = by > 0 && *t > INT64_MAX - by ? INT64_MAX : *t + by;
+}
+
+void lx_proc_shift_deadlines(struct lx_proc *p, int64_t by_ns)
+{
+    shift_deadline(&p->sig.itimer_real.next_ns, by_ns);
+    for (int i = 0; i < LX_MAX_TIMERS; i++)
+        shift_deadline(&p->sig.timers[i].next_ns, by_ns);
+    for (int i = 0; i < p->threads.used; i++) {
+        shift_deadline(&p->threads.slot[i].wake_at_ns, by_ns);
+        shift_deadline(&p->threads.slot[i].event_end_ns, by_ns);
+    }
+}
+
+void lx_proc_skip_frozen_time(struct lx_proc *p, uint64_t skipped_ns)
+{
+    /* The fork's deadlines are the frozen process's, on the host's clock: all of them move. */
+    vm_set_mono_lag(p->vm, skipped_ns);
+    lx_proc_shift_deadlines(p, skipped_ns > INT64_MAX ? INT64_MAX : (int64_t)skipped_ns);
+}
+
+uint64_t lx_mono_lag(const struct lx_proc *p)
+{
+    return p->vm ? vm_mono_lag(p->vm) : 0;
+}
+
 bool lx_accept_allowed(const struct lx_proc *p)
 {
     return !p->server.hooks || p->server.hooks->accept_allowed(p->server.hooks_ctx);

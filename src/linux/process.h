@@ -248,6 +248,16 @@ int lx_proc_freeze(struct lx_proc *p);
  * fds_made: dst->fds already holds the fork's fds, made ahead (linux/fdprep.h); else they
  * are made here. A reset is lx_proc_destroy, then this again. */
 int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm, bool fds_made);
+/* The time since the freeze that a fresh fork (lx_proc_fork) skips, set once before it
+ * first runs: its CLOCK_MONOTONIC runs skipped_ns behind the host's (vm_set_mono_lag), and
+ * every timer and timed wait it holds from the frozen process ends that much later. The
+ * program thus resumes skipped_ns nearer its freeze than it really is, as after a suspend. */
+void lx_proc_skip_frozen_time(struct lx_proc *p, uint64_t skipped_ns);
+/* Moves every timer and timed wait of p by_ns later (a snapshot's, a skipped time). */
+void lx_proc_shift_deadlines(struct lx_proc *p, int64_t by_ns);
+/* How far the guest's CLOCK_MONOTONIC runs behind the host's (0 without a VM): an absolute
+ * time the guest gives on that clock is this much later on the host's. */
+uint64_t lx_mono_lag(const struct lx_proc *p);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)

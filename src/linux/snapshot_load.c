@@ -598,12 +598,6 @@ static int make_fd(struct lx_proc *p, struct fd_rec *r, const struct lx_env *env
     return 0;
 }
 
-static void shift(int64_t *t, int64_t by)
-{
-    if (*t > 0)
-        *t += by;
-}
-
 int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *vm,
                      const struct lx_env *env, char *err, size_t errlen)
 {
@@ -625,14 +619,7 @@ int lx_snapshot_load(const struct snap_reader *r, struct lx_proc *p, struct vm *
         s->listeners[i].nopts = 0;
     }
     /* Timers and timed waits keep the time they had left at the snapshot. */
-    int64_t by = (int64_t)now_ns() - saved;
-    shift(&p->sig.itimer_real.next_ns, by);
-    for (int i = 0; i < LX_MAX_TIMERS; i++)
-        shift(&p->sig.timers[i].next_ns, by);
-    for (int i = 0; i < p->threads.used; i++) {
-        shift(&p->threads.slot[i].wake_at_ns, by);
-        shift(&p->threads.slot[i].event_end_ns, by);
-    }
+    lx_proc_shift_deadlines(p, (int64_t)now_ns() - saved);
 
     struct fd_rec *recs = calloc(LX_MAX_FDS, sizeof *recs);
     int *spare = malloc(LX_MAX_FDS * sizeof *spare);
