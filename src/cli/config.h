@@ -19,6 +19,8 @@ struct config {
     struct str_list env;           /* --env K=V, in order */
     unsigned threads;              /* -t; 0 = CPU count */
     bool ephemeral;                /* -e */
+    bool no_ephemeral_clock_skip;  /* -e: request VMs' MONOTONIC counts all time since the
+                                    * freeze (server/serve.c) */
     unsigned warmup;               /* -w */
     const char *log_level;         /* --log-level: error|warn|info|debug; NULL = info (-v: debug) */
     const char *log_format;        /* --log-format: text|kv; NULL = text */

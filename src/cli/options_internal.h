@@ -48,7 +48,7 @@ struct opt_desc {
 
 
 /* The table (options_table.c); N_OPTIONS is checked against it there. */
-#define N_OPTIONS 51
+#define N_OPTIONS 52
 #define N_SUBCOMMANDS (SUBCMD_SNAPRUN + 1)
 extern const struct opt_desc options[N_OPTIONS];
 extern const char *const subcommand_names[N_SUBCOMMANDS];

@@ -169,6 +169,10 @@ const struct opt_desc options[] = {
     FLAG("no-split-hugepages", no_split_hugepages, "memory tuning: do not split huge pages"),
     FLAG("transparent-hugepages", transparent_hugepages,
          "memory tuning: transparent huge pages"),
+    FLAG("no-ephemeral-clock-skip", no_ephemeral_clock_skip, "with -e: a request VM's "
+         "CLOCK_MONOTONIC counts all the time since the freeze (by default it shows at most "
+         "1 s of it, as if suspended, so timers set before the freeze fire as they would "
+         "just after it)"),
     FLAG("no-ephemeral-keep-working-memory", no_ephemeral_keep_working_memory,
          "memory tuning: ephemeral resets do not keep working memory"),
 

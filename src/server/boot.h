@@ -20,6 +20,7 @@ struct booted_program {
     cpu_set_t vm_cpus;        /* with a poller: the CPUs left for VM threads */
     cpu_set_t poller_cpu;     /* ... and the poller's, shared with the VMs' fd helpers */
     bool pin_vms;
+    uint64_t frozen_ns;       /* host CLOCK_MONOTONIC when proc froze (or was loaded) */
 };
 
 /* What a boot sets up beyond cfg: the storage subcommand's two programs (linux/listener.h). */

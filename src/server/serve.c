@@ -59,6 +59,23 @@ struct server {
     uint64_t boot_ns;
 };
 
+/* A request VM's clock shows at most this much of the time between the freeze and its
+ * request. Timers the program set to fire within about a second (Node's Date-header cache)
+ * still fire in every request, as they do just after the freeze; later ones (V8's memory
+ * reducer, some 20 s on, whose full collection throws compiled code away) fire only in a
+ * request that lasts that long, not in every request of a server that has been up a while. */
+#define CLOCK_SHOWS_AT_MOST_NS 1000000000ull
+
+/* -e: the fork stays still until a client is there, then skips the time since the freeze
+ * beyond CLOCK_SHOWS_AT_MOST_NS (lx_proc_skip_frozen_time). */
+static void skip_frozen_time(struct request_vm *rv)
+{
+    lx_listeners_wait(&rv->proc);
+    uint64_t since = now_ns() - rv->srv->boot.frozen_ns;
+    lx_proc_skip_frozen_time(&rv->proc, since > CLOCK_SHOWS_AT_MOST_NS
+                                            ? since - CLOCK_SHOWS_AT_MOST_NS : 0);
+}
+
 /* Continues the wait the master was frozen in (blocks until a connection is there). */
 static void resume_frozen_wait(struct request_vm *rv)
 {
@@ -189,6 +206,8 @@ static int serve_one_request(struct request_vm *rv)
         profile_resumed(&rv->profile);
     struct lx_profile *calls = rv->proc.stats.profile;
     rv->proc.stats.profile = NULL;      /* the wait for a client is not the request's */
+    if (cfg->ephemeral && !cfg->no_ephemeral_clock_skip)
+        skip_frozen_time(rv);
     resume_frozen_wait(rv);
     rv->proc.stats.profile = calls;
     /* Woken by the stop, not by a client: nothing to finish. */
@@ -302,6 +321,7 @@ static int boot_frozen(const struct config *cfg, char **guest_env, const struct 
         return status;
     if (vm_snapshot_take(snap, b->vm) < 0 || lx_proc_freeze(b->proc) < 0)
         return 1;
+    b->frozen_ns = now_ns();
     return -1;
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/time.h"
 #include "linux/process.h"
 #include "linux/snapshot.h"
 #include "server/boot.h"
@@ -193,6 +194,7 @@ static int load_master(void *ctx, const struct config *cfg, struct booted_progra
         goto fail;
     if (boot_choose_transport(b, cfg) < 0)
         return 1;
+    b->frozen_ns = now_ns();            /* the program resumes from here */
     return -1;
 fail:
     fprintf(stderr, "kvmserver: snaprun %s: %s\n", l->path, err);
