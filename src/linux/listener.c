@@ -422,12 +422,15 @@ void lx_listeners_stop(const struct lx_proc *frozen)
     }
 }
 
-void lx_listeners_wait(const struct lx_proc *p)
+void lx_listeners_wait(const struct lx_proc *frozen)
 {
     struct pollfd pfd[LX_MAX_LISTENERS];
     nfds_t n = 0;
-    for (unsigned i = 0; i < LX_MAX_FDS && n < LX_MAX_LISTENERS; i++) {
-        const struct lx_fd *f = &p->fds.fd[i];
+    /* Every request, so only as far as the frozen table's last fd (its forks share its
+     * listeners' host sockets). */
+    int top = frozen->fds.frozen_top ? frozen->fds.frozen_top : LX_MAX_FDS;
+    for (int i = 0; i < top && n < LX_MAX_LISTENERS; i++) {
+        const struct lx_fd *f = &frozen->fds.fd[i];
         if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER)
             pfd[n++] = (struct pollfd){ .fd = f->host_fd, .events = POLLIN };
     }

@@ -105,9 +105,9 @@ int lx_listeners_publish(struct lx_proc *p);
  * them, so from now on new connections are refused (TCP: reset; unix: ECONNREFUSED), queued
  * TCP ones too, and a VM waiting in accept wakes with an error. Failures are logged. */
 void lx_listeners_stop(const struct lx_proc *frozen);
-/* Blocks, without running the guest, until one of p's listeners has a connection waiting or
- * was shut down (lx_listeners_stop): how -e holds a fork still until its request is there.
- * Returns at once if p has no listener. */
-void lx_listeners_wait(const struct lx_proc *p);
+/* Blocks, without running a guest, until one of the frozen process's listeners (which its
+ * forks share) has a connection waiting or was shut down (lx_listeners_stop): how -e holds
+ * a fork still until its request is there. Returns at once if there is no listener. */
+void lx_listeners_wait(const struct lx_proc *frozen);
 
 #endif

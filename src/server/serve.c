@@ -70,7 +70,7 @@ struct server {
  * beyond CLOCK_SHOWS_AT_MOST_NS (lx_proc_skip_frozen_time). */
 static void skip_frozen_time(struct request_vm *rv)
 {
-    lx_listeners_wait(&rv->proc);
+    lx_listeners_wait(rv->srv->boot.proc);
     uint64_t since = now_ns() - rv->srv->boot.frozen_ns;
     lx_proc_skip_frozen_time(&rv->proc, since > CLOCK_SHOWS_AT_MOST_NS
                                             ? since - CLOCK_SHOWS_AT_MOST_NS : 0);
