@@ -7,10 +7,10 @@ CLOCK_REALTIME and CLOCK_BOOTTIME stay the host's. Before this, every request VM
 server that had sat idle 30 s ran V8's delayed full collection and served 17 req/s instead
 of 1,000. --no-ephemeral-clock-skip gives every fork all of the time.
 
-clock_after_freeze.py arms its timers LATE seconds after it starts, and the requests come
-only after that time has passed."""
-import time
+clock_after_freeze.py arms its timers LATE seconds on in its first request (the warm-up's),
+and the requests come a second after that time has passed."""
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -24,13 +24,13 @@ __all__ = ["server_factory"]
 
 
 def clocks_after_late(kvmserver, server_factory, options):
-    """The answers to three requests sent back to back once LATE + 2 s have passed."""
-    started = time.monotonic()
+    """The answers to three requests sent back to back once LATE + 1 s have passed since
+    the freeze (which comes after the warm-up's request)."""
     server = server_factory.kvmserver(kvmserver, Path("/usr/bin/python3"),
                                       options=["--allow-read", "-w", "1", *options],
                                       args=[str(RUNTIME_DIR / "clock_after_freeze.py"),
                                             str(LATE)])
-    time.sleep(max(0.0, started + LATE + 2 - time.monotonic()))
+    time.sleep(LATE + 1)
     answers = [json.loads(http_get(server.endpoint, "/").text) for _ in range(3)]
     assert server.terminate() == 0, server.describe()
     return answers, server
@@ -40,9 +40,8 @@ def clocks_after_late(kvmserver, server_factory, options):
 def test_a_request_vm_resumes_its_clock_near_the_freeze(kvmserver, server_factory, threads):
     answers, server = clocks_after_late(kvmserver, server_factory, ["-e", "-t", threads])
     for a in answers:
-        # Since the last warm-up request: the quiet wait before the freeze, then 1 s.
-        assert 1.0 <= a["since_last"] < 3.0, (a, server.describe())
-        assert a["mono"] < LATE and a["fired"] == [], (a, server.describe())
+        # Since the warm-up's request: the quiet wait before the freeze, then 1 s.
+        assert 1.0 <= a["mono"] < 3.0 and a["fired"] == [], (a, server.describe())
         assert a["real"] >= LATE + 1 and a["boot"] >= LATE + 1, (a, server.describe())
         assert abs(a["boot"] - a["real"]) < 0.1, (a, server.describe())
 
@@ -51,7 +50,7 @@ def test_the_skip_can_be_turned_off(kvmserver, server_factory):
     answers, server = clocks_after_late(kvmserver, server_factory,
                                         ["-e", "-t", "1", "--no-ephemeral-clock-skip"])
     for a in answers:
-        assert a["mono"] >= LATE + 1 and a["since_last"] >= LATE, (a, server.describe())
+        assert a["mono"] >= LATE + 1, (a, server.describe())
         assert a["fired"] == ["itimer", "thread"], (a, server.describe())
 
 

@@ -87,6 +87,7 @@ NEVER(void, np_addr_format, const struct np_addr *a, char *buf, size_t cap)
 struct np_rules;
 NEVER(_Bool, np_allowed, const struct np_rules *rules, int dir, const struct np_addr *a)
 NEVER(int, lx_proc_freeze, struct lx_proc *p)
+NEVER(void, lx_proc_shift_deadlines, struct lx_proc *p, int64_t by_ns)
 NEVER(struct lx_epoll *, lx_epoll_get, struct lx_epoll *ep)
 NEVER(void, lx_epoll_put, struct lx_epoll *ep)
 struct paging;
