@@ -126,7 +126,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.hugepage_requests_arena, 0);
     assert_false(cfg.no_executable_heap || cfg.no_mmap_backed_files || cfg.hugepages ||
                  cfg.no_split_hugepages || cfg.transparent_hugepages ||
-                 cfg.no_ephemeral_keep_working_memory);
+                 cfg.no_ephemeral_keep_working_memory || cfg.no_ephemeral_clock_skip);
     assert_int_equal(cfg.dylink_address_hint, 2);
     assert_int_equal(cfg.remappings.count, 0);
     assert_int_equal(cfg.volumes.count, 0);
@@ -148,7 +148,7 @@ static void test_option_kinds(void **state)
                      "--max-boot-time=2.5", "--max-request-time", ".5", "--max-main-memory",
                      "1024", "--heap-address-hint=512", "--no-executable-heap", "--allow-all",
                      "--metrics", "[::1]:9100", "--shutdown-timeout=2.5", "--no-seccomp",
-                     "run", "--dylink-address-hint", "8", "-v", "--env", "A=1", "./prog");
+                     "--no-ephemeral-clock-skip", "run", "--dylink-address-hint", "8", "-v", "--env", "A=1", "./prog");
     assert_int_equal(status, -1);
     assert_true(cfg.ephemeral);
     assert_true(cfg.verbose_syscalls);
@@ -164,6 +164,7 @@ static void test_option_kinds(void **state)
     assert_string_equal(cfg.metrics, "[::1]:9100");
     assert_true(cfg.shutdown_timeout == 2.5);
     assert_true(cfg.no_seccomp);
+    assert_true(cfg.no_ephemeral_clock_skip);
     assert_int_equal(cfg.dylink_address_hint, 8);
     assert_int_equal(cfg.env.count, 1);
     assert_string_equal(cfg.env.items[0], "A=1");
@@ -545,7 +546,8 @@ static void test_help(void **state)
         "--shared-memory", "--heap-address-hint", "--hugepage-arena-size",
         "--hugepage-requests-arena", "--no-executable-heap", "--no-mmap-backed-files",
         "--hugepages", "--no-split-hugepages", "--transparent-hugepages",
-        "--no-ephemeral-keep-working-memory", "--no-seccomp", "--dylink-address-hint",
+        "--no-ephemeral-keep-working-memory", "--no-ephemeral-clock-skip", "--no-seccomp",
+        "--dylink-address-hint",
         "--remapping", "--1-to-1", "-o, --output",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
