@@ -644,7 +644,7 @@ int lx_fds_fork(struct lx_fdtable *dst, const struct lx_fdtable *src)
     memset(dst, 0, sizeof *dst);
     dst->last_ofd = src->last_ofd;
     /* Resets run this every time: look only as far as the master had fds. */
-    int top = src->frozen_top ? src->frozen_top : LX_MAX_FDS;
+    int top = fdt_frozen_end(src);
     int spare[LX_MAX_FDS];
     for (int i = 0; i < top; i++)
         spare[i] = -1;

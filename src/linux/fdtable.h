@@ -46,6 +46,12 @@ struct lx_fdtable {
     int frozen_top;     /* fdt_freeze: highest open guest fd + 1 (0: look at all) */
 };
 
+/* Where a scan of a frozen table may stop: past its highest open fd (all of it if unknown). */
+static inline int fdt_frozen_end(const struct lx_fdtable *t)
+{
+    return t->frozen_top > 0 && t->frozen_top <= LX_MAX_FDS ? t->frozen_top : LX_MAX_FDS;
+}
+
 /* Guest 0/1/2 become dups of host 0/1/2. */
 int lx_fds_init(struct lx_fdtable *t);
 /* Installs host_fd at the lowest free guest number >= min; returns it or -EMFILE. */

@@ -31,9 +31,8 @@ static long wait_end_ns(struct lx_proc *p, uint64_t ts_gva, bool absolute, bool 
     int64_t mono = (int64_t)now_ns();
     if (absolute) {
         clock_gettime(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, &now);
-        /* The guest's MONOTONIC may lag the host's (lx_proc_skip_frozen_time). */
-        int64_t lag = realtime ? 0 : (int64_t)lx_mono_lag(p);
-        ns = ns > INT64_MAX - lag ? INT64_MAX : ns + lag;
+        if (!realtime)
+            ns = lx_mono_to_host(p, ns);
         ns -= timespec_ns(&now);
         if (ns < 0)
             ns = 0;

@@ -168,12 +168,11 @@ long sys_timer_settime(struct lx_proc *p, const uint64_t a[6])
     struct guest_itimerspec old = itimerspec_of(t);
     int64_t value = nv.value_sec * NS_PER_SEC + nv.value_nsec;
     if (value && ((int)(uint32_t)a[1] & TIMER_ABSTIME)) {
-        /* An absolute time on the timer's clock: the host's, but for the lag the guest's
-         * MONOTONIC may have (lx_proc_skip_frozen_time). */
+        /* An absolute time on the timer's clock, taken to the host's. */
         struct timespec now;
         clock_gettime(t->clock, &now);
-        int64_t lag = t->clock == CLOCK_MONOTONIC ? (int64_t)lx_mono_lag(p) : 0;
-        value = value > INT64_MAX - lag ? INT64_MAX : value + lag;
+        if (t->clock == CLOCK_MONOTONIC)
+            value = lx_mono_to_host(p, value);
         value -= now.tv_sec * NS_PER_SEC + now.tv_nsec;
         if (value <= 0)
             value = 1;                  /* in the past: fires at once */

@@ -428,7 +428,7 @@ void lx_listeners_wait(const struct lx_proc *frozen)
     nfds_t n = 0;
     /* Every request, so only as far as the frozen table's last fd (its forks share its
      * listeners' host sockets). */
-    int top = frozen->fds.frozen_top ? frozen->fds.frozen_top : LX_MAX_FDS;
+    int top = fdt_frozen_end(&frozen->fds);
     for (int i = 0; i < top && n < LX_MAX_LISTENERS; i++) {
         const struct lx_fd *f = &frozen->fds.fd[i];
         if (f->kind == LX_FD_HOST && f->type == LX_FT_LISTENER)

@@ -165,9 +165,10 @@ void lx_proc_skip_frozen_time(struct lx_proc *p, uint64_t skipped_ns)
     lx_proc_shift_deadlines(p, skipped_ns > INT64_MAX ? INT64_MAX : (int64_t)skipped_ns);
 }
 
-uint64_t lx_mono_lag(const struct lx_proc *p)
+int64_t lx_mono_to_host(const struct lx_proc *p, int64_t guest_ns)
 {
-    return p->vm ? vm_mono_lag(p->vm) : 0;
+    int64_t lag = p->vm ? (int64_t)vm_mono_lag(p->vm) : 0;
+    return guest_ns > INT64_MAX - lag ? INT64_MAX : guest_ns + lag;
 }
 
 bool lx_accept_allowed(const struct lx_proc *p)

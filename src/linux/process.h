@@ -255,9 +255,9 @@ int lx_proc_fork(struct lx_proc *dst, const struct lx_proc *src, struct vm *vm, 
 void lx_proc_skip_frozen_time(struct lx_proc *p, uint64_t skipped_ns);
 /* Moves every timer and timed wait of p by_ns later (a snapshot's, a skipped time). */
 void lx_proc_shift_deadlines(struct lx_proc *p, int64_t by_ns);
-/* How far the guest's CLOCK_MONOTONIC runs behind the host's (0 without a VM): an absolute
- * time the guest gives on that clock is this much later on the host's. */
-uint64_t lx_mono_lag(const struct lx_proc *p);
+/* An absolute CLOCK_MONOTONIC time the guest gives, on the host's clock: later by the lag
+ * its clock may run behind (lx_proc_skip_frozen_time); saturates. */
+int64_t lx_mono_to_host(const struct lx_proc *p, int64_t guest_ns);
 
 /* Is `pid` the calling process (0 = itself, or its own pid)? */
 static inline bool lx_is_self(const struct lx_proc *p, int pid)

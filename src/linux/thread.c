@@ -54,8 +54,7 @@ void lx_threads_fork(struct lx_threads *dst, const struct lx_threads *src)
  * only fds waited for under another host fd, are closed by then). */
 static int frozen_guest_fd(const struct lx_proc *p, int host_fd)
 {
-    int top = p->fds.frozen_top > 0 && p->fds.frozen_top <= LX_MAX_FDS ? p->fds.frozen_top
-                                                                         : LX_MAX_FDS;
+    int top = fdt_frozen_end(&p->fds);
     for (int g = 0; g < top; g++)
         if (p->fds.fd[g].kind != LX_FD_FREE && p->fds.fd[g].host_fd == host_fd)
             return g;

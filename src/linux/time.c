@@ -218,11 +218,11 @@ long sys_clock_nanosleep(struct lx_proc *p, const uint64_t a[6])
     long err = read_timespec(p, a[2], &req);
     if (err)
         return err;
-    /* Only TIMER_ABSTIME means anything; Linux ignores the other flag bits. An absolute
-     * MONOTONIC time is the guest's, which may lag the host's (lx_proc_skip_frozen_time). */
+    /* Only TIMER_ABSTIME means anything; Linux ignores the other flag bits. */
     if ((uint32_t)a[1] & TIMER_ABSTIME)
-        return sleep_until(p, clk, clk == CLOCK_MONOTONIC ? timespec_add(req, ns_timespec(
-                                                   (int64_t)lx_mono_lag(p))) : req);
+        return sleep_until(p, clk, clk == CLOCK_MONOTONIC
+                                       ? ns_timespec(lx_mono_to_host(p, timespec_ns(&req)))
+                                       : req);
     struct timespec now;
     clock_gettime(clk, &now);
     return sleep_until(p, clk, timespec_add(now, req));

@@ -385,7 +385,7 @@ int vm_guest_clock_ns(struct vm *vm, int linux_clock_id, uint64_t *ns)
     struct timespec ts;
     if (clock_gettime(linux_clock_id, &ts) < 0)
         return -1;
-    *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    *ns = (uint64_t)timespec_ns(&ts);
     if (slot == CLOCK_PAGE_MONOTONIC)
         *ns -= vm->mono_lag_ns;
     return 0;
