@@ -4,14 +4,17 @@
 # per request, reset cost and host CPU time per request, for native, native
 # fork-per-connection, kvmserver -t 1, -e and -e -w 1 with each syscall transport, with keep-alive and
 # with Connection: close. The shared transport's poller needs a CPU of its own: those runs
-# give kvmserver CPUs 0-1 (wrk stays on CPU 0).
+# give kvmserver CPUs 0-1 (wrk stays on CPU 0, or WRK_CPUS).
 # `resets` counts the request-VM resets of a run against the requests wrk made: an -e figure
 # is per-request isolation only where they are equal (Connection: close). With keep-alive a
 # connection is one request VM for all its requests; such rows are marked "(per conn)".
 # Usage: bench/http.sh [BUILD_DIR] [SECONDS] [EXTRA KVMSERVER OPTIONS...]
+# Environment: WRK_CPUS (0): the CPUs wrk runs on; on a machine with more than 2 CPUs, give
+# it others (e.g. 4-7) so that the client does not share the server's CPUs.
 set -euo pipefail
 build=${1:-build}
 secs=${2:-5}
+wrk_cpus=${WRK_CPUS:-0}
 shift $(( $# > 2 ? 2 : $# ))
 extra=("$@")
 port=$((20000 + RANDOM % 12000))   # below the ephemeral range: no clash with TIME_WAIT clients
@@ -35,7 +38,7 @@ run_wrk() {  # run_wrk MODE -> "rps p50 p99 requests"
   local hdr=()
   [ "$1" = close ] && hdr=(-H "Connection: close")
   curl -s -o /dev/null "$url" || true      # one request first: warm caches and paths
-  taskset -c 0 wrk -t1 -c1 -d"${secs}s" --latency "${hdr[@]}" "$url" | awk '
+  taskset -c "$wrk_cpus" wrk -t1 -c1 -d"${secs}s" --latency "${hdr[@]}" "$url" | awk '
     /Requests\/sec/ { rps = $2 }
     $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 }
     /requests in/ { n = $1 }
