@@ -23,7 +23,8 @@
  *              clock_nanosleep futex sched_yield rt_sigtimedwait: blocking handlers, guest
  *              threads, the poller, the metrics thread, the main thread's wait for SIGTERM
  *   time       clock_gettime clock_getres (when the vDSO falls back); timer_create
- *              timer_settime timer_delete restart_syscall: the vCPU loop's kick timer
+ *              timer_settime timer_gettime timer_delete restart_syscall: the vCPU loop's kick
+ *              timer (its period shortened while guest threads take time slices)
  *   threads    clone clone3 set_robust_list rseq exit exit_group gettid getpid tgkill
  *              rt_sigaction rt_sigprocmask rt_sigreturn sched_setaffinity: host threads of
  *              request VMs and guest threads, pinning, abort()
@@ -73,7 +74,8 @@ static const int serving_calls[] = {
     SCMP_SYS(clock_nanosleep), SCMP_SYS(futex), SCMP_SYS(sched_yield),
     SCMP_SYS(rt_sigtimedwait), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
 
-    SCMP_SYS(timer_create), SCMP_SYS(timer_settime), SCMP_SYS(timer_delete),
+    SCMP_SYS(timer_create), SCMP_SYS(timer_settime), SCMP_SYS(timer_gettime),
+    SCMP_SYS(timer_delete),
     SCMP_SYS(restart_syscall),
 
     SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),

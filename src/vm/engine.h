@@ -211,6 +211,9 @@ int vm_fpu_load(struct vm *vm, const struct kvm_xsave *xsave);
 enum vm_run_result vm_run(struct vm *vm);
 /* Stops the kick timer of the calling thread's VM (before the thread moves on). */
 void vm_disarm(struct vm *vm);
+/* The kick timer's period from now on (0: the default, 50 ms): shorter while the layer
+ * above may want to interrupt the guest sooner (vm_ops.interrupt). */
+void vm_set_kick_interval(struct vm *vm, uint64_t ns);
 
 /* In vm_ops.syscall or after_syscall: was vm_set_user_regs called in this exit? */
 bool vm_user_regs_were_set(const struct vm *vm);

@@ -32,6 +32,29 @@ static void on_kick(int sig)
         kick_target->immediate_exit = 1;
 }
 
+static struct itimerspec kick_period(const struct vm *vm)
+{
+    struct timespec every = ns_timespec((int64_t)(vm->kick_ns ? vm->kick_ns : KICK_INTERVAL_NS));
+    return (struct itimerspec){ .it_interval = every, .it_value = every };
+}
+
+void vm_set_kick_interval(struct vm *vm, uint64_t ns)
+{
+    if (ns == vm->kick_ns)
+        return;
+    vm->kick_ns = ns;
+    if (!vm->kick_armed)
+        return;         /* the first vm_run arms it with this period */
+    /* Never later than the kick already due: the guest, which makes these changes come
+     * (its threads' switches), must not be able to put off the kicks that time it. */
+    struct itimerspec its = kick_period(vm), due;
+    if (timer_gettime(vm->kick_timer, &due) == 0 && (due.it_value.tv_sec || due.it_value.tv_nsec) &&
+        timespec_ns(&due.it_value) < timespec_ns(&its.it_value))
+        its.it_value = due.it_value;
+    if (timer_settime(vm->kick_timer, 0, &its, NULL) < 0)
+        fprintf(stderr, "kvmserver: setting the vCPU timer's period: %s\n", strerror(errno));
+}
+
 static int arm_kick_timer(struct vm *vm)
 {
     struct sigaction sa = { .sa_handler = on_kick, .sa_flags = SA_RESTART };
@@ -42,8 +65,7 @@ static int arm_kick_timer(struct vm *vm)
     sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
     if (timer_create(CLOCK_MONOTONIC, &sev, &vm->kick_timer) < 0)
         return -1;
-    struct itimerspec its = {
-        .it_interval = { 0, KICK_INTERVAL_NS }, .it_value = { 0, KICK_INTERVAL_NS } };
+    struct itimerspec its = kick_period(vm);
     if (timer_settime(vm->kick_timer, 0, &its, NULL) < 0)
         return -1;
     vm->kick_armed = true;
@@ -246,8 +268,10 @@ static enum vm_run_result exception(struct vm *vm, unsigned vec, bool *resumed)
  * stubs or page 0, not in ring 0) and the Linux layer has something due, let it interrupt. */
 static void offer_interrupt(struct vm *vm)
 {
-    if (!vm->ops->interrupt || !vm->ops->interrupt_due(vm->ops_ctx, vm) ||
-        vm->run->s.regs.regs.rip < SYSTEM_AREA_END)
+    /* The place first: in a stub the guest may be waiting for the poller, which may be
+     * changing the state interrupt_due reads. */
+    if (!vm->ops->interrupt || vm->run->s.regs.regs.rip < SYSTEM_AREA_END ||
+        !vm->ops->interrupt_due(vm->ops_ctx, vm))
         return;
     struct kvm_sregs sr;
     if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sr) < 0 || (sr.cs.selector & 3) != 3)

@@ -56,6 +56,7 @@ struct vm {
     struct kvm_regs user_regs;   /* ...with these */
     timer_t kick_timer;       /* kicks KVM_RUN on the thread that runs this VM */
     bool kick_armed;
+    uint64_t kick_ns;         /* its period: 0 = KICK_INTERVAL_NS (vm_set_kick_interval) */
 };
 
 /* The vCPU of a VM whose vm_fd exists; the memory slots; MSR writes. */
