@@ -223,10 +223,25 @@ bool lx_must_stop(const struct lx_proc *p)
            (p->server.hooks && p->server.hooks->should_stop(p->server.hooks_ctx));
 }
 
+/* A kick found the program in its own code: a signal due is delivered first, else the
+ * running thread's slice may be over (lx_sched_preempt). */
+static bool interrupt_due(void *ctx, struct vm *vm)
+{
+    return lx_signal_interrupt_due(ctx, vm) || lx_sched_preempt_due(ctx);
+}
+
+static void interrupt(void *ctx, struct vm *vm)
+{
+    if (lx_signal_interrupt_due(ctx, vm))
+        lx_signal_interrupt(ctx, vm);
+    else
+        lx_sched_preempt(ctx);
+}
+
 const struct vm_ops lx_vm_ops = { .syscall = on_syscall,
                                   .can_serve_shared = lx_can_serve_shared,
                                   .exit_after_shared = lx_signal_exit_after_shared,
                                   .after_syscall = lx_signal_after_syscall,
                                   .fault = lx_signal_fault,
-                                  .interrupt = lx_signal_interrupt,
-                                  .interrupt_due = lx_signal_interrupt_due };
+                                  .interrupt = interrupt,
+                                  .interrupt_due = interrupt_due };

@@ -105,7 +105,8 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
                               .next_tid = th[3], .wait_seq = wait_seq };
     for (int i = 0; i < t->used; i++) {
         const uint8_t *slot = snap_take(&c, sizeof t->slot[i]);
-        if (!slot || !bool_ok(slot + offsetof(struct lx_thread, in_event_wait)))
+        if (!slot || !bool_ok(slot + offsetof(struct lx_thread, in_event_wait)) ||
+            !bool_ok(slot + offsetof(struct lx_thread, preempted)))
             return snap_error(err, errlen, "damaged snapshot: the thread table is inconsistent");
         memcpy(&t->slot[i], slot, sizeof t->slot[i]);
         if (t->slot[i].state > LX_THREAD_POLL)

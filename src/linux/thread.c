@@ -134,6 +134,26 @@ static void expire_waits(struct lx_threads *t, int64_t now)
     }
 }
 
+/* Could another thread take the vCPU at the end of this one's slice: it is runnable, or it
+ * waits for something that may come meanwhile (its fds, or the time)? */
+static bool others_may_run(const struct lx_threads *t)
+{
+    for (int i = 0; i < t->used; i++) {
+        const struct lx_thread *th = &t->slot[i];
+        if (i != t->current && (th->state == LX_THREAD_RUNNABLE || th->state == LX_THREAD_POLL ||
+                                (is_waiting(th) && th->wake_at_ns >= 0)))
+            return true;
+    }
+    return false;
+}
+
+/* The engine kicks every slice while another thread may run, else at its default. */
+static void update_kick(struct lx_proc *p)
+{
+    if (p->vm)
+        vm_set_kick_interval(p->vm, others_may_run(&p->threads) ? (uint64_t)LX_SLICE_NS : 0);
+}
+
 /* Round robin: the threads after the current one first, the current one last. */
 static int next_in(const struct lx_threads *t, bool (*pick)(const struct lx_proc *,
                                                             const struct lx_thread *),
@@ -197,6 +217,17 @@ static int64_t earliest_wake(const struct lx_threads *t)
     return best;
 }
 
+/* A thread's registers that user mode cannot be entered with (a non-canonical address): the
+ * program ends as if it had crashed there. */
+static long cannot_resume(struct lx_proc *p, int tid)
+{
+    fprintf(stderr, "kvmserver: guest thread %d cannot resume: a non-canonical instruction or "
+            "stack address\n", tid);
+    p->exited = true;
+    p->exit_status = 128 + 11;
+    return -EFAULT;
+}
+
 static long host_failure(struct lx_proc *p, const char *what)
 {
     fprintf(stderr, "kvmserver: cannot %s a guest thread's CPU state\n", what);
@@ -225,7 +256,13 @@ static long run_thread(struct lx_proc *p, int next)
     if (cur->state != LX_THREAD_FREE) {
         if (vm_thread_save(p->vm, &cur->cpu))
             return host_failure(p, "save");
-        if (cur->restart_nr >= 0) {
+        /* This exit already set the exact registers it resumes with (a preempted thread put
+         * back on the vCPU, a signal frame): those are its state, not the call's exit. */
+        if (vm_user_regs_were_set(p->vm)) {
+            vm_get_user_regs(p->vm, 0, &cur->cpu.regs);
+            cur->preempted = true;
+            cur->restart_nr = -1;
+        } else if (cur->restart_nr >= 0) {
             cur->cpu.regs.rcx -= SYSCALL_INSN_LEN;
             cur->resume_ret = cur->restart_nr;
             cur->restart_nr = -1;
@@ -233,6 +270,12 @@ static long run_thread(struct lx_proc *p, int next)
     }
     if (vm_thread_load(p->vm, &nt->cpu))
         return host_failure(p, "load");
+    /* It resumes exactly where its slice ended, not as a system call returns. */
+    if (nt->preempted) {
+        nt->preempted = false;
+        if (vm_set_user_regs(p->vm, &nt->cpu.regs))
+            return cannot_resume(p, nt->tid);
+    }
     cur->sigmask = p->sig.blocked;      /* signal masks are per thread */
     p->sig.blocked = nt->sigmask;
     cur->suspended = p->sig.suspended;
@@ -242,6 +285,8 @@ static long run_thread(struct lx_proc *p, int next)
     t->current = next;
     while (t->used > 1 && t->slot[t->used - 1].state == LX_THREAD_FREE)
         t->used--;
+    t->slice_start_ns = (int64_t)now_ns();
+    update_kick(p);
     return nt->resume_ret;
 }
 
@@ -259,6 +304,8 @@ static long sleep_attempt(void *ctx, int64_t timeout_ns)
 static long idle_wait(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt, void *ctx)
 {
     uint64_t busy = p->server.busy_limit_ns;
+    if (p->vm)
+        vm_set_kick_interval(p->vm, 0);     /* nobody runs: nothing to slice */
     if (busy)
         vm_set_deadline(p->vm, 0);
     long err = lx_wait_until(p, timeout_ns, attempt, ctx);
@@ -303,6 +350,72 @@ static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
         if (u.fds[k].revents)
             t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
     return r;
+}
+
+bool lx_sched_preempt_due(const struct lx_proc *p)
+{
+    const struct lx_threads *t = &p->threads;
+    int64_t now = (int64_t)now_ns();
+    return t->count > 1 && now - t->slice_start_ns >= LX_SLICE_NS && others_may_run(t);
+}
+
+/* Marks the waits for fds that are ready now runnable (one host ppoll that does not wait). */
+static void look_at_polls(struct lx_proc *p)
+{
+    struct lx_threads *t = &p->threads;
+    struct poll_union u;
+    u.n = 0;
+    for (int i = 0; i < t->used; i++) {
+        const struct lx_thread *th = &t->slot[i];
+        for (int j = 0; th->state == LX_THREAD_POLL && j < th->nwait && j < LX_WAIT_FDS; j++) {
+            u.fds[u.n] = th->wait[j];
+            u.fds[u.n].revents = 0;
+            u.owner[u.n++] = i;
+        }
+    }
+    if (u.n == 0 || poll_union_attempt(&u, 0) <= 0)
+        return;
+    for (nfds_t k = 0; k < u.n; k++)
+        if (u.fds[k].revents)
+            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
+}
+
+void lx_sched_preempt(struct lx_proc *p)
+{
+    struct lx_threads *t = &p->threads;
+    int64_t now = (int64_t)now_ns();
+    t->slice_start_ns = now;        /* switched or not, the next look is a slice away */
+    expire_waits(t, now);
+    look_at_polls(p);
+    int next = next_in(t, is_runnable, p);
+    /* A wait whose fds the host does not know (a fork's wait on the boot's listener) must
+     * run to look: it gets the slice when no other thread can take it. */
+    if (next == t->current) {
+        int look = next_in(t, must_look, p);
+        if (look >= 0)
+            next = look;
+    }
+    if (next < 0 || next == t->current) {
+        update_kick(p);
+        return;
+    }
+    struct lx_thread *cur = &t->slot[t->current];
+    cur->preempted = true;      /* stopped in its own code: every register as it is */
+    cur->restart_nr = -1;
+    bool next_preempted = t->slot[next].preempted;
+    if (p->stats.profile)
+        p->stats.profile->thread_switches++;
+    long rax = run_thread(p, next);
+    if (p->exited || next_preempted)
+        return;
+    /* The vCPU stopped in user code, but the thread now on it stopped in a system call:
+     * it resumes as the call returns, the way sysret would. */
+    struct kvm_regs user = t->slot[next].cpu.regs;
+    user.rax = (uint64_t)rax;
+    user.rip = user.rcx;
+    user.rflags = user.r11;
+    if (vm_set_user_regs(p->vm, &user))
+        cannot_resume(p, t->slot[next].tid);
 }
 
 long lx_sched_switch(struct lx_proc *p)
@@ -370,6 +483,8 @@ int lx_futex_wake(struct lx_proc *p, uint64_t addr, uint32_t bitset, int n)
         th->resume_ret = 0;
         woken++;
     }
+    if (woken)
+        update_kick(p);
     p->server.warmup_wakes += (unsigned)woken;
     return woken;
 }
@@ -562,6 +677,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->wake_at_ns = -1;
     th->restart_nr = -1;
     th->in_event_wait = false;
+    th->preempted = false;          /* a copy of a system call's exit */
     th->event_end_ns = -1;
     th->wait_freezes = false;
     th->nwait = -1;

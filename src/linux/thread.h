@@ -33,6 +33,9 @@ struct lx_thread {
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
     bool in_event_wait;         /* inside a wait for fds that is being redone... */
+    bool preempted;             /* taken off the vCPU in its own code at a slice's end
+                                 * (lx_sched_preempt): cpu.regs are its user registers,
+                                 * not a system call's exit */
     int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
     bool wait_freezes;          /* ...and is the boot's wait for a connection (it freezes
                                  * once no other thread can run, or LX_QUIESCE_MAX_NS after
@@ -56,6 +59,7 @@ struct lx_threads {
     int used;                   /* slots [0, used) may be live: what a copy must take */
     int next_tid;
     uint64_t wait_seq;
+    int64_t slice_start_ns;     /* when the running thread got the vCPU (CLOCK_MONOTONIC) */
     struct lx_thread slot[LX_MAX_THREADS];
 };
 
@@ -82,6 +86,15 @@ bool lx_multithreaded(const struct lx_proc *p);
  * Returns RAX for the thread that now runs (possibly the caller). A program whose threads
  * all wait with no time limit is deadlocked: it ends with a message. */
 long lx_sched_switch(struct lx_proc *p);
+/* Time slices: a thread that has had the vCPU for LX_SLICE_NS, and is found in its own code
+ * by a kick of the engine (vm_ops.interrupt), gives it to the next thread that can run
+ * (round robin): a runnable one, or one whose wait has ended meanwhile (its fds are ready,
+ * or its time is up). Without them a thread that computes without system calls (a JIT's
+ * background compile) holds up the others, the one that serves requests among them, until
+ * it blocks; Linux on one CPU time-slices them too. */
+#define LX_SLICE_NS (4 * 1000000ll)
+bool lx_sched_preempt_due(const struct lx_proc *p);
+void lx_sched_preempt(struct lx_proc *p);
 /* Marks up to n futex waiters on addr (bitset matching) runnable; returns how many. */
 int lx_futex_wake(struct lx_proc *p, uint64_t addr, uint32_t bitset, int n);
 /* Moves up to n waiters from addr to addr2; returns how many. */

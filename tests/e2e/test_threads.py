@@ -9,7 +9,8 @@ import pytest
 from conftest import REPO_ROOT, describe, program_path, run_guest, run_native
 
 THREAD_PROGRAMS = ["threads_join", "threads_pingpong", "threads_sum", "threads_tls",
-                   "threads_exit", "threads_events", "threads_blocking", "threads_busy_poll"]
+                   "threads_exit", "threads_events", "threads_blocking", "threads_busy_poll",
+                   "threads_slices"]
 VARIANTS = ["static", "pie", "musl"]
 
 
