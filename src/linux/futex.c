@@ -1,4 +1,4 @@
-/* futex between cooperative guest threads (thread.h): a wait on a word that still holds
+/* futex between guest threads (thread.h): a wait on a word that still holds
  * the expected value blocks the calling thread and runs another; wakes mark waiters
  * runnable and the waker carries on. */
 #include <errno.h>

@@ -1,5 +1,5 @@
-/* Cooperative guest threads (see thread.h): the thread table, the scheduler, clone/clone3,
- * thread exit and the switch points that are not futexes. */
+/* Guest threads (see thread.h): the thread table, the scheduler and its time slices,
+ * clone/clone3, thread exit and the switch points that are not futexes. */
 #include "linux/thread.h"
 
 #include <errno.h>

@@ -1,8 +1,8 @@
-/* Cooperative guest threads: every thread of the program takes turns on the VM's single
- * vCPU, and the host switches between them only inside system calls (futex waits, yields,
- * sleeps, thread exit, and any wait for fds: event waits, blocking reads, writes and
- * accepts). The table is plain data with no pointers, so copying struct lx_proc copies the
- * threads (server mode forks and resets do). */
+/* Guest threads: every thread of the program takes turns on the VM's single vCPU. The host
+ * switches between them inside system calls (futex waits, yields, sleeps, thread exit, and
+ * any wait for fds: event waits, blocking reads, writes and accepts) and at the end of a
+ * time slice (lx_sched_preempt). The table is plain data with no pointers, so copying
+ * struct lx_proc copies the threads (server mode forks and resets do). */
 #ifndef KVMS_THREAD_H
 #define KVMS_THREAD_H
 #include <poll.h>

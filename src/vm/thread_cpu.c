@@ -1,5 +1,5 @@
 /* Saving and loading the vCPU state one guest thread owns (see engine.h), so that several
- * cooperative guest threads can take turns on the VM's single vCPU. */
+ * guest threads can take turns on the VM's single vCPU. */
 #include <stddef.h>
 #include <sys/ioctl.h>
 
