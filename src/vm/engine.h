@@ -174,7 +174,8 @@ int vm_set_fsbase(struct vm *vm, uint64_t base);
 uint64_t vm_get_fsbase(struct vm *vm);
 
 /* The vCPU state one guest thread owns, for guest threads that take turns on the
- * single vCPU: general registers as they are at a syscall exit, FS base, FPU/SSE/AVX. The
+ * single vCPU: general registers as they are at a syscall exit (or, for a thread whose time
+ * slice ended, as the program had them), FS base, FPU/SSE/AVX. The
  * rest (segments, control registers, GS) is the same for every thread of a program. */
 struct vm_thread_cpu {
     struct kvm_regs regs;
