@@ -15,6 +15,8 @@
 #define REFRESH_NS 1000000ull          /* rebase the page on the host clock every 1 ms */
 #define OFFSET_REFRESH_NS 10000000ull  /* re-read REALTIME/BOOTTIME at most every 10 ms */
 #define OFFSET_JITTER_NS 1000          /* offset changes below this are measurement noise */
+#define OFFSET_SAMPLE_NS 20000         /* REALTIME/BOOTTIME read within 20 us of MONOTONIC... */
+#define OFFSET_SAMPLE_TRIES 8          /* ...tried this many more times at most */
 #define MAX_LEAD_NS NSEC_PER_SEC       /* a guest "ahead" by more than this is garbage */
 #define SLEW_HORIZON_NS 10000000ull    /* a guest ahead of the host gives its lead back over 10 ms */
 #define SLEW_DIVISOR 2048              /* ... but runs at most 1/2048 (488 ppm) slow */
@@ -282,10 +284,19 @@ void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset, uint64_t mono
                           cp->base_ns[CLOCK_PAGE_MONOTONIC] > mono;
     }
     if (refresh_offsets) {
-        uint64_t real = clock_ns(CLOCK_REALTIME);
-        uint64_t boot = clock_ns(CLOCK_BOOTTIME);
-        uint64_t mono_after = clock_ns(CLOCK_MONOTONIC) - mono_lag_ns;
-        uint64_t mono_mid = host_mono + (mono_after - host_mono) / 2;
+        /* REALTIME and BOOTTIME read between two MONOTONIC reads, again if the host thread
+         * was preempted in between: one preemption there (0.24 s, seen under load) put
+         * the two clocks that far apart in the guest until the next refresh. */
+        uint64_t real, boot, mono_before, mono_after;
+        for (int tries = 0;; tries++) {
+            mono_before = clock_ns(CLOCK_MONOTONIC);
+            real = clock_ns(CLOCK_REALTIME);
+            boot = clock_ns(CLOCK_BOOTTIME);
+            mono_after = clock_ns(CLOCK_MONOTONIC);
+            if (mono_after - mono_before <= OFFSET_SAMPLE_NS || tries == OFFSET_SAMPLE_TRIES)
+                break;
+        }
+        uint64_t mono_mid = mono_before + (mono_after - mono_before) / 2 - mono_lag_ns;
         /* BOOTTIME is MONOTONIC plus time suspended: never less, whatever the jitter says. */
         uint64_t boot_measured = (int64_t)(boot - mono_mid) > 0 ? boot - mono_mid : 0;
         real_offset = had_page ? settle_offset(real_offset, real - mono_mid) : real - mono_mid;
