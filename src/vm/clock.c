@@ -285,8 +285,9 @@ void clock_page_refresh(struct clock_page *cp, int64_t tsc_offset, uint64_t mono
     }
     if (refresh_offsets) {
         /* REALTIME and BOOTTIME read between two MONOTONIC reads, again if the host thread
-         * was preempted in between: one preemption there (0.24 s, seen under load) put
-         * the two clocks that far apart in the guest until the next refresh. */
+         * was preempted in between: a preemption there puts the two clocks that far apart
+         * in the guest until the next refresh (the likely cause of a 0.24 s gap that
+         * test_frozen_clock saw once under load). */
         uint64_t real, boot, mono_before, mono_after;
         for (int tries = 0;; tries++) {
             mono_before = clock_ns(CLOCK_MONOTONIC);
