@@ -328,27 +328,37 @@ static long poll_union_attempt(void *ctx, int64_t timeout_ns)
     return r < 0 ? -errno : r;
 }
 
-/* Every thread waits, some for fds (all known): one host wait for all of them, until one
- * is ready (its threads become runnable, to redo their calls) or timeout_ns. */
-static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
+/* The fds every thread waiting for fds (and known to the host) waits for. */
+static void collect_polls(const struct lx_threads *t, struct poll_union *u)
 {
-    struct lx_threads *t = &p->threads;
-    struct poll_union u;
-    u.n = 0;
+    u->n = 0;
     for (int i = 0; i < t->used; i++) {
         const struct lx_thread *th = &t->slot[i];
-        if (th->state != LX_THREAD_POLL)
-            continue;
-        for (int j = 0; j < th->nwait && j < LX_WAIT_FDS; j++) {
-            u.fds[u.n] = th->wait[j];
-            u.fds[u.n].revents = 0;
-            u.owner[u.n++] = i;
+        for (int j = 0; th->state == LX_THREAD_POLL && j < th->nwait && j < LX_WAIT_FDS; j++) {
+            u->fds[u->n] = th->wait[j];
+            u->fds[u->n].revents = 0;
+            u->owner[u->n++] = i;
         }
     }
+}
+
+/* The threads whose fds the poll found ready become runnable, to redo their calls. */
+static void wake_ready_polls(struct lx_threads *t, const struct poll_union *u)
+{
+    for (nfds_t k = 0; k < u->n; k++)
+        if (u->fds[k].revents)
+            t->slot[u->owner[k]].state = LX_THREAD_RUNNABLE;
+}
+
+/* Every thread waits, some for fds (all known): one host wait for all of them, until one
+ * is ready or timeout_ns. */
+static long wait_for_polls(struct lx_proc *p, int64_t timeout_ns)
+{
+    struct poll_union u;
+    collect_polls(&p->threads, &u);
     long r = idle_wait(p, timeout_ns, poll_union_attempt, &u);
-    for (nfds_t k = 0; r > 0 && k < u.n; k++)
-        if (u.fds[k].revents)
-            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
+    if (r > 0)
+        wake_ready_polls(&p->threads, &u);
     return r;
 }
 
@@ -362,22 +372,10 @@ bool lx_sched_preempt_due(const struct lx_proc *p)
 /* Marks the waits for fds that are ready now runnable (one host ppoll that does not wait). */
 static void look_at_polls(struct lx_proc *p)
 {
-    struct lx_threads *t = &p->threads;
     struct poll_union u;
-    u.n = 0;
-    for (int i = 0; i < t->used; i++) {
-        const struct lx_thread *th = &t->slot[i];
-        for (int j = 0; th->state == LX_THREAD_POLL && j < th->nwait && j < LX_WAIT_FDS; j++) {
-            u.fds[u.n] = th->wait[j];
-            u.fds[u.n].revents = 0;
-            u.owner[u.n++] = i;
-        }
-    }
-    if (u.n == 0 || poll_union_attempt(&u, 0) <= 0)
-        return;
-    for (nfds_t k = 0; k < u.n; k++)
-        if (u.fds[k].revents)
-            t->slot[u.owner[k]].state = LX_THREAD_RUNNABLE;
+    collect_polls(&p->threads, &u);
+    if (u.n && poll_union_attempt(&u, 0) > 0)
+        wake_ready_polls(&p->threads, &u);
 }
 
 void lx_sched_preempt(struct lx_proc *p)
@@ -401,7 +399,6 @@ void lx_sched_preempt(struct lx_proc *p)
     }
     struct lx_thread *cur = &t->slot[t->current];
     cur->preempted = true;      /* stopped in its own code: every register as it is */
-    cur->restart_nr = -1;
     bool next_preempted = t->slot[next].preempted;
     if (p->stats.profile)
         p->stats.profile->thread_switches++;

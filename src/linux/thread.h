@@ -33,9 +33,10 @@ struct lx_thread {
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
     bool in_event_wait;         /* inside a wait for fds that is being redone... */
-    bool preempted;             /* taken off the vCPU in its own code at a slice's end
-                                 * (lx_sched_preempt): cpu.regs are its user registers,
-                                 * not a system call's exit */
+    bool preempted;             /* cpu.regs are its user registers, not a system call's
+                                 * exit: taken off the vCPU in its own code at a slice's
+                                 * end (lx_sched_preempt), or in an exit that had already
+                                 * set them (vm_set_user_regs) */
     int64_t event_end_ns;       /* ...which ends then (CLOCK_MONOTONIC; < 0 = never) */
     bool wait_freezes;          /* ...and is the boot's wait for a connection (it freezes
                                  * once no other thread can run, or LX_QUIESCE_MAX_NS after
