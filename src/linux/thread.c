@@ -406,11 +406,9 @@ void lx_sched_preempt(struct lx_proc *p)
     if (p->exited || next_preempted)
         return;
     /* The vCPU stopped in user code, but the thread now on it stopped in a system call:
-     * it resumes as the call returns, the way sysret would. */
+     * it resumes as the call returns. */
     struct kvm_regs user = t->slot[next].cpu.regs;
-    user.rax = (uint64_t)rax;
-    user.rip = user.rcx;
-    user.rflags = user.r11;
+    vm_syscall_return_regs(&user, rax);
     if (vm_set_user_regs(p->vm, &user))
         cannot_resume(p, t->slot[next].tid);
 }

@@ -191,6 +191,9 @@ int vm_thread_load(struct vm *vm, const struct vm_thread_cpu *t);
  * (result_rax: the call's result) RIP and RFLAGS are where the call returns to; in
  * vm_ops.fault they are the fault's. */
 void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out);
+/* Registers saved at a system call's exit (vm_thread_save) made the ones the program gets
+ * back when that call returns result_rax: for a thread put on the vCPU outside an exit. */
+void vm_syscall_return_regs(struct kvm_regs *regs, long result_rax);
 /* Makes the program resume with exactly these registers (RIP, RSP, RFLAGS and RCX/R11,
  * which a syscall return would otherwise take), from a syscall exit or in vm_ops.fault.
  * RFLAGS keeps only what user code may set. 0, or -1 for a non-canonical RIP. */

@@ -168,10 +168,15 @@ void vm_get_user_regs(struct vm *vm, long result_rax, struct kvm_regs *out)
         out->rsp = frame[3];
         return;
     }
+    vm_syscall_return_regs(out, result_rax);
+}
+
+void vm_syscall_return_regs(struct kvm_regs *regs, long result_rax)
+{
     /* A system call returns as sysret does. */
-    out->rax = (uint64_t)result_rax;
-    out->rip = out->rcx;
-    out->rflags = out->r11;
+    regs->rax = (uint64_t)result_rax;
+    regs->rip = regs->rcx;
+    regs->rflags = regs->r11;
 }
 
 int vm_set_user_regs(struct vm *vm, const struct kvm_regs *regs)
