@@ -77,8 +77,10 @@ static void *guest_buf(struct vm *vm, uint64_t gva, size_t *len, int access)
 static long wait_ready(struct lx_proc *p, struct lx_fd *f, short events)
 {
     /* Anything that can block (sockets of any origin, pipes, terminals) waits through the
-     * deadline-aware wait; files and memory devices never block, so they skip the poll. */
-    if (fdt_never_waits(f) || !lx_host_fd_blocks(f->host_fd))
+     * deadline-aware wait; files and memory devices never block, so they skip the poll. So
+     * does an epoll fd, whose read and write fail at once (EINVAL): polled first, it would
+     * wait for one of its events. */
+    if (f->type == LX_FT_EPOLL || fdt_never_waits(f) || !lx_host_fd_blocks(f->host_fd))
         return 0;
     return lx_wait_fd(p, f->host_fd, events);
 }

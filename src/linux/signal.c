@@ -432,6 +432,11 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
         struct lx_sig_origin from = { .code = SI_USER, .a = 0, .b = 0 };
         lx_signal_send(p, SIGPIPE, lx_current_tid(p), &from);
     }
+    /* A thread switched in to redo its call: a handler run now would return onto that
+     * `syscall` and wait again, where Linux's call ends with EINTR (or restarts, by the
+     * call's own rules). The redo sees the signal instead. */
+    if (lx_current_thread(p)->redo_call)
+        return ret;
     lx_sig_fire_timers(p);
     int sig;
     while ((sig = lx_sig_next_deliverable(p)) && !lx_sig_acts(p, sig))
@@ -466,6 +471,8 @@ bool lx_signal_interrupt_due(void *ctx, struct vm *vm)
 {
     struct lx_proc *p = ctx;
     (void)vm;
+    if (lx_current_thread(p)->redo_call)
+        return false;           /* as above: its redo is the first thing it does */
     int64_t timer = lx_signal_next_timer_ns(p);
     return (timer >= 0 && timer <= (int64_t)now_ns()) || (p->sig.pending & ~p->sig.blocked);
 }

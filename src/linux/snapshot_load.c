@@ -106,7 +106,8 @@ static int decode_proc(const void *data, uint64_t len, struct lx_proc *p, int64_
     for (int i = 0; i < t->used; i++) {
         const uint8_t *slot = snap_take(&c, sizeof t->slot[i]);
         if (!slot || !bool_ok(slot + offsetof(struct lx_thread, in_event_wait)) ||
-            !bool_ok(slot + offsetof(struct lx_thread, preempted)))
+            !bool_ok(slot + offsetof(struct lx_thread, preempted)) ||
+            !bool_ok(slot + offsetof(struct lx_thread, redo_call)))
             return snap_error(err, errlen, "damaged snapshot: the thread table is inconsistent");
         memcpy(&t->slot[i], slot, sizeof t->slot[i]);
         if (t->slot[i].state > LX_THREAD_POLL)

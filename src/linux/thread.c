@@ -266,6 +266,7 @@ static long run_thread(struct lx_proc *p, int next)
             cur->cpu.regs.rcx -= SYSCALL_INSN_LEN;
             cur->resume_ret = cur->restart_nr;
             cur->restart_nr = -1;
+            cur->redo_call = true;
         }
     }
     if (vm_thread_load(p->vm, &nt->cpu))
@@ -671,6 +672,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->wait_seq = 0;
     th->wake_at_ns = -1;
     th->restart_nr = -1;
+    th->redo_call = false;
     th->in_event_wait = false;
     th->preempted = false;          /* a copy of a system call's exit */
     th->event_end_ns = -1;

@@ -32,6 +32,9 @@ struct lx_thread {
     uint64_t wait_seq;          /* futex waiters are woken oldest first */
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
+    bool redo_call;             /* its registers sit on that call's `syscall`, which it
+                                 * makes again when it runs: a signal waits for the redo,
+                                 * which sees it and brings the handler as it returns */
     bool in_event_wait;         /* inside a wait for fds that is being redone... */
     bool preempted;             /* cpu.regs are its user registers, not a system call's
                                  * exit: taken off the vCPU in its own code at a slice's
