@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "linux/signal_internal.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
+#include "vm/engine.h"
 #include "vm/guest_mem.h"
 
 /* ---- sending -------------------------------------------------------------------------- */
@@ -86,14 +88,21 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     p->sig.origin[sig - 1] = *from;
     p->sig.target[sig - 1] = tid == own_tid(p) && !lx_multithreaded(p) ? 0 : tid;
     /* A guest thread that waits for it and does not block it: its wait ends with EINTR (one
-     * waiting for fds redoes its call, which sees the signal). */
+     * waiting for fds redoes its call, which sees the signal). Linux makes an untimed futex
+     * wait again after an SA_RESTART handler: it is put back on its `syscall`, and the
+     * handler runs first when it is switched in. */
     for (int i = 0; i < p->threads.used; i++) {
         struct lx_thread *th = &p->threads.slot[i];
         if ((tid == 0 || th->tid == tid) && !(thread_blocked(p, i) & sig_bit(sig)) &&
             (th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP ||
              th->state == LX_THREAD_POLL)) {
-            if (th->state != LX_THREAD_POLL)
+            if (th->state == LX_THREAD_FUTEX && th->wake_at_ns < 0 && !th->preempted &&
+                (p->sig.action[sig - 1].flags & SA_RESTART)) {
+                th->cpu.regs.rcx -= SYSCALL_INSN_LEN;
+                th->resume_ret = __NR_futex;
+            } else if (th->state != LX_THREAD_POLL) {
                 th->resume_ret = -EINTR;
+            }
             th->state = LX_THREAD_RUNNABLE;
             break;
         }

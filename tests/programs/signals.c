@@ -234,6 +234,56 @@ static void between_threads(void)
     printf("threads: the target thread ran the handler %d\n", thread_got);
 }
 
+/* A thread in a futex wait that another thread's signal interrupts: Linux makes an untimed
+ * wait again after an SA_RESTART handler (the waiter sees only the FUTEX_WAKE that ends
+ * it); a timed one, or one without SA_RESTART, fails with EINTR. */
+#define FUTEX_WAIT_PRIVATE 128       /* <linux/futex.h>, which musl's headers lack */
+#define FUTEX_WAKE_PRIVATE 129
+static uint32_t futex_word;
+static volatile pid_t futex_tid;
+static volatile long futex_ret;
+static volatile int futex_errno, futex_handled;
+static void on_futex_sig(int sig) { (void)sig; futex_handled++; }
+
+static void *futex_waiter(void *arg)
+{
+    struct timespec limit = { 10, 0 };
+    futex_tid = (pid_t)syscall(SYS_gettid);
+    futex_ret = syscall(SYS_futex, &futex_word, FUTEX_WAIT_PRIVATE, 0, arg ? &limit : NULL,
+                        NULL, 0);
+    futex_errno = errno;
+    return NULL;
+}
+
+static void futex_restart(int restart, int timed)
+{
+    struct sigaction sa = { .sa_handler = on_futex_sig, .sa_flags = restart ? SA_RESTART : 0 };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    futex_word = 0;
+    futex_tid = 0;
+    futex_handled = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, futex_waiter, timed ? &futex_word : NULL);
+    while (!futex_tid)
+        sched_yield();
+    /* Signals until one has been handled, then 20 ms for the waiter to be back in its wait
+     * (or to have failed). Then the word changes and a wake ends any wait. */
+    struct timespec ts = { 0, 10000000 };
+    for (int i = 0; i < 200 && !futex_handled; i++) {
+        nanosleep(&ts, NULL);
+        syscall(SYS_tgkill, getpid(), futex_tid, SIGUSR2);
+    }
+    ts.tv_nsec = 20000000;
+    nanosleep(&ts, NULL);
+    __atomic_store_n(&futex_word, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    pthread_join(t, NULL);
+    printf("futex wait, SA_RESTART %d, timed %d: returned %ld%s, handler ran %d\n", restart,
+           timed, futex_ret, futex_ret < 0 && futex_errno == EINTR ? " EINTR" : "",
+           futex_handled > 0);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -390,6 +440,9 @@ int main(void)
     arith_traps();
     flags_and_masks();
     between_threads();
+    futex_restart(1, 0);
+    futex_restart(1, 1);
+    futex_restart(0, 0);
     suspend_across_threads();
     timers();
     pipes();
