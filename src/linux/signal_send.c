@@ -100,6 +100,9 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
                 (p->sig.action[sig - 1].flags & SA_RESTART)) {
                 th->cpu.regs.rcx -= SYSCALL_INSN_LEN;
                 th->resume_ret = __NR_futex;
+            } else if (th->state == LX_THREAD_SLEEP) {
+                int64_t left = th->wake_at_ns < 0 ? 0 : th->wake_at_ns - (int64_t)now_ns();
+                th->resume_ret = lx_sleep_interrupted(p, th->sleep_rem_gva, left);
             } else if (th->state != LX_THREAD_POLL) {
                 th->resume_ret = -EINTR;
             }

@@ -519,12 +519,13 @@ long lx_thread_exit(struct lx_proc *p, int status)
     return lx_sched_switch(p);
 }
 
-long lx_thread_sleep(struct lx_proc *p, int64_t ns)
+long lx_thread_sleep(struct lx_proc *p, int64_t ns, uint64_t rem_gva)
 {
     struct lx_thread *cur = lx_current_thread(p);
     int64_t now = (int64_t)now_ns();
     cur->state = LX_THREAD_SLEEP;
     cur->wake_at_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+    cur->sleep_rem_gva = rem_gva;
     return lx_sched_switch(p);
 }
 
@@ -533,6 +534,7 @@ long lx_thread_pause(struct lx_proc *p)
     struct lx_thread *cur = lx_current_thread(p);
     cur->state = LX_THREAD_SLEEP;
     cur->wake_at_ns = -1;               /* only a signal ends it (lx_signal_send) */
+    cur->sleep_rem_gva = 0;
     return lx_sched_switch(p);
 }
 
@@ -671,6 +673,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->futex_bitset = 0;
     th->wait_seq = 0;
     th->wake_at_ns = -1;
+    th->sleep_rem_gva = 0;
     th->restart_nr = -1;
     th->redo_call = false;
     th->in_event_wait = false;

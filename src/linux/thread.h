@@ -31,6 +31,7 @@ struct lx_thread {
     uint32_t futex_bitset;
     uint64_t wait_seq;          /* futex waiters are woken oldest first */
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
+    uint64_t sleep_rem_gva;     /* SLEEP: where a signal writes the time left; 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
     bool redo_call;             /* its registers sit on that call's `syscall`, which it
                                  * makes again when it runs: a signal waits for the redo,
@@ -106,8 +107,12 @@ int lx_futex_requeue(struct lx_proc *p, uint64_t addr, uint64_t addr2, int n);
 /* Thread exit (sys_exit): clears and wakes clear_child_tid, frees the slot and runs another
  * thread; the last thread's exit ends the process (returns with p->exited set). */
 long lx_thread_exit(struct lx_proc *p, int status);
-/* nanosleep for a multi-threaded program: other threads run meanwhile. */
-long lx_thread_sleep(struct lx_proc *p, int64_t ns);
+/* nanosleep for a multi-threaded program: other threads run meanwhile. A signal that ends
+ * it writes the time left to rem_gva (0: none), as lx_sleep_interrupted does. */
+long lx_thread_sleep(struct lx_proc *p, int64_t ns, uint64_t rem_gva);
+/* What an interrupted sleep returns: -EINTR, with the time it had left (<= 0: none) written
+ * to the guest's rem_gva when there is one (-EFAULT if that write fails), as Linux does. */
+long lx_sleep_interrupted(struct lx_proc *p, uint64_t rem_gva, int64_t left_ns);
 /* pause and rt_sigsuspend for a multi-threaded program: other threads run until a signal
  * for this one comes (then -EINTR). */
 long lx_thread_pause(struct lx_proc *p);

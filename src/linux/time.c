@@ -114,19 +114,35 @@ static struct timespec timespec_add(struct timespec now, struct timespec delta)
     return r;
 }
 
+long lx_sleep_interrupted(struct lx_proc *p, uint64_t rem_gva, int64_t left_ns)
+{
+    if (!rem_gva)
+        return -EINTR;
+    struct timespec left = ns_timespec(left_ns > 0 ? left_ns : 0);
+    return gm_write(p->vm, rem_gva, &left, sizeof left) ? -EFAULT : -EINTR;
+}
+
+/* The time from now on host clock `clk` until `until` there (0 if past). */
+static int64_t ns_until(clockid_t clk, struct timespec until)
+{
+    struct timespec now;
+    clock_gettime(clk, &now);
+    uint64_t until_ns = timespec_ns(&until), now_clk = timespec_ns(&now);
+    uint64_t ns = until_ns > now_clk ? until_ns - now_clk : 0;
+    return ns > INT64_MAX ? INT64_MAX : (int64_t)ns;
+}
+
 /* Sleeps on host clock `clk` until the absolute time `until`, through EINTR (the engine's kick
  * is a periodic signal), but only until the VM deadline if that comes first: the engine then
- * notices the deadline at its next run. */
-static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
+ * notices the deadline at its next run. A signal ends it with the time left in rem_gva (a
+ * relative sleep's; 0 = none). */
+static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until, uint64_t rem_gva)
 {
-    if (lx_multithreaded(p)) {
-        /* Other guest threads run while this one sleeps (thread.h). */
-        struct timespec now;
-        clock_gettime(clk, &now);
-        uint64_t until_ns = timespec_ns(&until), now_clk = timespec_ns(&now);
-        uint64_t ns = until_ns > now_clk ? until_ns - now_clk : 0;
-        return lx_thread_sleep(p, ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
-    }
+    /* Other guest threads run while this one sleeps (thread.h). */
+    if (lx_multithreaded(p))
+        return lx_thread_sleep(p, ns_until(clk, until), rem_gva);
+    const clockid_t wanted_clk = clk;
+    const struct timespec wanted = until;
     uint64_t deadline = p->vm ? vm_deadline(p->vm) : 0;
     if (deadline) {
         struct timespec now, mono;
@@ -162,7 +178,7 @@ static long sleep_until(struct lx_proc *p, clockid_t clk, struct timespec until)
         }
         err = clock_nanosleep(stop_clk, TIMER_ABSTIME, &stop, NULL);
         if (lx_signal_interrupts(p))
-            return -EINTR;
+            return lx_sleep_interrupted(p, rem_gva, ns_until(wanted_clk, wanted));
         if (err != EINTR && !to_timer)
             return -err;
     }
@@ -175,8 +191,8 @@ static long read_timespec(struct lx_proc *p, uint64_t gva, struct timespec *t)
     return timespec_valid(t) ? 0 : -EINVAL;
 }
 
-/* The guest's `rem` is left alone: Linux writes it only when a sleep is interrupted, and ours
- * never are (a deadline cut ends the VM before the guest could look). */
+/* `rem` is written only when a signal ends the sleep, as on Linux (a deadline cut ends the
+ * VM before the guest could look). */
 long sys_nanosleep(struct lx_proc *p, const uint64_t a[6])
 {
     struct timespec req, now;
@@ -184,7 +200,7 @@ long sys_nanosleep(struct lx_proc *p, const uint64_t a[6])
     if (err)
         return err;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return sleep_until(p, CLOCK_MONOTONIC, timespec_add(now, req));
+    return sleep_until(p, CLOCK_MONOTONIC, timespec_add(now, req), a[1]);
 }
 
 /* The host clock to sleep on for a guest clock id, or a negative errno as Linux gives it. */
@@ -222,8 +238,8 @@ long sys_clock_nanosleep(struct lx_proc *p, const uint64_t a[6])
     if ((uint32_t)a[1] & TIMER_ABSTIME)
         return sleep_until(p, clk, clk == CLOCK_MONOTONIC
                                        ? ns_timespec(lx_mono_to_host(p, timespec_ns(&req)))
-                                       : req);
+                                       : req, 0);
     struct timespec now;
     clock_gettime(clk, &now);
-    return sleep_until(p, clk, timespec_add(now, req));
+    return sleep_until(p, clk, timespec_add(now, req), a[3]);
 }

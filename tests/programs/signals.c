@@ -284,6 +284,39 @@ static void futex_restart(int restart, int timed)
            futex_handled > 0);
 }
 
+/* A thread's sleep that another thread's signal ends: EINTR, and the time it had left. */
+static volatile int sleep_done;
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    futex_tid = (pid_t)syscall(SYS_gettid);
+    struct timespec ts = { 5, 0 }, rem = { 9, 0 };
+    int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem);
+    printf("thread's clock_nanosleep: %d (EINTR %d), rem 4.x s %d\n", r, r == EINTR,
+           rem.tv_sec == 4);
+    sleep_done = 1;
+    return NULL;
+}
+
+static void sleep_interrupted(void)
+{
+    struct sigaction sa = { .sa_handler = on_futex_sig, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    futex_tid = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, sleeper, NULL);
+    while (!futex_tid)
+        sched_yield();
+    for (int i = 0; i < 200 && !sleep_done; i++) {
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+        if (!sleep_done)
+            syscall(SYS_tgkill, getpid(), futex_tid, SIGUSR2);
+    }
+    pthread_join(t, NULL);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -373,10 +406,14 @@ static void timers(void)
     printf("alarm: pause %d errno EINTR %d count %d\n", r, errno == EINTR, count);
     struct itimerval it = { .it_value = { 0, 50000 } };
     setitimer(ITIMER_REAL, &it, NULL);
-    struct timespec ts = { 5, 0 }, rem = { 0, 0 };
+    struct timespec ts = { 5, 0 }, rem = { 9, 0 };
     r = nanosleep(&ts, &rem);
-    printf("setitimer: nanosleep %d errno EINTR %d count %d rem < 5s %d\n", r, errno == EINTR,
-           count, rem.tv_sec < 5);
+    printf("setitimer: nanosleep %d errno EINTR %d count %d rem 4.x s %d\n", r, errno == EINTR,
+           count, rem.tv_sec == 4);
+    /* The same, with the time left going to memory that cannot be written: EFAULT. */
+    setitimer(ITIMER_REAL, &it, NULL);
+    r = (int)syscall(SYS_nanosleep, &ts, (void *)8);
+    printf("setitimer: nanosleep, rem unwritable: %d EFAULT %d\n", r, errno == EFAULT);
     /* A loop that makes no system call is interrupted too. */
     count = 0;
     sa.sa_flags = 0;
@@ -443,6 +480,7 @@ int main(void)
     futex_restart(1, 0);
     futex_restart(1, 1);
     futex_restart(0, 0);
+    sleep_interrupted();
     suspend_across_threads();
     timers();
     pipes();
