@@ -65,9 +65,14 @@ static long read_timespec_ns(struct lx_proc *p, uint64_t gva, int64_t *ns)
     return 0;
 }
 
-/* Like Linux, the p-variants report the time left; a failed write is ignored, as there. */
-static void write_time_left(struct lx_proc *p, uint64_t gva, uint64_t end_ns, bool timeval)
+/* Like Linux, select and the p-variants report the time left whatever the call returned (an
+ * EINTR too), unless the timeout was zero or none; a failed write is ignored, as there. A
+ * wait switched out so that other threads run reports nothing yet: it is redone. */
+static long report_time_left(struct lx_proc *p, long r, uint64_t gva, int64_t timeout_ns,
+                             uint64_t end_ns, bool timeval)
 {
+    if (r == -LX_ESWITCH || timeout_ns <= 0)
+        return r;
     uint64_t now = now_ns();
     uint64_t left = end_ns > now ? end_ns - now : 0;
     if (timeval) {
@@ -79,6 +84,7 @@ static void write_time_left(struct lx_proc *p, uint64_t gva, uint64_t end_ns, bo
                                .tv_nsec = (long)(left % NS_PER_SEC) };
         gm_write(p->vm, gva, &ts, sizeof ts);
     }
+    return r;
 }
 
 
@@ -147,11 +153,9 @@ long sys_ppoll(struct lx_proc *p, const uint64_t a[6])
         err = lx_signal_wait_mask(p, a[3], a[4]);
     if (err)
         return err;
-    uint64_t end = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
+    uint64_t end = timeout_ns < 0 ? 0 : lx_wait_end_ns(p, timeout_ns);
     long r = poll_common(p, a[0], a[1], timeout_ns);
-    if (r >= 0 && timeout_ns >= 0)
-        write_time_left(p, a[2], end, false);
-    return r;
+    return report_time_left(p, r, a[2], timeout_ns, end, false);
 }
 
 /* ---- select ---- */
@@ -244,12 +248,10 @@ long sys_select(struct lx_proc *p, const uint64_t a[6])
         if (sec >= tv.sec && sec < INT64_MAX / NS_PER_SEC - 1)
             timeout_ns = sec * NS_PER_SEC + tv.usec % 1000000 * 1000;
         if (timeout_ns >= 0)
-            end = now_ns() + (uint64_t)timeout_ns;
+            end = lx_wait_end_ns(p, timeout_ns);
     }
     long r = select_common(p, a, timeout_ns);
-    if (r >= 0 && timeout_ns >= 0)
-        write_time_left(p, a[4], end, true);
-    return r;
+    return report_time_left(p, r, a[4], timeout_ns, end, true);
 }
 
 long sys_pselect6(struct lx_proc *p, const uint64_t a[6])
@@ -266,9 +268,7 @@ long sys_pselect6(struct lx_proc *p, const uint64_t a[6])
         if (err)
             return err;
     }
-    uint64_t end = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
+    uint64_t end = timeout_ns < 0 ? 0 : lx_wait_end_ns(p, timeout_ns);
     long r = select_common(p, a, timeout_ns);
-    if (r >= 0 && timeout_ns >= 0)
-        write_time_left(p, a[4], end, false);
-    return r;
+    return report_time_left(p, r, a[4], timeout_ns, end, false);
 }

@@ -610,6 +610,15 @@ long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt,
     return -LX_ESWITCH;
 }
 
+uint64_t lx_wait_end_ns(struct lx_proc *p, int64_t timeout_ns)
+{
+    const struct lx_thread *cur = lx_current_thread(p);
+    if (cur->in_event_wait && cur->event_end_ns >= 0)
+        return (uint64_t)cur->event_end_ns;
+    int64_t now = (int64_t)now_ns();
+    return (uint64_t)(timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns);
+}
+
 long lx_thread_park(struct lx_proc *p, uint64_t nr)
 {
     struct lx_thread *cur = lx_current_thread(p);

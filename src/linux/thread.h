@@ -107,6 +107,9 @@ int lx_futex_requeue(struct lx_proc *p, uint64_t addr, uint64_t addr2, int n);
 /* Thread exit (sys_exit): clears and wakes clear_child_tid, frees the slot and runs another
  * thread; the last thread's exit ends the process (returns with p->exited set). */
 long lx_thread_exit(struct lx_proc *p, int status);
+/* When a wait for fds with this timeout (>= 0) ends, on CLOCK_MONOTONIC: now + timeout_ns,
+ * or, in the redo of a wait that was switched out, the end its first try set. */
+uint64_t lx_wait_end_ns(struct lx_proc *p, int64_t timeout_ns);
 /* nanosleep for a multi-threaded program: other threads run meanwhile. A signal that ends
  * it writes the time left to rem_gva (0: none), as lx_sleep_interrupted does. */
 long lx_thread_sleep(struct lx_proc *p, int64_t ns, uint64_t rem_gva);

@@ -284,7 +284,8 @@ static void futex_restart(int restart, int timed)
            futex_handled > 0);
 }
 
-/* A thread's sleep that another thread's signal ends: EINTR, and the time it had left. */
+/* A thread's sleep and waits that another thread's signal ends: EINTR, and the time they
+ * had left. */
 static volatile int sleep_done;
 static void *sleeper(void *arg)
 {
@@ -294,6 +295,14 @@ static void *sleeper(void *arg)
     int r = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem);
     printf("thread's clock_nanosleep: %d (EINTR %d), rem 4.x s %d\n", r, r == EINTR,
            rem.tv_sec == 4);
+    /* select and ppoll report the time left too, on EINTR as well (Linux's own update). */
+    struct timeval tv = { 5, 0 };
+    r = (int)syscall(SYS_select, 0, NULL, NULL, NULL, &tv);     /* glibc may not update tv */
+    printf("thread's select: %d EINTR %d, left 4.x s %d\n", r, errno == EINTR, tv.tv_sec == 4);
+    struct timespec ppoll_ts = { 5, 0 };
+    r = (int)syscall(SYS_ppoll, NULL, 0, &ppoll_ts, NULL, 8);
+    printf("thread's ppoll: %d EINTR %d, left 4.x s %d\n", r, errno == EINTR,
+           ppoll_ts.tv_sec == 4);
     sleep_done = 1;
     return NULL;
 }
@@ -410,6 +419,10 @@ static void timers(void)
     r = nanosleep(&ts, &rem);
     printf("setitimer: nanosleep %d errno EINTR %d count %d rem 4.x s %d\n", r, errno == EINTR,
            count, rem.tv_sec == 4);
+    setitimer(ITIMER_REAL, &it, NULL);
+    struct timeval tv = { 5, 0 };
+    r = (int)syscall(SYS_select, 0, NULL, NULL, NULL, &tv);     /* glibc may not update tv */
+    printf("setitimer: select %d EINTR %d, left 4.x s %d\n", r, errno == EINTR, tv.tv_sec == 4);
     /* The same, with the time left going to memory that cannot be written: EFAULT. */
     setitimer(ITIMER_REAL, &it, NULL);
     r = (int)syscall(SYS_nanosleep, &ts, (void *)8);
