@@ -17,7 +17,8 @@
 # Usage: bench/runtimes.sh [BUILD_DIR] [SECONDS] [ROUNDS] [EXTRA KVMSERVER OPTIONS...]
 # Environment: WARMUPS ("20 200"): the -w counts to run the JIT runtimes and python at (the
 # static server always runs at -w 1); ONLY: a regular expression of the server names to run;
-# BASELINE: another build directory whose kvmserver runs the -e rows too, marked "(base)";
+# BASELINE: another build directory whose kvmserver runs the -t 1 and -e rows too, marked
+# "(base)";
 # IDLE (0): seconds every server sits idle between its probe and wrk, so that the -e rows
 # show what a request VM costs once the image's timers (a runtime's delayed GC work) are due.
 set -uo pipefail
@@ -137,8 +138,11 @@ for round in $(seq "$rounds"); do
     read -ra argv <<<"${cmd//PORT/$port}"
     [ -x "${argv[0]}" ] || { [ "$round" = 1 ] && echo "skipped (not installed): $name" >&2; continue; }
     one_run "$name|native" "$round" 0 "${argv[@]}"
-    one_run "$name|kvmserver -t 1" "$round" 0,1 "$build/kvmserver" --allow-read --allow-listen \
-      "${extra[@]}" run "${argv[@]}"
+    for b in "$build" ${baseline:+"$baseline"}; do
+      label="kvmserver -t 1"; [ "$b" = "$build" ] || label="$label (base)"
+      one_run "$name|$label" "$round" 0,1 "$b/kvmserver" --allow-read --allow-listen \
+        "${extra[@]}" run "${argv[@]}"
+    done
     for w in $ws; do
       for b in "$build" ${baseline:+"$baseline"}; do
         label="kvmserver -e -w $w"; [ "$b" = "$build" ] || label="$label (base)"
