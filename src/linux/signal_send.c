@@ -72,6 +72,36 @@ static int slot_of_tid(const struct lx_proc *p, int tid)
     return p->threads.current;
 }
 
+static bool thread_waits(const struct lx_thread *th)
+{
+    return th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP ||
+           th->state == LX_THREAD_POLL;
+}
+
+/* The thread that takes a signal for the process, as Linux chooses it: the first thread if
+ * it does not block it, else the running one if it does not, else the first one waiting
+ * that does not; -1 if none (it stays pending for whichever unblocks it first). */
+static int process_signal_taker(const struct lx_proc *p, int sig)
+{
+    const struct lx_threads *t = &p->threads;
+    if (t->count == 0)
+        return t->current;
+    int waiting = -1;
+    for (int i = 0; i < t->used; i++) {
+        const struct lx_thread *th = &t->slot[i];
+        if (th->state == LX_THREAD_FREE || (thread_blocked(p, i) & sig_bit(sig)))
+            continue;
+        if (th->tid == LX_FIRST_TID || th->tid == 0)
+            return i;
+        if (waiting < 0 && thread_waits(th))
+            waiting = i;
+    }
+    const struct lx_thread *cur = &t->slot[t->current];
+    if (cur->state == LX_THREAD_RUNNABLE && !(thread_blocked(p, t->current) & sig_bit(sig)))
+        return t->current;
+    return waiting;
+}
+
 void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_origin *from)
 {
     /* The first thread is named by the pid or by LX_FIRST_TID (the tid its libc cached
@@ -87,29 +117,30 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     p->sig.pending |= sig_bit(sig);
     p->sig.origin[sig - 1] = *from;
     p->sig.target[sig - 1] = tid == own_tid(p) && !lx_multithreaded(p) ? 0 : tid;
-    /* A guest thread that waits for it and does not block it: its wait ends with EINTR (one
-     * waiting for fds redoes its call, which sees the signal). Linux makes an untimed futex
-     * wait again after an SA_RESTART handler: it is put back on its `syscall`, and the
-     * handler runs first when it is switched in. */
-    for (int i = 0; i < p->threads.used; i++) {
-        struct lx_thread *th = &p->threads.slot[i];
-        if ((tid == 0 || th->tid == tid) && !(thread_blocked(p, i) & sig_bit(sig)) &&
-            (th->state == LX_THREAD_FUTEX || th->state == LX_THREAD_SLEEP ||
-             th->state == LX_THREAD_POLL)) {
-            if (th->state == LX_THREAD_FUTEX && th->wake_at_ns < 0 && !th->preempted &&
-                (p->sig.action[sig - 1].flags & SA_RESTART)) {
-                th->cpu.regs.rcx -= SYSCALL_INSN_LEN;
-                th->resume_ret = __NR_futex;
-            } else if (th->state == LX_THREAD_SLEEP) {
-                int64_t left = th->wake_at_ns < 0 ? 0 : th->wake_at_ns - (int64_t)now_ns();
-                th->resume_ret = lx_sleep_interrupted(p, th->sleep_rem_gva, left);
-            } else if (th->state != LX_THREAD_POLL) {
-                th->resume_ret = -EINTR;
-            }
-            th->state = LX_THREAD_RUNNABLE;
-            break;
-        }
+    int taker = tid ? slot_of_tid(p, tid) : process_signal_taker(p, sig);
+    if (taker < 0 || (thread_blocked(p, taker) & sig_bit(sig)))
+        return;
+    /* A thread that waits takes it: its wait ends with EINTR (one waiting for fds redoes its
+     * call, which sees the signal). It alone may take one for the process, or the running
+     * thread could take it while the woken wait ends with nothing to show for it. Linux
+     * makes an untimed futex wait again after an SA_RESTART handler: it is put back on its
+     * `syscall`, and the handler runs first when it is switched in. */
+    struct lx_thread *th = &p->threads.slot[taker];
+    if (!thread_waits(th))
+        return;
+    if (!tid)
+        p->sig.target[sig - 1] = th->tid ? th->tid : LX_FIRST_TID;
+    if (th->state == LX_THREAD_FUTEX && th->wake_at_ns < 0 && !th->preempted &&
+        (p->sig.action[sig - 1].flags & SA_RESTART)) {
+        th->cpu.regs.rcx -= SYSCALL_INSN_LEN;
+        th->resume_ret = __NR_futex;
+    } else if (th->state == LX_THREAD_SLEEP) {
+        int64_t left = th->wake_at_ns < 0 ? 0 : th->wake_at_ns - (int64_t)now_ns();
+        th->resume_ret = lx_sleep_interrupted(p, th->sleep_rem_gva, left);
+    } else if (th->state != LX_THREAD_POLL) {
+        th->resume_ret = -EINTR;
     }
+    th->state = LX_THREAD_RUNNABLE;
 }
 
 /* A timer that expired raises its signal, and is re-armed or disarmed. */

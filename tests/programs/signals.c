@@ -326,6 +326,44 @@ static void sleep_interrupted(void)
     pthread_join(t, NULL);
 }
 
+/* A timer's signal is for the process: Linux gives it to the first thread, which runs and
+ * does not block it, and a thread that sleeps meanwhile sleeps on (it used to be woken with
+ * EINTR while the first thread ran the handler). */
+static volatile pid_t handler_tid;
+static volatile int nap_started;
+static void on_process_alarm(int sig) { (void)sig; handler_tid = (pid_t)syscall(SYS_gettid); }
+
+static void *napper(void *arg)
+{
+    (void)arg;
+    nap_started = 1;
+    struct timespec ts = { 0, 300000000 };
+    int r = nanosleep(&ts, NULL);
+    printf("process signal: the sleeping thread's nanosleep returned %d\n", r);
+    return NULL;
+}
+
+static void process_signal_choice(void)
+{
+    struct sigaction sa = { .sa_handler = on_process_alarm };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    handler_tid = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, napper, NULL);
+    while (!nap_started)
+        sched_yield();
+    struct timespec settle = { 0, 20000000 };
+    nanosleep(&settle, NULL);
+    struct itimerval it = { .it_value = { 0, 20000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+    while (!handler_tid)
+        __asm__ volatile("" ::: "memory");
+    printf("process signal: handled by the first thread %d\n",
+           handler_tid == (pid_t)syscall(SYS_gettid));
+    pthread_join(t, NULL);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -494,6 +532,7 @@ int main(void)
     futex_restart(1, 1);
     futex_restart(0, 0);
     sleep_interrupted();
+    process_signal_choice();
     suspend_across_threads();
     timers();
     pipes();
