@@ -130,6 +130,9 @@ long sys_timer_create(struct lx_proc *p, const uint64_t a[6])
         return -EINVAL;
     if (ev.notify != GUEST_SIGEV_NONE && (ev.signo < 1 || ev.signo > LX_NSIG))
         return -EINVAL;
+    /* Linux: the thread must be one of ours. */
+    if (ev.notify == GUEST_SIGEV_THREAD_ID && (ev.tid <= 0 || !lx_thread_exists(p, ev.tid)))
+        return -EINVAL;
     int id = 0;
     while (id < LX_MAX_TIMERS && p->sig.timers[id].used)
         id++;
@@ -140,7 +143,8 @@ long sys_timer_create(struct lx_proc *p, const uint64_t a[6])
         return -EFAULT;
     struct lx_timer *t = &p->sig.timers[id];
     *t = (struct lx_timer){ .used = true, .value = a[1] ? ev.value : (uint64_t)id,
-                            .signo = ev.notify == GUEST_SIGEV_NONE ? 0 : ev.signo, .clock = clk };
+                            .signo = ev.notify == GUEST_SIGEV_NONE ? 0 : ev.signo, .clock = clk,
+                            .tid = ev.notify == GUEST_SIGEV_THREAD_ID ? ev.tid : 0 };
     return 0;
 }
 

@@ -180,6 +180,7 @@ long lx_proc_syscall(struct lx_proc *p, uint64_t nr, const uint64_t a[6])
 {
     struct lx_thread *caller = lx_current_thread(p);
     caller->redo_call = false;
+    caller->call_nr = (int64_t)nr;
     long ret = lx_dispatch(p, nr, a);
     /* A wait that would hold up the other threads: they run, and this one redoes it (here,
      * when it is the next to run). */

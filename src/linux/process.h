@@ -46,6 +46,7 @@ struct lx_timer {           /* ITIMER_REAL, or one timer_create timer */
     int64_t next_ns;        /* CLOCK_MONOTONIC expiry; 0 = disarmed */
     int64_t interval_ns;
     int32_t overrun;        /* expiries missed before the signal was delivered */
+    int32_t tid;            /* SIGEV_THREAD_ID: the thread it signals; 0 = the process */
     uint64_t value;         /* sigev_value */
 };
 

@@ -377,14 +377,17 @@ static void terminate(struct lx_proc *p, int sig)
 }
 
 /* Calls SA_RESTART makes again after the handler; the others fail with EINTR (Linux's
- * list: sleeps, poll/select/epoll, pause and sigsuspend never restart). */
-static bool restartable(uint64_t nr)
+ * list: sleeps, poll/select/epoll, pause and sigsuspend never restart, nor does a futex
+ * wait with a time limit). */
+static bool restartable(uint64_t nr, const struct kvm_regs *args)
 {
+    if (nr == __NR_futex)
+        return args->r10 == 0;
     switch (nr) {
     case __NR_read: case __NR_readv: case __NR_write: case __NR_writev: case __NR_pread64:
     case __NR_pwrite64: case __NR_accept: case __NR_accept4: case __NR_connect:
     case __NR_recvfrom: case __NR_recvmsg: case __NR_sendto: case __NR_sendmsg:
-    case __NR_open: case __NR_openat: case __NR_flock: case __NR_wait4: case __NR_futex:
+    case __NR_open: case __NR_openat: case __NR_flock: case __NR_wait4:
     case __NR_fcntl: case __NR_ioctl: case __NR_sendfile:
         return true;
     default:
@@ -452,13 +455,16 @@ long lx_signal_after_syscall(void *ctx, struct vm *vm, const struct vm_syscall *
         *stop = true;
         return ret;
     }
-    /* After rt_sigreturn this is the restored context. */
+    /* After rt_sigreturn this is the restored context. A thread switched in returns from
+     * its own call, not from the one that exited (the switched-out thread's). */
     struct kvm_regs regs;
     vm_get_user_regs(vm, ret, &regs);
-    if (ret == -EINTR && !vm_user_regs_were_set(vm) && restartable(call->nr) &&
+    int64_t own_nr = lx_current_thread(p)->call_nr;
+    uint64_t nr = own_nr >= 0 ? (uint64_t)own_nr : call->nr;
+    if (ret == -EINTR && !vm_user_regs_were_set(vm) && restartable(nr, &regs) &&
         (p->sig.action[sig - 1].flags & SA_RESTART)) {
         regs.rip -= 2;              /* back onto the `syscall` (or the rewritten call) */
-        regs.rax = call->nr;
+        regs.rax = nr;
     }
     if (!run_handler(p, sig, &regs, NULL)) {
         terminate(p, SIGSEGV);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,7 +13,6 @@
 #include "linux/signal_internal.h"
 #include "linux/syscalls.h"
 #include "linux/wait.h"
-#include "vm/engine.h"
 #include "vm/guest_mem.h"
 
 /* ---- sending -------------------------------------------------------------------------- */
@@ -121,20 +119,16 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     if (taker < 0 || (thread_blocked(p, taker) & sig_bit(sig)))
         return;
     /* A thread that waits takes it: its wait ends with EINTR (one waiting for fds redoes its
-     * call, which sees the signal). It alone may take one for the process, or the running
-     * thread could take it while the woken wait ends with nothing to show for it. Linux
-     * makes an untimed futex wait again after an SA_RESTART handler: it is put back on its
-     * `syscall`, and the handler runs first when it is switched in. */
+     * call, which sees the signal), which SA_RESTART may turn into the call made again as
+     * its handler returns (lx_signal_after_syscall). It alone may take one for the process,
+     * or the running thread could take it while the woken wait ends with nothing to show
+     * for it. */
     struct lx_thread *th = &p->threads.slot[taker];
     if (!thread_waits(th))
         return;
     if (!tid)
         p->sig.target[sig - 1] = th->tid ? th->tid : LX_FIRST_TID;
-    if (th->state == LX_THREAD_FUTEX && th->wake_at_ns < 0 && !th->preempted &&
-        (p->sig.action[sig - 1].flags & SA_RESTART)) {
-        th->cpu.regs.rcx -= SYSCALL_INSN_LEN;
-        th->resume_ret = __NR_futex;
-    } else if (th->state == LX_THREAD_SLEEP) {
+    if (th->state == LX_THREAD_SLEEP) {
         int64_t left = th->wake_at_ns < 0 ? 0 : th->wake_at_ns - (int64_t)now_ns();
         th->resume_ret = lx_sleep_interrupted(p, th->sleep_rem_gva, left);
     } else if (th->state != LX_THREAD_POLL) {
@@ -161,10 +155,13 @@ static void timer_fire(struct lx_proc *p, struct lx_timer *t, int id, int64_t no
         t->overrun += (int32_t)(missed + 1);   /* the signal is still on its way */
         return;
     }
+    /* A thread it was for that has exited: nobody takes it. */
+    if (t->tid && !lx_thread_exists(p, t->tid))
+        return;
     t->overrun = (int32_t)missed;
     struct lx_sig_origin from = { .code = id < 0 ? SI_KERNEL : SI_TIMER, .a = id,
                                   .b = t->overrun, .value = t->value };
-    lx_signal_send(p, t->signo, 0, &from);
+    lx_signal_send(p, t->signo, t->tid, &from);
 }
 
 void lx_sig_fire_timers(struct lx_proc *p)

@@ -34,6 +34,7 @@ void lx_threads_init(struct lx_threads *t)
     t->slot[0].state = LX_THREAD_RUNNABLE;
     t->slot[0].wake_at_ns = -1;
     t->slot[0].restart_nr = -1;
+    t->slot[0].call_nr = -1;
 }
 
 size_t lx_threads_copy_size(const struct lx_threads *t)
@@ -429,7 +430,10 @@ long lx_sched_switch(struct lx_proc *p)
             next = next_in(t, must_look, p);
         if (next >= 0)
             return run_thread(p, next);
-        int64_t wake = earliest_wake(t);
+        /* A timer's signal may be for a thread other than this one: look again then. */
+        int64_t wake = earliest_wake(t), timer = lx_signal_next_timer_ns(p);
+        if (timer >= 0 && (wake < 0 || timer < wake))
+            wake = timer;
         int64_t until_wake = wake < 0 ? -1 : wake > now ? wake - now : 0;
         int polling = next_in(t, is_polling, p);
         if (polling >= 0) {
@@ -441,7 +445,7 @@ long lx_sched_switch(struct lx_proc *p)
                 return run_thread(p, polling);
             continue;
         }
-        if (wake < 0 && t->count > 1 && lx_signal_next_timer_ns(p) < 0) {
+        if (wake < 0 && t->count > 1) {
             fprintf(stderr, "kvmserver: deadlock: all %d guest threads wait on futexes with "
                     "no time limit, and only a guest thread could wake them\n", t->count);
             p->exited = true;
@@ -684,6 +688,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->wake_at_ns = -1;
     th->sleep_rem_gva = 0;
     th->restart_nr = -1;
+    th->call_nr = -1;
     th->redo_call = false;
     th->in_event_wait = false;
     th->preempted = false;          /* a copy of a system call's exit */

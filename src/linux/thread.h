@@ -33,6 +33,7 @@ struct lx_thread {
     int64_t wake_at_ns;         /* CLOCK_MONOTONIC end of a timed wait; < 0 = none */
     uint64_t sleep_rem_gva;     /* SLEEP: where a signal writes the time left; 0 = none */
     int64_t restart_nr;         /* >= 0: switched out before its call ran; redo it */
+    int64_t call_nr;            /* the system call it is in, or made last; -1: none yet */
     bool redo_call;             /* its registers sit on that call's `syscall`, which it
                                  * makes again when it runs: a signal waits for the redo,
                                  * which sees it and brings the handler as it returns */

@@ -364,6 +364,47 @@ static void process_signal_choice(void)
     pthread_join(t, NULL);
 }
 
+/* A timer for one thread (SIGEV_THREAD_ID) signals that thread, waiting in pause, while the
+ * first thread waits in pthread_join (it used to go to the process: to the first thread). */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid      /* glibc before 2.41 does not name it */
+#endif
+static volatile pid_t timed_tid;
+static void *timed_thread(void *arg)
+{
+    (void)arg;
+    timed_tid = (pid_t)syscall(SYS_gettid);
+    int r = pause();
+    printf("thread timer: its thread's pause %d EINTR %d, handled there %d\n", r,
+           errno == EINTR, handler_tid == timed_tid);
+    return NULL;
+}
+
+static void thread_timer(void)
+{
+    struct sigaction sa = { .sa_handler = on_process_alarm, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    handler_tid = 0;
+    timed_tid = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, timed_thread, NULL);
+    while (!timed_tid)
+        sched_yield();
+    struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGUSR1 };
+    ev.sigev_notify_thread_id = timed_tid;
+    timer_t timer;
+    int r = timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    struct itimerspec its = { .it_value = { 0, 30000000 } };
+    timer_settime(timer, 0, &its, NULL);
+    pthread_join(t, NULL);
+    timer_delete(timer);
+    ev.sigev_notify_thread_id = 999999;
+    int stranger = timer_create(CLOCK_MONOTONIC, &ev, &timer);
+    printf("thread timer: created %d; for a thread not ours: %d EINVAL %d\n", r, stranger,
+           errno == EINVAL);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -533,6 +574,7 @@ int main(void)
     futex_restart(0, 0);
     sleep_interrupted();
     process_signal_choice();
+    thread_timer();
     suspend_across_threads();
     timers();
     pipes();
