@@ -29,6 +29,12 @@ static inline int64_t timespec_ns(const struct timespec *t)
     return t->tv_sec * NS_PER_SEC + t->tv_nsec;
 }
 
+/* The time ns (>= 0) after now, saturating at INT64_MAX ("forever"). */
+static inline int64_t ns_after(int64_t now, int64_t ns)
+{
+    return ns > INT64_MAX - now ? INT64_MAX : now + ns;
+}
+
 /* Nanoseconds (>= 0) as a timespec, for the host's sleeps and timed waits. */
 static inline struct timespec ns_timespec(int64_t ns)
 {

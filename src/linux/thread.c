@@ -526,9 +526,8 @@ long lx_thread_exit(struct lx_proc *p, int status)
 long lx_thread_sleep(struct lx_proc *p, int64_t ns, uint64_t rem_gva)
 {
     struct lx_thread *cur = lx_current_thread(p);
-    int64_t now = (int64_t)now_ns();
     cur->state = LX_THREAD_SLEEP;
-    cur->wake_at_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+    cur->wake_at_ns = ns_after((int64_t)now_ns(), ns);
     cur->sleep_rem_gva = rem_gva;
     return lx_sched_switch(p);
 }
@@ -577,8 +576,7 @@ long lx_wait_fds(struct lx_proc *p, int64_t timeout_ns, lx_wait_attempt attempt,
     if (first_try) {
         /* The first try of this call: its own time limit runs from now. Redos keep it. */
         cur->in_event_wait = true;
-        cur->event_end_ns = timeout_ns < 0 ? -1
-                          : timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+        cur->event_end_ns = timeout_ns < 0 ? -1 : ns_after(now, timeout_ns);
     }
     /* A look without waiting while another thread can run: the others go first, and the
      * look is made at this thread's next turn. On several CPUs they would run meanwhile; here
@@ -619,8 +617,7 @@ uint64_t lx_wait_end_ns(struct lx_proc *p, int64_t timeout_ns)
     const struct lx_thread *cur = lx_current_thread(p);
     if (cur->in_event_wait && cur->event_end_ns >= 0)
         return (uint64_t)cur->event_end_ns;
-    int64_t now = (int64_t)now_ns();
-    return (uint64_t)(timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns);
+    return (uint64_t)ns_after((int64_t)now_ns(), timeout_ns);
 }
 
 long lx_thread_park(struct lx_proc *p, uint64_t nr)

@@ -255,7 +255,9 @@ def test_unrewritten_site_takes_the_shared_transport(kvmserver, programs):
     _, base_sys = exits_for(kvmserver, programs, "syscall-getuid", 0, options)
     _, many_sys = exits_for(kvmserver, programs, "syscall-getuid", CALLS, options)
     if Path("/sys/module/kvm_pvm").is_dir():
-        assert many_sys - base_sys < CALLS // 100, (base_sys, many_sys)
+        # Not one exit per call. A few fall back to exits while the poller is off its CPU:
+        # 17 with the machine to itself, 259-1150 with another process busy beside it.
+        assert many_sys - base_sys < CALLS // 10, (base_sys, many_sys)
     else:
         assert many_sys - base_sys >= CALLS, (base_sys, many_sys)
 
