@@ -57,8 +57,7 @@ struct lx_signals {
     uint64_t pending;                      /* not yet delivered: bit = signal number - 1 */
     struct lx_sig_origin origin[LX_NSIG];  /* how each pending signal was sent */
     int32_t target[LX_NSIG];               /* the thread it was sent to; 0 = any */
-    uint64_t altstack_sp, altstack_size;
-    int altstack_flags;
+    struct lx_altstack altstack;           /* the running thread's (thread.h) */
     bool suspended;                        /* in rt_sigsuspend: after the handler... */
     uint64_t suspend_mask;                 /* ...the mask goes back to this */
     struct lx_timer itimer_real;           /* alarm, setitimer(ITIMER_REAL): SIGALRM */

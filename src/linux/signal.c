@@ -148,7 +148,7 @@ long sys_rt_sigpending(struct lx_proc *p, const uint64_t a[6])
 
 static bool on_altstack(const struct lx_signals *s, uint64_t sp)
 {
-    return s->altstack_size && sp > s->altstack_sp && sp - s->altstack_sp <= s->altstack_size;
+    return s->altstack.size && sp > s->altstack.sp && sp - s->altstack.sp <= s->altstack.size;
 }
 
 static uint64_t user_rsp(struct lx_proc *p)
@@ -168,25 +168,25 @@ static long set_altstack(struct lx_proc *p, const struct guest_stack *ss, bool o
     if (mode != SS_DISABLE && mode != SS_ONSTACK && mode != 0)
         return -EINVAL;
     if (mode == SS_DISABLE) {
-        s->altstack_sp = 0;
-        s->altstack_size = 0;
+        s->altstack.sp = 0;
+        s->altstack.size = 0;
     } else if (ss->size < GUEST_MINSIGSTKSZ) {
         return -ENOMEM;
     } else {
-        s->altstack_sp = ss->sp;
-        s->altstack_size = ss->size;
+        s->altstack.sp = ss->sp;
+        s->altstack.size = ss->size;
     }
-    s->altstack_flags = ss->flags & GUEST_SS_AUTODISARM;
+    s->altstack.flags = ss->flags & GUEST_SS_AUTODISARM;
     return 0;
 }
 
 static struct guest_stack altstack_now(const struct lx_signals *s, uint64_t sp)
 {
     return (struct guest_stack){
-        .sp = s->altstack_sp,
-        .size = s->altstack_size,
-        .flags = (s->altstack_size == 0 ? SS_DISABLE : on_altstack(s, sp) ? SS_ONSTACK : 0) |
-                 (s->altstack_flags & GUEST_SS_AUTODISARM),
+        .sp = s->altstack.sp,
+        .size = s->altstack.size,
+        .flags = (s->altstack.size == 0 ? SS_DISABLE : on_altstack(s, sp) ? SS_ONSTACK : 0) |
+                 (s->altstack.flags & GUEST_SS_AUTODISARM),
     };
 }
 
@@ -293,8 +293,8 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
         return false;
     uint64_t sp = ctx->rsp;
     struct guest_stack saved_stack = altstack_now(s, sp);
-    if ((act->flags & SA_ONSTACK) && s->altstack_size && !on_altstack(s, sp))
-        sp = s->altstack_sp + s->altstack_size;
+    if ((act->flags & SA_ONSTACK) && s->altstack.size && !on_altstack(s, sp))
+        sp = s->altstack.sp + s->altstack.size;
     else
         sp -= GUEST_REDZONE;
     uint32_t fsize = xsave_size();
@@ -354,10 +354,10 @@ static bool run_handler(struct lx_proc *p, int sig, const struct kvm_regs *ctx,
     uint64_t handler = act->handler;
     if (act->flags & SA_RESETHAND)
         act->handler = GUEST_SIG_DFL;
-    if ((act->flags & SA_ONSTACK) && (s->altstack_flags & GUEST_SS_AUTODISARM) &&
-        s->altstack_size && !on_altstack(s, ctx->rsp)) {
-        s->altstack_sp = 0;
-        s->altstack_size = 0;
+    if ((act->flags & SA_ONSTACK) && (s->altstack.flags & GUEST_SS_AUTODISARM) &&
+        s->altstack.size && !on_altstack(s, ctx->rsp)) {
+        s->altstack.sp = 0;
+        s->altstack.size = 0;
     }
     struct kvm_regs r = *ctx;
     r.rip = handler;

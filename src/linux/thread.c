@@ -284,6 +284,8 @@ static long run_thread(struct lx_proc *p, int next)
     cur->suspend_mask = p->sig.suspend_mask;
     p->sig.suspended = nt->suspended;
     p->sig.suspend_mask = nt->suspend_mask;
+    cur->altstack = p->sig.altstack;
+    p->sig.altstack = nt->altstack;
     t->current = next;
     while (t->used > 1 && t->slot[t->used - 1].state == LX_THREAD_FREE)
         t->used--;
@@ -695,6 +697,7 @@ static long start_thread(struct lx_proc *p, uint64_t flags, uint64_t stack, uint
     th->clear_child_tid = (flags & CLONE_CHILD_CLEARTID) ? child_tid : 0;
     th->sigmask = p->sig.blocked;       /* a new thread inherits its creator's mask */
     th->suspended = false;
+    th->altstack = (struct lx_altstack){ 0 };   /* CLONE_VM: none of its creator's */
     t->count++;
     if (i == t->used)
         t->used++;

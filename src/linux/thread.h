@@ -23,6 +23,12 @@ enum lx_thread_state {
                              * call) when one of them is ready or its time is up */
 };
 
+/* sigaltstack's setting: each thread has its own (a new one has none, as on Linux). */
+struct lx_altstack {
+    uint64_t sp, size;          /* size 0: none */
+    int flags;                  /* SS_AUTODISARM */
+};
+
 struct lx_thread {
     int tid;
     enum lx_thread_state state;
@@ -56,6 +62,7 @@ struct lx_thread {
                                  * (the running one's are in lx_signals.blocked) */
     bool suspended;             /* the same for rt_sigsuspend's state (lx_signals) */
     uint64_t suspend_mask;
+    struct lx_altstack altstack;    /* and for its alternate signal stack */
     struct vm_thread_cpu cpu;   /* valid while it is not the running thread */
 };
 

@@ -122,6 +122,46 @@ static void altstack_test(void)
     printf("altstack: after: flags %d\n", now.ss_flags);
 }
 
+/* The alternate stack is per thread: a new thread has none, and one it sets up leaves the
+ * first thread's as it was (there was one for the whole program until 2026-12-04). */
+static char thread_altstack[64 * 1024];
+static volatile uintptr_t handler_sp;
+static void on_usr1_where(int sig) { (void)sig; char here; handler_sp = (uintptr_t)&here; }
+
+static int sp_in(uintptr_t sp, const char *stack, size_t size)
+{
+    return sp > (uintptr_t)stack && sp <= (uintptr_t)stack + size;
+}
+
+static void *altstack_thread(void *arg)
+{
+    (void)arg;
+    stack_t inherited;
+    sigaltstack(NULL, &inherited);
+    stack_t ss = { .ss_sp = thread_altstack, .ss_size = sizeof thread_altstack };
+    sigaltstack(&ss, NULL);
+    raise(SIGUSR1);
+    printf("altstack per thread: a new thread's disabled %d, its handler on its own %d\n",
+           (inherited.ss_flags & SS_DISABLE) != 0,
+           sp_in(handler_sp, thread_altstack, sizeof thread_altstack));
+    return NULL;
+}
+
+static void altstack_per_thread(void)
+{
+    struct sigaction sa = { .sa_handler = on_usr1_where, .sa_flags = SA_ONSTACK };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, altstack_thread, NULL);
+    pthread_join(t, NULL);
+    raise(SIGUSR1);         /* altstack_test set the first thread's */
+    stack_t now;
+    sigaltstack(NULL, &now);
+    printf("altstack per thread: the first thread's unchanged %d, its handler on it %d\n",
+           now.ss_sp == altstack, sp_in(handler_sp, altstack, sizeof altstack));
+}
+
 static void arith_traps(void)
 {
     install(SIGFPE, on_fault_jump, 0);
@@ -566,6 +606,7 @@ int main(void)
     segv_jump();
     segv_fix();
     altstack_test();
+    altstack_per_thread();
     arith_traps();
     flags_and_masks();
     between_threads();
