@@ -23,6 +23,9 @@ struct lx_sig_origin {
 /* Makes sig pending for thread tid (0: any thread of the process); a thread that waits is
  * woken with EINTR if the signal would interrupt it. */
 void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_origin *from);
+/* Thread tid exits: the signals sent to it alone, still pending, go with it (as on Linux;
+ * kept, no signal of their numbers could be sent again). */
+void lx_signal_forget_thread(struct lx_proc *p, int tid);
 /* Expired timers raise their signals; then: would a signal interrupt the running thread's
  * wait now (unblocked and not ignored)? */
 bool lx_signal_interrupts(struct lx_proc *p);

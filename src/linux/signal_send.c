@@ -137,6 +137,15 @@ void lx_signal_send(struct lx_proc *p, int sig, int tid, const struct lx_sig_ori
     th->state = LX_THREAD_RUNNABLE;
 }
 
+void lx_signal_forget_thread(struct lx_proc *p, int tid)
+{
+    for (int sig = 1; sig <= LX_NSIG; sig++)
+        if (tid && p->sig.target[sig - 1] == tid) {
+            p->sig.pending &= ~sig_bit(sig);
+            p->sig.target[sig - 1] = 0;
+        }
+}
+
 /* A timer that expired raises its signal, and is re-armed or disarmed. */
 static void timer_fire(struct lx_proc *p, struct lx_timer *t, int id, int64_t now)
 {

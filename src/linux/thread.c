@@ -519,6 +519,7 @@ long lx_thread_exit(struct lx_proc *p, int status)
         if (gm_write(p->vm, cur->clear_child_tid, &zero, sizeof zero) == 0)
             lx_futex_wake(p, cur->clear_child_tid, UINT32_MAX, 1);
     }
+    lx_signal_forget_thread(p, cur->tid);
     cur->state = LX_THREAD_FREE;
     cur->tid = 0;
     t->count--;

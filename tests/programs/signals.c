@@ -445,6 +445,40 @@ static void thread_timer(void)
            errno == EINVAL);
 }
 
+/* A signal sent to one thread that blocks it goes with that thread when it exits: the next
+ * one of its number for the process is taken (it was dropped, as still pending). */
+static volatile pid_t blocker_tid;
+static volatile int blocker_may_exit;
+static void *blocker(void *arg)
+{
+    (void)arg;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+    blocker_tid = (pid_t)syscall(SYS_gettid);
+    while (!blocker_may_exit)
+        sched_yield();
+    return NULL;
+}
+
+static void pending_dies_with_thread(void)
+{
+    install(SIGUSR1, on_count, 0);
+    count = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, blocker, NULL);
+    while (!blocker_tid)
+        sched_yield();
+    syscall(SYS_tgkill, getpid(), blocker_tid, SIGUSR1);
+    blocker_may_exit = 1;
+    pthread_join(t, NULL);
+    int before = count;
+    kill(getpid(), SIGUSR1);
+    printf("pending for an exited thread: handled %d, then one for the process %d\n", before,
+           count);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -616,6 +650,7 @@ int main(void)
     sleep_interrupted();
     process_signal_choice();
     thread_timer();
+    pending_dies_with_thread();
     suspend_across_threads();
     timers();
     pipes();
