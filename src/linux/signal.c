@@ -142,7 +142,7 @@ long sys_rt_sigpending(struct lx_proc *p, const uint64_t a[6])
 {
     if (a[1] > GUEST_SIGSET_SIZE)
         return -EINVAL;
-    uint64_t set = p->sig.pending & p->sig.blocked;
+    uint64_t set = lx_sig_pending_here(p) & p->sig.blocked;
     return gm_write(p->vm, a[0], &set, (size_t)a[1]) ? -EFAULT : 0;
 }
 

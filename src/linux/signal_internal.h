@@ -18,7 +18,10 @@ static const uint64_t UNBLOCKABLE = (1ull << (SIGKILL - 1)) | (1ull << (SIGSTOP 
 
 /* Would delivering sig do anything (run a handler, or end the process)? */
 bool lx_sig_acts(const struct lx_proc *p, int sig);
-/* Pending, unblocked signals the running thread may take, lowest number first; 0 if none. */
+/* The pending signals the running thread may take, blocked or not: those for the process
+ * and those sent to it, not another thread's. */
+uint64_t lx_sig_pending_here(const struct lx_proc *p);
+/* Of those, the lowest unblocked number; 0 if none. */
 int lx_sig_next_deliverable(const struct lx_proc *p);
 /* Expired timers raise their signals, and are re-armed or disarmed. */
 void lx_sig_fire_timers(struct lx_proc *p);

@@ -36,7 +36,6 @@ bool lx_sig_acts(const struct lx_proc *p, int sig)
     return handler == GUEST_SIG_DFL ? default_terminates(sig) : handler != GUEST_SIG_IGN;
 }
 
-/* Pending, unblocked signals the running thread may take, lowest number first. */
 /* The running thread's tid as the thread table knows it: the first thread's stays
  * LX_FIRST_TID, whatever pid it shows (see process.h). */
 static int own_tid(const struct lx_proc *p)
@@ -45,14 +44,22 @@ static int own_tid(const struct lx_proc *p)
     return tid ? tid : LX_FIRST_TID;
 }
 
+uint64_t lx_sig_pending_here(const struct lx_proc *p)
+{
+    int tid = own_tid(p);
+    uint64_t here = 0;
+    for (uint64_t rest = p->sig.pending; rest; rest &= rest - 1) {
+        int sig = __builtin_ctzll(rest) + 1;
+        if (!p->sig.target[sig - 1] || p->sig.target[sig - 1] == tid)
+            here |= sig_bit(sig);
+    }
+    return here;
+}
+
 int lx_sig_next_deliverable(const struct lx_proc *p)
 {
-    uint64_t ready = p->sig.pending & ~p->sig.blocked;
-    int tid = own_tid(p);
-    for (int sig = 1; ready && sig <= LX_NSIG; sig++)
-        if ((ready & sig_bit(sig)) && (!p->sig.target[sig - 1] || p->sig.target[sig - 1] == tid))
-            return sig;
-    return 0;
+    uint64_t ready = lx_sig_pending_here(p) & ~p->sig.blocked;
+    return ready ? __builtin_ctzll(ready) + 1 : 0;
 }
 
 /* The signals guest thread `slot` blocks: the running one's are in p->sig, the others' were

@@ -479,6 +479,51 @@ static void pending_dies_with_thread(void)
            count);
 }
 
+/* sigpending shows the calling thread's: those for the process and those sent to it, not
+ * another thread's (it showed every thread's). */
+static volatile int peer_step, peer_saw;
+static volatile pid_t peer_tid;
+static int usr2_pending(void)
+{
+    sigset_t set;
+    sigpending(&set);
+    return sigismember(&set, SIGUSR2);
+}
+
+static void *peer(void *arg)
+{
+    (void)arg;
+    peer_tid = (pid_t)syscall(SYS_gettid);      /* it inherited the blocked SIGUSR2 */
+    while (peer_step != 1)
+        sched_yield();
+    peer_saw = usr2_pending();
+    peer_step = 2;
+    return NULL;
+}
+
+static void pending_per_thread(void)
+{
+    install(SIGUSR2, on_count, 0);
+    count = 0;
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, peer, NULL);
+    while (!peer_tid)
+        sched_yield();
+    syscall(SYS_tgkill, getpid(), peer_tid, SIGUSR2);
+    int main_saw_peers = usr2_pending();
+    peer_step = 1;
+    pthread_join(t, NULL);
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGUSR2);
+    int main_saw_own = usr2_pending();
+    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    printf("sigpending per thread: the first sees the other's %d, the other its own %d, the "
+           "first its own %d, handled %d\n", main_saw_peers, peer_saw, main_saw_own, count);
+}
+
 /* JavaScriptCore's handshake: a helper thread, which blocks the signal itself, signals the
  * main thread while it waits in epoll_pwait or ppoll with a mask that lets the signal
  * through (its own mask blocks it); the handler posts a semaphore the helper waits on. */
@@ -651,6 +696,7 @@ int main(void)
     process_signal_choice();
     thread_timer();
     pending_dies_with_thread();
+    pending_per_thread();
     suspend_across_threads();
     timers();
     pipes();
