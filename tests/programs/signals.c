@@ -49,6 +49,25 @@ static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
     sigaction(sig, &sa, NULL);
 }
 
+/* The same for a handler that takes only the signal number. */
+static void install_plain(int sig, void (*fn)(int), int flags)
+{
+    struct sigaction sa = { .sa_handler = fn, .sa_flags = flags };
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* Starts fn in a thread, and waits until it has stored its tid in *tid. */
+static pthread_t start_thread(void *(*fn)(void *), void *arg, volatile pid_t *tid)
+{
+    *tid = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    while (!*tid)
+        sched_yield();
+    return t;
+}
+
 static void segv_jump(void)
 {
     install(SIGSEGV, on_fault_jump, 0);
@@ -149,9 +168,7 @@ static void *altstack_thread(void *arg)
 
 static void altstack_per_thread(void)
 {
-    struct sigaction sa = { .sa_handler = on_usr1_where, .sa_flags = SA_ONSTACK };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    install_plain(SIGUSR1, on_usr1_where, SA_ONSTACK);
     pthread_t t;
     pthread_create(&t, NULL, altstack_thread, NULL);
     pthread_join(t, NULL);
@@ -297,16 +314,10 @@ static void *futex_waiter(void *arg)
 
 static void futex_restart(int restart, int timed)
 {
-    struct sigaction sa = { .sa_handler = on_futex_sig, .sa_flags = restart ? SA_RESTART : 0 };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
+    install_plain(SIGUSR2, on_futex_sig, restart ? SA_RESTART : 0);
     futex_word = 0;
-    futex_tid = 0;
     futex_handled = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, futex_waiter, timed ? &futex_word : NULL);
-    while (!futex_tid)
-        sched_yield();
+    pthread_t t = start_thread(futex_waiter, timed ? &futex_word : NULL, &futex_tid);
     /* Signals until one has been handled, then 20 ms for the waiter to be back in its wait
      * (or to have failed). Then the word changes and a wake ends any wait. */
     struct timespec ts = { 0, 10000000 };
@@ -349,14 +360,8 @@ static void *sleeper(void *arg)
 
 static void sleep_interrupted(void)
 {
-    struct sigaction sa = { .sa_handler = on_futex_sig, .sa_flags = SA_RESTART };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
-    futex_tid = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, sleeper, NULL);
-    while (!futex_tid)
-        sched_yield();
+    install_plain(SIGUSR2, on_futex_sig, SA_RESTART);
+    pthread_t t = start_thread(sleeper, NULL, &futex_tid);
     for (int i = 0; i < 200 && !sleep_done; i++) {
         struct timespec ts = { 0, 10000000 };
         nanosleep(&ts, NULL);
@@ -370,13 +375,13 @@ static void sleep_interrupted(void)
  * does not block it, and a thread that sleeps meanwhile sleeps on (it used to be woken with
  * EINTR while the first thread ran the handler). */
 static volatile pid_t handler_tid;
-static volatile int nap_started;
+static volatile pid_t napper_tid;
 static void on_process_alarm(int sig) { (void)sig; handler_tid = (pid_t)syscall(SYS_gettid); }
 
 static void *napper(void *arg)
 {
     (void)arg;
-    nap_started = 1;
+    napper_tid = (pid_t)syscall(SYS_gettid);
     struct timespec ts = { 0, 300000000 };
     int r = nanosleep(&ts, NULL);
     printf("process signal: the sleeping thread's nanosleep returned %d\n", r);
@@ -385,14 +390,9 @@ static void *napper(void *arg)
 
 static void process_signal_choice(void)
 {
-    struct sigaction sa = { .sa_handler = on_process_alarm };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
+    install_plain(SIGALRM, on_process_alarm, 0);
     handler_tid = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, napper, NULL);
-    while (!nap_started)
-        sched_yield();
+    pthread_t t = start_thread(napper, NULL, &napper_tid);
     struct timespec settle = { 0, 20000000 };
     nanosleep(&settle, NULL);
     struct itimerval it = { .it_value = { 0, 20000 } };
@@ -422,15 +422,9 @@ static void *timed_thread(void *arg)
 
 static void thread_timer(void)
 {
-    struct sigaction sa = { .sa_handler = on_process_alarm, .sa_flags = SA_RESTART };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    install_plain(SIGUSR1, on_process_alarm, SA_RESTART);
     handler_tid = 0;
-    timed_tid = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, timed_thread, NULL);
-    while (!timed_tid)
-        sched_yield();
+    pthread_t t = start_thread(timed_thread, NULL, &timed_tid);
     struct sigevent ev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGUSR1 };
     ev.sigev_notify_thread_id = timed_tid;
     timer_t timer;
@@ -466,10 +460,7 @@ static void pending_dies_with_thread(void)
 {
     install(SIGUSR1, on_count, 0);
     count = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, blocker, NULL);
-    while (!blocker_tid)
-        sched_yield();
+    pthread_t t = start_thread(blocker, NULL, &blocker_tid);
     syscall(SYS_tgkill, getpid(), blocker_tid, SIGUSR1);
     blocker_may_exit = 1;
     pthread_join(t, NULL);
@@ -509,10 +500,7 @@ static void pending_per_thread(void)
     sigemptyset(&usr2);
     sigaddset(&usr2, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &usr2, NULL);
-    pthread_t t;
-    pthread_create(&t, NULL, peer, NULL);
-    while (!peer_tid)
-        sched_yield();
+    pthread_t t = start_thread(peer, NULL, &peer_tid);
     syscall(SYS_tgkill, getpid(), peer_tid, SIGUSR2);
     int main_saw_peers = usr2_pending();
     peer_step = 1;
