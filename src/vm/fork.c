@@ -292,6 +292,17 @@ static void restore_pages(struct vm *child, const void *unused, size_t from, siz
     }
 }
 
+/* Did the request just served leave this page other than frozen (ws_age's question)? */
+static bool changed_since_freeze(void *ctx, uint64_t page)
+{
+    const struct vm *child = ctx;
+    const uint8_t *has_data = child->origin->has_data;
+    uint64_t n = page / PAGE;
+    if (!(has_data[n / 8] & (1u << n % 8)))
+        return !page_is_zero(child->mem + page);
+    return memcmp(child->mem + page, child->origin->master->mem + page, PAGE) != 0;
+}
+
 /* The working set back to the image. Caller holds transport.exec. Table pages the host
  * edited are among them; the image's copies have every A bit set, so their subtrees are
  * scanned from then on: more work, never a missed page.
@@ -299,11 +310,12 @@ static void restore_pages(struct vm *child, const void *unused, size_t from, siz
  * restoring the page tables, but the vCPU may have cached them: kvm_pvm's shadow pages do
  * not see host edits of present entries. So the frames that gained rights are dropped
  * instead of copied: their translations go, and their contents are the frozen ones. The
- * pages whose keep time is over (see working_set.h) are dropped the same way. */
+ * pages whose keep time is over and that the request left as frozen (see working_set.h) are
+ * dropped the same way. */
 static int restore_working_set(struct vm *child, size_t *released)
 {
     ws_forget(&child->ws, &child->granted);
-    *released = ws_age(&child->ws);
+    *released = ws_age(&child->ws, changed_since_freeze, child);
     transport_share(child, child->ws.count, restore_pages, NULL);
     adopt_frozen_tables(child);
     int err = discard_pages(child, child->granted.pages, child->granted.count);

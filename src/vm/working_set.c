@@ -22,6 +22,13 @@ static unsigned log2u(unsigned n)
     return l;
 }
 
+/* The log2 keep time after `keep` that a page earned by being written again. */
+static unsigned longer(unsigned keep)
+{
+    keep += log2u(WS_KEEP_GROWTH);
+    return keep > log2u(WS_KEEP_MAX) ? log2u(WS_KEEP_MAX) : keep;
+}
+
 int ws_init(struct working_set *ws, uint64_t mem_size)
 {
     memset(ws, 0, sizeof *ws);
@@ -92,11 +99,8 @@ static int add_page(struct working_set *ws, uint64_t page, bool pin)
         keep = KEEP_PINNED;
     else if (!(*byte & RELEASED))
         keep = keep == KEEP_PINNED ? keep : log2u(WS_KEEP_FIRST);
-    else {                                  /* written again right after its release */
-        keep += log2u(WS_KEEP_GROWTH);
-        if (keep > log2u(WS_KEEP_MAX))
-            keep = log2u(WS_KEEP_MAX);
-    }
+    else                                    /* written again right after its release */
+        keep = longer(keep);
     *byte = (uint8_t)((*byte & RELEASED) | MEMBER | keep);
     ws->due[ws->count] = ws->age + (1u << (keep == KEEP_PINNED ? 0 : keep));
     ws->pages[ws->count++] = page;
@@ -157,15 +161,25 @@ static bool expired(const struct working_set *ws, size_t i)
     return (int32_t)(ws->due[i] - ws->age) <= 0;
 }
 
-size_t ws_age(struct working_set *ws)
+size_t ws_age(struct working_set *ws, bool (*changed)(void *ctx, uint64_t page), void *ctx)
 {
     for (size_t i = 0; i < ws->nreleased; i++)
         *byte_of(ws, ws->released[i]) &= (uint8_t)~RELEASED;
     ws->nreleased = 0;
     ws->age++;
     size_t n = 0;
-    for (size_t i = 0; i < ws->count; i++)
-        n += expired(ws, i);
+    for (size_t i = 0; i < ws->count; i++) {
+        if (!expired(ws, i))
+            continue;
+        uint8_t *byte = byte_of(ws, ws->pages[i]);
+        if (changed(ctx, ws->pages[i])) {   /* still written: kept longer, not released */
+            unsigned keep = longer(*byte & KEEP_MASK);
+            *byte = (uint8_t)((*byte & ~KEEP_MASK) | keep);
+            ws->due[i] = ws->age + (1u << keep);
+        } else {
+            n++;
+        }
+    }
     if (!n)
         return 0;
     if (n > ws->released_cap) {

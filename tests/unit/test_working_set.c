@@ -238,6 +238,29 @@ static void test_unwritten_pages_are_released(void **state)
     assert_true(ws_contains(&c->ws, SHARED_PAGE_ADDR));
 }
 
+/* A page every request changes stays kept: when its keep time is over it differs from the
+ * image, so it is kept longer instead of being dropped and faulted back. Once requests stop
+ * changing it (writing back its frozen contents counts as leaving it), it is released. */
+static void test_pages_still_written_stay_kept(void **state)
+{
+    struct fixture *f = *state;
+    struct vm *c = &f->child;
+    guest_write(c, DATA, 'G');
+    reset_ok(f, false);
+    for (unsigned n = 0; n < 2 * WS_KEEP_MAX; n++) {
+        memset(c->mem + DATA, 'G', PAGE);        /* a kept page's write sets no D bit */
+        struct vm_reset_stats st;
+        assert_int_equal(vm_reset_memory(c, &st), 0);
+        assert_frozen(f);
+        assert_int_equal(st.pages_released, 0);
+        assert_true(ws_contains(&c->ws, DATA));
+    }
+    memset(c->mem + DATA, 'F', PAGE);
+    unsigned n = resets_until_released(f);
+    assert_true(n >= 1 && n <= WS_KEEP_MAX);
+    assert_false(pt_lookup(&c->pt, DATA) & PTE_D);
+}
+
 static void test_working_set_records_allocation_failures(void **state)
 {
     (void)state;
@@ -329,6 +352,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recorded_writes_are_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritten_pages_are_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pages_still_written_stay_kept, setup, teardown),
         cmocka_unit_test(test_working_set_records_allocation_failures),
         cmocka_unit_test_setup_teardown(test_lost_host_write_makes_a_full_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_host_span_makes_a_full_reset, setup, teardown),
