@@ -14,6 +14,7 @@
 #include "base/units.h"
 #include "vm/clock.h"
 #include "vm/cpu_state.h"
+#include "vm/host_pages.h"
 #include "vm/image_map.h"
 #include "vm/kvm.h"
 #include "vm/layout.h"
@@ -274,6 +275,29 @@ static int restore_all(struct vm *child)
         return -ENOMEM;
     pin_host_pages(child);
     return 0;
+}
+
+/* See vm.h. An untouched page needs zeroing only where the master's copy holds data. */
+void vm_fork_zero(struct vm *vm, uint64_t gva, uint64_t len)
+{
+    const struct vm_snapshot *snap = vm->origin;
+    bool populated[HOST_PAGES_BATCH];
+    uint64_t pages = (len + PAGE - 1) / PAGE;
+    for (uint64_t done = 0; done < pages;) {
+        size_t n = pages - done < HOST_PAGES_BATCH ? (size_t)(pages - done) : HOST_PAGES_BATCH;
+        uint64_t first = gva + done * PAGE;
+        bool known = host_pages_populated(vm->mem + first, n, populated) == 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t page = first + i * PAGE, frame = page / PAGE;
+            bool untouched = known && !populated[i];
+            if (untouched && !(snap->has_data[frame / 8] & (1u << frame % 8)))
+                continue;                       /* a hole of the image: zeros */
+            if (untouched && page_is_zero(snap->master->mem + page))
+                continue;                       /* frozen as zeros */
+            vm_zero_page(vm, page);
+        }
+        done += n;
+    }
 }
 
 /* Entries [from, to) of the working set back to the frozen image. The poller copies some of

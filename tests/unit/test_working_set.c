@@ -20,6 +20,7 @@
 #include "vm/clock_page.h"
 #include "vm/fork.h"
 #include "vm/guest_mem.h"
+#include "vm/host_pages.h"
 #include "vm/layout.h"
 #include "vm/vm.h"
 #include "vm/working_set.h"
@@ -261,6 +262,34 @@ static void test_pages_still_written_stay_kept(void **state)
     assert_false(pt_lookup(&c->pt, DATA) & PTE_D);
 }
 
+/* Discarding a fork's pages (munmap, MAP_FIXED, MADV_DONTNEED) leaves zeros, whether the
+ * fork touched them or not, and looks only at the pages the host populated: an untouched
+ * page of a hole of the image stays unpopulated and out of the working set, and the reset
+ * brings the frozen contents back. */
+static void test_discarded_fork_pages_read_zero(void **state)
+{
+    struct fixture *f = *state;
+    struct vm *c = &f->child;
+    bool populated[3];
+    uint64_t hole = UNMAPPED + PAGE;            /* never written by the master either */
+    guest_write(c, FAR_DATA, 'G');
+    assert_int_equal(vm_discard(c, DATA, PAGE), 0);          /* untouched, frozen 'F' */
+    assert_int_equal(vm_discard(c, FAR_DATA, PAGE), 0);      /* written by the fork */
+    assert_int_equal(vm_discard(c, UNMAPPED, 2 * PAGE), 0);  /* untouched holes */
+    assert_true(page_is_zero(c->mem + DATA));
+    assert_true(page_is_zero(c->mem + FAR_DATA));
+    assert_int_equal(host_pages_populated(c->mem + UNMAPPED, 2, populated), 0);
+    assert_false(populated[0]);
+    assert_false(populated[1]);
+    assert_false(ws_contains(&c->ws, UNMAPPED));
+    assert_false(ws_contains(&c->ws, hole));
+    assert_true(page_is_zero(c->mem + UNMAPPED));
+    assert_true(page_is_zero(c->mem + hole));
+    assert_int_equal(host_pages_populated(c->mem + DATA, 1, populated), 0);
+    assert_true(populated[0]);
+    reset_ok(f, false);
+}
+
 static void test_working_set_records_allocation_failures(void **state)
 {
     (void)state;
@@ -353,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recorded_writes_are_restored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritten_pages_are_released, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages_still_written_stay_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discarded_fork_pages_read_zero, setup, teardown),
         cmocka_unit_test(test_working_set_records_allocation_failures),
         cmocka_unit_test_setup_teardown(test_lost_host_write_makes_a_full_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_host_span_makes_a_full_reset, setup, teardown),
