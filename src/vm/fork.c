@@ -277,6 +277,13 @@ static int restore_all(struct vm *child)
     return 0;
 }
 
+/* Does the frozen image hold data at guest-physical page `page` (not a hole of the memfd)? */
+static bool frozen_has_data(const struct vm_snapshot *snap, uint64_t page)
+{
+    uint64_t n = page / PAGE;
+    return snap->has_data[n / 8] & (1u << n % 8);
+}
+
 /* See vm.h. An untouched page needs zeroing only where the master's copy holds data. */
 void vm_fork_zero(struct vm *vm, uint64_t gva, uint64_t len)
 {
@@ -288,9 +295,9 @@ void vm_fork_zero(struct vm *vm, uint64_t gva, uint64_t len)
         uint64_t first = gva + done * PAGE;
         bool known = host_pages_populated(vm->mem + first, n, populated) == 0;
         for (size_t i = 0; i < n; i++) {
-            uint64_t page = first + i * PAGE, frame = page / PAGE;
+            uint64_t page = first + i * PAGE;
             bool untouched = known && !populated[i];
-            if (untouched && !(snap->has_data[frame / 8] & (1u << frame % 8)))
+            if (untouched && !frozen_has_data(snap, page))
                 continue;                       /* a hole of the image: zeros */
             if (untouched && page_is_zero(snap->master->mem + page))
                 continue;                       /* frozen as zeros */
@@ -306,10 +313,10 @@ void vm_fork_zero(struct vm *vm, uint64_t gva, uint64_t len)
 static void restore_pages(struct vm *child, const void *unused, size_t from, size_t to)
 {
     (void)unused;
-    const uint8_t *frozen = child->origin->master->mem, *has_data = child->origin->has_data;
+    const uint8_t *frozen = child->origin->master->mem;
     for (size_t i = from; i < to; i++) {
-        uint64_t page = child->ws.pages[i], n = page / PAGE;
-        if (has_data[n / 8] & (1u << n % 8))
+        uint64_t page = child->ws.pages[i];
+        if (frozen_has_data(child->origin, page))
             memcpy(child->mem + page, frozen + page, PAGE);
         else
             memset(child->mem + page, 0, PAGE);     /* a hole reads as zeros */
@@ -320,9 +327,7 @@ static void restore_pages(struct vm *child, const void *unused, size_t from, siz
 static bool changed_since_freeze(void *ctx, uint64_t page)
 {
     const struct vm *child = ctx;
-    const uint8_t *has_data = child->origin->has_data;
-    uint64_t n = page / PAGE;
-    if (!(has_data[n / 8] & (1u << n % 8)))
+    if (!frozen_has_data(child->origin, page))
         return !page_is_zero(child->mem + page);
     return memcmp(child->mem + page, child->origin->master->mem + page, PAGE) != 0;
 }

@@ -33,3 +33,18 @@ int host_pages_populated(const void *at, size_t n, bool populated[])
         populated[i] = entry[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
     return 0;
 }
+
+bool host_pages_any_populated(const void *at, uint64_t pages)
+{
+    bool populated[HOST_PAGES_BATCH];
+    for (uint64_t done = 0; done < pages;) {
+        size_t n = pages - done < HOST_PAGES_BATCH ? (size_t)(pages - done) : HOST_PAGES_BATCH;
+        if (host_pages_populated((const char *)at + done * PAGE, n, populated) < 0)
+            return true;
+        for (size_t i = 0; i < n; i++)
+            if (populated[i])
+                return true;
+        done += n;
+    }
+    return false;
+}

@@ -9,6 +9,7 @@
 #define KVMS_HOST_PAGES_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The most pages one host_pages_populated call answers for. */
 #define HOST_PAGES_BATCH 512
@@ -17,5 +18,7 @@
  * where the page is present or swapped out. Returns 0, or -1 when the host does not say
  * (no /proc): the caller must then treat every page as populated. */
 int host_pages_populated(const void *at, size_t n, bool populated[]);
+/* Is any of the `pages` pages from `at` populated? True too when the host does not say. */
+bool host_pages_any_populated(const void *at, uint64_t pages);
 
 #endif

@@ -440,20 +440,7 @@ static bool user_range_ok(const struct vm *vm, uint64_t gva, uint64_t len)
 #define FLUSH_ASK_MAX (4 * HOST_PAGES_BATCH)
 static bool any_populated(const struct vm *vm, uint64_t gva, uint64_t len)
 {
-    uint64_t pages = len / PAGE;
-    if (pages > FLUSH_ASK_MAX)
-        return true;
-    bool populated[HOST_PAGES_BATCH];
-    for (uint64_t done = 0; done < pages;) {
-        size_t n = pages - done < HOST_PAGES_BATCH ? (size_t)(pages - done) : HOST_PAGES_BATCH;
-        if (host_pages_populated(vm->mem + gva + done * PAGE, n, populated) < 0)
-            return true;
-        for (size_t i = 0; i < n; i++)
-            if (populated[i])
-                return true;
-        done += n;
-    }
-    return false;
+    return len / PAGE > FLUSH_ASK_MAX || host_pages_any_populated(vm->mem + gva, len / PAGE);
 }
 
 /* The vCPU caches translations (under kvm_pvm, a shadow page table that ignores host
